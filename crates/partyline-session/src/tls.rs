@@ -1,0 +1,106 @@
+//! TLS towards our own server, trusted by certificate pin.
+//!
+//! partyline servers are self-hosted and usually have a self-signed
+//! certificate, often on a bare IP address. Instead of a CA, the invite carries
+//! the SHA-256 of the server's certificate: a party accepts exactly that
+//! certificate, for the coordinator and for the relay, whatever the host name.
+//! Handshake signatures are still checked with the certificate's key, so only
+//! the holder of the pinned certificate's private key can complete the handshake.
+use std::sync::Arc;
+
+use partyline_wire::CertPin;
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
+
+/// The crypto provider partyline uses everywhere (ring, as iroh does).
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The pin of a DER-encoded certificate.
+pub fn pin_of(cert_der: &[u8]) -> CertPin {
+    CertPin(Sha256::digest(cert_der).into())
+}
+
+/// Accepts exactly the server certificate whose SHA-256 equals the pin.
+#[derive(Debug)]
+pub struct PinnedCertVerifier {
+    pin: CertPin,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl PinnedCertVerifier {
+    pub fn new(pin: CertPin, provider: &CryptoProvider) -> Self {
+        Self {
+            pin,
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ServerCertVerifier for PinnedCertVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if pin_of(end_entity) == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the server's certificate (sha256 {}) is not the one this invite pins ({}); someone may be impersonating the server",
+                pin_of(end_entity),
+                self.pin
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// A rustls client configuration that trusts only the pinned certificate.
+pub fn pinned_client_config(pin: CertPin) -> rustls::ClientConfig {
+    let provider = crypto_provider();
+    let verifier = Arc::new(PinnedCertVerifier::new(pin, &provider));
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth()
+}
+
+/// An HTTP client for the coordinator that trusts only the pinned certificate.
+pub fn pinned_http_client(pin: CertPin) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(pinned_client_config(pin))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("a client with a preconfigured rustls backend always builds")
+}
