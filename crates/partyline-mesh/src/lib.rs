@@ -1,1 +1,53 @@
-//! partyline-mesh
+//! The peer mesh: one authenticated QUIC connection to every other party, and
+//! the forwarding of the MPC program's TCP streams over them.
+//!
+//! Peers are dialled by endpoint id (an Ed25519 public key) taken from the
+//! verified roster, so the QUIC handshake itself proves who is on the other
+//! end; connections from any other key are closed at once. The only relay used
+//! is the session server's own, trusted by certificate pin; no public relay or
+//! address lookup service is ever contacted.
+//!
+//! # Layout
+//! - [`endpoint`]: binding our iroh endpoint (our relay only, fresh key).
+//! - [`connect`]: dialling and accepting exactly the roster's peers.
+//! - [`forward`]: local TCP listeners per peer and the byte pumps between TCP and QUIC.
+//! - [`ending`]: how a session ends: close codes and what peers learn from them.
+#![forbid(unsafe_code)]
+
+pub mod connect;
+pub mod ending;
+pub mod endpoint;
+pub mod forward;
+
+pub use connect::{PathKind, PeerLink, connect_all};
+pub use ending::{CloseCode, PeerEvent, PeerEventKind};
+pub use endpoint::{MeshConfig, PartyEndpoint};
+pub use forward::Forwarder;
+
+/// The ALPN of partyline's peer protocol; the version changes with the stream format.
+pub const ALPN: &[u8] = b"partyline/mesh/1";
+
+/// What can go wrong while building the mesh.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    #[error("cannot open a network endpoint: {0}")]
+    Bind(String),
+    #[error("the relay URL {0:?} is not valid")]
+    BadRelayUrl(String),
+    #[error(
+        "cannot reach the session's relay at {url} within {secs}s; check that the server is running and that this machine can reach it"
+    )]
+    RelayUnreachable { url: String, secs: u64 },
+    #[error("could not connect to party {index} ({name}): {reason}")]
+    Connect {
+        index: usize,
+        name: String,
+        reason: String,
+    },
+    #[error(
+        "gave up after {secs}s waiting for connections from: {missing}; they may have lost their network or quit"
+    )]
+    Timeout { secs: u64, missing: String },
+    #[error("cannot open a local port for forwarding: {0}")]
+    LocalPort(#[from] std::io::Error),
+}

@@ -1,1 +1,428 @@
-//! partyline-server
+//! partyline's server: the session coordinator and an iroh relay, in one process.
+//!
+//! A party creates a session here and puts its id in the invite. Every party
+//! then announces itself (name, iroh endpoint, addresses) and waits until all
+//! have; after that the parties talk to each other directly with iroh, or
+//! through the relay when they cannot. The announcements are authenticated
+//! with a key derived from the invite secret, which the server never sees: it
+//! stores and forwards them, and can neither forge nor check them.
+//!
+//! Both the coordinator and the relay serve one self-signed certificate;
+//! parties trust it because the invite carries its SHA-256 (the pin).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), partyline_server::ServerError> {
+//! let server = partyline_server::start(partyline_server::ServerConfig::default()).await?;
+//! println!("partyline create --server '{}'", server.server_link());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - this file: the configuration, [`start`], which binds the ports and wires
+//!   the parts together, and [`RunningServer`], which stops them.
+//! - `tls`: the certificate, made on first start and kept in the data directory.
+//! - `store`: sessions and announcements in SQLite; all state lives there.
+//! - `api`: the HTTP handlers of the coordinator's JSON API.
+//! - `changes`: in-memory doorbells that wake long-polls when a session changes.
+//! - `limits`: how many sessions one client may create per minute.
+//! - `expiry`: the background sweep that deletes expired sessions.
+//! - `relay`: iroh's relay server and its QUIC address discovery.
+#![forbid(unsafe_code)]
+
+mod api;
+mod changes;
+mod expiry;
+mod limits;
+mod relay;
+mod store;
+mod tls;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+pub use partyline_wire::CertPin;
+use partyline_wire::api::ServerInfo;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::relay::Relay;
+use crate::tls::{Identity, certificate_error};
+
+/// How long open connections get to finish when the server stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The database file in the data directory.
+const DATABASE_FILE: &str = "partyline.sqlite3";
+
+/// How to run the server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where the coordinator serves HTTPS; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Where the relay serves HTTPS (TCP); its QUIC address discovery takes
+    /// the same port number on UDP if it is free. By default the IP of
+    /// `listen` and the next port (or any free port when `listen` asks for one).
+    pub relay_listen: Option<SocketAddr>,
+    /// The coordinator's URL as parties reach it, `https://host:port`. By
+    /// default the listening address, with loopback for an unspecified IP.
+    pub public_url: Option<String>,
+    /// The relay's URL as parties reach it. By default the host of
+    /// `public_url` with the relay's port.
+    pub public_relay_url: Option<String>,
+    /// Holds the database and the TLS certificate; created if missing.
+    pub data_dir: PathBuf,
+    /// How long the server keeps a session.
+    pub session_ttl: Duration,
+    /// Sessions one IP address (an IPv6 /64) may create per minute; 0 means no limit.
+    pub max_creates_per_minute_per_ip: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 7700),
+            relay_listen: None,
+            public_url: None,
+            public_relay_url: None,
+            data_dir: default_data_dir(),
+            session_ttl: Duration::from_secs(24 * 60 * 60),
+            max_creates_per_minute_per_ip: 30,
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/partyline`, else `~/.local/share/partyline`, else
+/// `./partyline-data`.
+fn default_data_dir() -> PathBuf {
+    let xdg = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute());
+    let home = || std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share"));
+    xdg.or_else(home).map_or_else(
+        || PathBuf::from("partyline-data"),
+        |base| base.join("partyline"),
+    )
+}
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("port {port} is in use: pass --listen with another port")]
+    ListenPortInUse { port: u16 },
+    #[error("relay port {port} is in use: pass --relay-listen with another port")]
+    RelayPortInUse { port: u16 },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot use {} as the data directory: {source}; pass --data-dir with a writable directory", path.display())]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {}: {source}; if it is damaged, move it away to start with no sessions", path.display())]
+    Database {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the TLS certificate in {} is unusable: {reason}; restore cert.pem and key.pem from a backup, \
+         or delete both to make a new certificate (invites and server links made before then stop working)",
+        dir.display()
+    )]
+    Certificate { dir: PathBuf, reason: String },
+    #[error(
+        "{url:?} is not a usable public URL: write it like https://example.org:7700, without a path"
+    )]
+    PublicUrl { url: String },
+    #[error("the relay did not start: {reason}")]
+    Relay { reason: String },
+}
+
+/// A running server; [`RunningServer::shutdown`] stops it. Dropping it
+/// stops it too, without waiting for open requests.
+pub struct RunningServer {
+    url: String,
+    relay_url: String,
+    pin: CertPin,
+    stop: DropGuard,
+    coordinator: JoinHandle<std::io::Result<()>>,
+    sweeper: JoinHandle<()>,
+    relay: Relay,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("url", &self.url)
+            .field("relay_url", &self.relay_url)
+            .field("pin", &self.pin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningServer {
+    /// The coordinator's public URL, `https://host:port`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The relay's public URL, `https://host:port`.
+    pub fn relay_url(&self) -> &str {
+        &self.relay_url
+    }
+
+    /// The SHA-256 of the certificate both the coordinator and the relay serve.
+    pub fn pin(&self) -> CertPin {
+        self.pin
+    }
+
+    /// `https://host:port#sha256=<pin>`: what `partyline create --server` takes.
+    pub fn server_link(&self) -> String {
+        format!("{}#sha256={}", self.url, self.pin)
+    }
+
+    /// Stops taking requests, lets open ones finish (long-polls answer at
+    /// once), and stops the relay.
+    pub async fn shutdown(self) {
+        let Self {
+            stop,
+            coordinator,
+            sweeper,
+            relay,
+            ..
+        } = self;
+        drop(stop);
+        match coordinator.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("coordinator stopped with an error: {e}"),
+            Err(e) => tracing::warn!("coordinator task failed: {e}"),
+        }
+        if let Err(e) = sweeper.await {
+            tracing::warn!("expiry task failed: {e}");
+        }
+        relay.shutdown().await;
+        tracing::info!("server stopped");
+    }
+}
+
+/// Starts the coordinator and the relay.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let data_dir = config.data_dir;
+    std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let public_url = config.public_url.as_deref().map(check_url).transpose()?;
+    let public_relay_url = config
+        .public_relay_url
+        .as_deref()
+        .map(check_url)
+        .transpose()?;
+
+    let listener = bind(config.listen)?;
+    let listen = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let url = public_url.unwrap_or_else(|| {
+        let ip = match listen.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+            IpAddr::V6(ip) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        format!("https://{}", SocketAddr::new(ip, listen.port()))
+    });
+
+    let mut names = vec![host_of(&url)];
+    names.extend(public_relay_url.as_deref().map(host_of));
+    let names: Vec<String> = names
+        .into_iter()
+        .map(|host| {
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string()
+        })
+        .collect();
+    let identity = Identity::load_or_create(&data_dir, &names)?;
+    let api_tls = identity
+        .server_config(&[b"h2", b"http/1.1"])
+        .map_err(|reason| certificate_error(&data_dir, reason))?;
+    let relay_tls = identity
+        .server_config(&[])
+        .map_err(|reason| certificate_error(&data_dir, reason))?;
+
+    let database = data_dir.join(DATABASE_FILE);
+    let store = store::Store::open(&database).map_err(|source| ServerError::Database {
+        path: database,
+        source,
+    })?;
+
+    let relay_listen = config.relay_listen.unwrap_or_else(|| {
+        let port = match config.listen.port() {
+            0 => 0,
+            port => port.checked_add(1).unwrap_or(0),
+        };
+        SocketAddr::new(listen.ip(), port)
+    });
+    let relay = Relay::spawn(relay_listen, relay_tls).await?;
+    let relay_url = public_relay_url
+        .unwrap_or_else(|| format!("https://{}:{}", host_of(&url), relay.https_addr.port()));
+
+    let stopping = CancellationToken::new();
+    let app = Arc::new(api::App {
+        store,
+        changes: changes::Changes::default(),
+        create_limit: limits::CreateLimit::new(config.max_creates_per_minute_per_ip),
+        info: ServerInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            relay_url: relay_url.clone(),
+            relay_quic_port: relay.quic_port,
+        },
+        session_ttl: config.session_ttl,
+        stopping: stopping.clone(),
+    });
+    let handle = axum_server::Handle::new();
+    let server =
+        axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(api_tls)))
+            .map_err(|source| ServerError::Listen {
+                addr: listen,
+                source,
+            })?
+            .handle(handle.clone());
+    let service = api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let coordinator = tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            let serve = server.serve(service);
+            tokio::pin!(serve);
+            tokio::select! {
+                result = &mut serve => result,
+                () = stopping.cancelled() => {
+                    handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+                    serve.await
+                }
+            }
+        }
+    });
+    let sweeper = tokio::spawn(expiry::sweep_until_stopped(app));
+
+    tracing::info!(
+        %url,
+        %relay_url,
+        relay_quic_port = ?relay.quic_port,
+        pin = %identity.pin,
+        "partyline server running"
+    );
+    Ok(RunningServer {
+        url,
+        relay_url,
+        pin: identity.pin,
+        stop: stopping.drop_guard(),
+        coordinator,
+        sweeper,
+        relay,
+    })
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServerError> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ServerError::ListenPortInUse { port: addr.port() }
+        } else {
+            ServerError::Listen { addr, source }
+        }
+    })?;
+    // tokio takes over the socket and needs it non-blocking.
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServerError::Listen { addr, source })?;
+    Ok(listener)
+}
+
+/// Checks that `url` is `https://host[:port]` and drops a trailing slash.
+fn check_url(url: &str) -> Result<String, ServerError> {
+    let bad = || ServerError::PublicUrl {
+        url: url.to_string(),
+    };
+    let trimmed = url.trim().trim_end_matches('/');
+    let authority = trimmed.strip_prefix("https://").ok_or_else(bad)?;
+    if authority.contains(['/', '?', '#', '@']) || authority.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    let host = host_of(trimmed);
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    let host_ok = !host.is_empty() && (bracketed || !host.contains(':'));
+    let port_ok = match &authority[host.len()..] {
+        "" => true,
+        port => port
+            .strip_prefix(':')
+            .is_some_and(|p| p.parse::<u16>().is_ok()),
+    };
+    if host_ok && port_ok {
+        Ok(trimmed.to_string())
+    } else {
+        Err(bad())
+    }
+}
+
+/// The host of a checked `https://host[:port]` URL, IPv6 in brackets.
+fn host_of(url: &str) -> &str {
+    let authority = url.strip_prefix("https://").unwrap_or(url);
+    if authority.starts_with('[') {
+        return authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end]);
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _port)| host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_are_checked() {
+        assert_eq!(
+            check_url("https://example.org:7700/").unwrap(),
+            "https://example.org:7700"
+        );
+        assert_eq!(
+            check_url("https://[::1]:7700").unwrap(),
+            "https://[::1]:7700"
+        );
+        assert_eq!(
+            check_url("https://example.org").unwrap(),
+            "https://example.org"
+        );
+        for bad in [
+            "http://example.org",
+            "https://",
+            "https://example.org/path",
+            "https://example.org:port",
+            "https://:7700",
+            "https://::1:7700",
+            "https://[::1]x",
+            "example.org:7700",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hosts_come_out_of_urls() {
+        assert_eq!(host_of("https://example.org:7700"), "example.org");
+        assert_eq!(host_of("https://example.org"), "example.org");
+        assert_eq!(host_of("https://[::1]:7700"), "[::1]");
+        assert_eq!(host_of("https://[::1]"), "[::1]");
+        assert_eq!(host_of("https://127.0.0.1:1"), "127.0.0.1");
+    }
+}

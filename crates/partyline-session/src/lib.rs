@@ -1,8 +1,53 @@
 //! The party's side of the coordinator: create a session, announce ourselves,
 //! wait for everyone, and verify what the coordinator hands back.
 //!
+//! Nothing the coordinator says is believed without a check: its TLS
+//! certificate must match the invite's pin, and every announcement it relays
+//! must carry a valid MAC under the invite secret (see `partyline_wire`).
+//!
 //! # Layout
 //! - [`tls`]: trusting our self-hosted server by certificate pin.
+//! - [`link`]: the `https://host:port#sha256=PIN` server address.
+//! - [`coordinator`]: the HTTPS API client.
+//! - [`join`]: announce, wait with progress, verify the roster.
 #![forbid(unsafe_code)]
 
+pub mod coordinator;
+pub mod join;
+pub mod link;
 pub mod tls;
+
+use std::time::Duration;
+
+pub use coordinator::Coordinator;
+pub use join::{Progress, announce_and_wait};
+pub use link::ServerLink;
+
+/// What can go wrong between a party and the coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(
+        "cannot reach the partyline server at {url}: {reason}. Is the server running, and is the address in the invite right?"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "the server at {url} showed a TLS certificate this invite does not trust ({reason}); someone may be impersonating the server, or the server was reinstalled: ask for a new invite"
+    )]
+    WrongCertificate { url: String, reason: String },
+    #[error("the server refused the request ({status}): {message}")]
+    Api { status: u16, message: String },
+    #[error(
+        "the server at {url} sent an answer partyline does not understand ({reason}); is it a partyline server of the same version?"
+    )]
+    BadResponse { url: String, reason: String },
+    #[error(transparent)]
+    Roster(#[from] partyline_wire::RosterError),
+    #[error("this session has already finished; ask for a new invite")]
+    AlreadyFinished,
+    #[error("gave up after {}s: {} of {expected} parties joined ({}); the others have not run `partyline join` with this invite yet. Raise --timeout to wait longer", waited.as_secs(), joined.len(), if joined.is_empty() { "none".to_string() } else { joined.join(", ") })]
+    JoinTimeout {
+        joined: Vec<String>,
+        expected: usize,
+        waited: Duration,
+    },
+}

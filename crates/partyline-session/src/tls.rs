@@ -84,6 +84,83 @@ impl ServerCertVerifier for PinnedCertVerifier {
     }
 }
 
+/// Accepts any certificate (still checking handshake signatures) and remembers
+/// it: trust on first use, for `partyline create` against a server given
+/// without a pin. The pin it learns goes into the invite, so every joining
+/// party then checks the very certificate the creator saw.
+#[derive(Debug)]
+struct FirstUseVerifier {
+    seen: std::sync::Mutex<Option<CertPin>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for FirstUseVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.seen.lock().expect("never poisoned") = Some(pin_of(end_entity));
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Connects to the server once and returns the pin of the certificate it shows.
+pub async fn learn_pin(server_url: &str) -> Result<CertPin, crate::SessionError> {
+    let provider = crypto_provider();
+    let verifier = Arc::new(FirstUseVerifier {
+        seen: std::sync::Mutex::new(None),
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("a client with a preconfigured rustls backend always builds");
+    let unreachable = |reason: String| crate::SessionError::Unreachable {
+        url: server_url.to_string(),
+        reason,
+    };
+    client
+        .get(format!("{server_url}/v1/info"))
+        .send()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let seen = *verifier.seen.lock().expect("never poisoned");
+    seen.ok_or_else(|| unreachable("the server presented no certificate".into()))
+}
+
 /// A rustls client configuration that trusts only the pinned certificate.
 pub fn pinned_client_config(pin: CertPin) -> rustls::ClientConfig {
     let provider = crypto_provider();

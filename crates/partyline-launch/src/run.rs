@@ -1,0 +1,89 @@
+//! [`RunningProgram`]: the started program, waited for or stopped, and
+//! [`exit_code`], the code partyline passes on.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use tokio::process::Child;
+
+use crate::error::LaunchError;
+use crate::program::ProgramSpec;
+use crate::sys;
+
+/// The party's program while it runs.
+#[derive(Debug)]
+pub struct RunningProgram {
+    child: Child,
+    name: String,
+}
+
+impl RunningProgram {
+    /// Starts the program described by `spec`.
+    ///
+    /// On Linux the program is killed when the calling thread's process dies;
+    /// call this from a thread that lives as long as the program (see
+    /// [`ProgramSpec::command`]).
+    pub fn spawn(spec: &ProgramSpec) -> Result<Self, LaunchError> {
+        spec.check()?;
+        let name = spec.display_name();
+        let child = spec
+            .command()
+            .spawn()
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::NotFound => LaunchError::ProgramNotFound {
+                    program: name.clone(),
+                },
+                io::ErrorKind::PermissionDenied => LaunchError::ProgramNotExecutable {
+                    program: name.clone(),
+                },
+                _ => LaunchError::ProgramSpawn {
+                    program: name.clone(),
+                    source,
+                },
+            })?;
+        tracing::debug!(pid = ?child.id(), argv = ?spec.argv(), "started the program");
+        Ok(Self { child, name })
+    }
+
+    /// The program's process id, until it has been waited for.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits for the program to exit.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.child.wait().await
+    }
+
+    /// Asks the program to stop with SIGTERM and SIGKILLs it if it is still
+    /// running after `grace`; returns its exit status. Returns at once if it
+    /// has exited already.
+    pub async fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(status);
+        }
+        // try_wait just saw the child unreaped, so its pid is still ours.
+        if let Some(pid) = self.child.id() {
+            sys::send_sigterm(pid)?;
+        }
+        if let Ok(status) = tokio::time::timeout(grace, self.child.wait()).await {
+            return status;
+        }
+        tracing::warn!(program = %self.name, ?grace, "the program ignored SIGTERM; killing it");
+        self.child.start_kill()?;
+        self.child.wait().await
+    }
+}
+
+/// The code partyline should exit with for the program's `status`: its exit
+/// code, or 128 + the signal that killed it, as shells report it.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    // A status from wait is either an exit or a signal; 1 covers anything
+    // else without pretending success.
+    status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(1)
+}

@@ -1,0 +1,57 @@
+//! The crate's only unsafe code: two thin libc calls that neither std nor
+//! tokio offers.
+
+use std::io;
+
+use tokio::process::Command;
+
+/// Makes the kernel SIGKILL the program as soon as partyline dies, however it
+/// dies (`kill_on_drop` covers only orderly exits; SIGKILL or a crash skip
+/// it). A program left behind would keep its ports and, for MPyC, hang the
+/// other parties.
+///
+/// The kernel ties the signal to the thread that spawns the child, not to the
+/// process: spawn from a thread that lives as long as the program, such as a
+/// tokio worker or the main thread, not from a short-lived blocking thread.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn kill_with_parent(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: prctl and getppid are, and the
+    // closure neither allocates nor takes locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            // prctl is variadic and the kernel reads every argument as an
+            // unsigned long: pass them at that width.
+            let signal = libc::SIGKILL as libc::c_ulong;
+            let unused: libc::c_ulong = 0;
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal, unused, unused, unused) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            // partyline may have died between fork and prctl, in which case
+            // no signal will ever come: the child was reparented already.
+            if std::os::unix::process::parent_id() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Elsewhere only `kill_on_drop` protects against a program left behind.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn kill_with_parent(_cmd: &mut Command) {}
+
+/// Sends SIGTERM to `pid`, which must be a child that has not been reaped yet
+/// (so that the pid cannot have been reused by an unrelated process).
+#[allow(unsafe_code)]
+pub(crate) fn send_sigterm(pid: u32) -> io::Result<()> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Our iroh endpoint for one session.
+use std::time::Duration;
+
+use iroh::endpoint::{IdleTimeout, QuicTransportConfig, presets};
+use iroh::tls::CaTlsConfig;
+use iroh::{Endpoint, RelayConfig, RelayMode, RelayUrl, SecretKey};
+use iroh_relay::RelayQuicConfig;
+use partyline_wire::{CertPin, EndpointKey};
+
+use crate::{ALPN, MeshError};
+
+/// How long a silent peer is given before it counts as gone. Short, because a
+/// party that vanished must end the session within seconds; keep-alives every
+/// second keep healthy connections far from it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+const KEEP_ALIVE: Duration = Duration::from_secs(1);
+const ONLINE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Where our session's relay is and how to trust it.
+#[derive(Clone, Debug)]
+pub struct MeshConfig {
+    pub relay_url: String,
+    pub relay_quic_port: Option<u16>,
+    pub pin: CertPin,
+    /// No direct paths at all: every packet goes through the relay.
+    pub relay_only: bool,
+}
+
+/// Our endpoint: a fresh key for every session, our relay only.
+#[derive(Clone, Debug)]
+pub struct PartyEndpoint {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) relay_url: RelayUrl,
+}
+
+impl PartyEndpoint {
+    /// Binds the endpoint and waits until it is connected to its relay, so that
+    /// peers can reach it the moment they learn its id.
+    pub async fn bind(config: &MeshConfig) -> Result<Self, MeshError> {
+        let relay_url: RelayUrl = config
+            .relay_url
+            .parse()
+            .map_err(|_| MeshError::BadRelayUrl(config.relay_url.clone()))?;
+        let quic = config.relay_quic_port.map(RelayQuicConfig::new);
+        let relay_map = RelayConfig::new(relay_url.clone(), quic).into();
+        let pin = config.pin;
+        let ca = CaTlsConfig::custom_server_cert_verifier(std::sync::Arc::new(move |provider| {
+            Ok(
+                std::sync::Arc::new(partyline_session::tls::PinnedCertVerifier::new(
+                    pin, &provider,
+                )) as _,
+            )
+        }));
+        let transport = QuicTransportConfig::builder()
+            .max_idle_timeout(Some(
+                IdleTimeout::try_from(IDLE_TIMEOUT).expect("5 s is a valid idle timeout"),
+            ))
+            .keep_alive_interval(KEEP_ALIVE)
+            .max_concurrent_bidi_streams(1024u32.into())
+            .build();
+        let mut builder = Endpoint::builder(presets::Minimal)
+            .secret_key(SecretKey::generate())
+            .relay_mode(RelayMode::Custom(relay_map))
+            .ca_tls_config(ca)
+            .transport_config(transport)
+            .alpns(vec![ALPN.to_vec()]);
+        if config.relay_only {
+            builder = builder.clear_ip_transports();
+        }
+        let endpoint = builder
+            .bind()
+            .await
+            .map_err(|e| MeshError::Bind(e.to_string()))?;
+        if tokio::time::timeout(ONLINE_TIMEOUT, endpoint.online())
+            .await
+            .is_err()
+        {
+            endpoint.close().await;
+            return Err(MeshError::RelayUnreachable {
+                url: config.relay_url.clone(),
+                secs: ONLINE_TIMEOUT.as_secs(),
+            });
+        }
+        Ok(Self {
+            endpoint,
+            relay_url,
+        })
+    }
+
+    pub fn key(&self) -> EndpointKey {
+        EndpointKey(*self.endpoint.id().as_bytes())
+    }
+
+    pub fn relay_url(&self) -> String {
+        self.relay_url.to_string()
+    }
+
+    /// The direct addresses peers may try, as `ip:port` strings.
+    pub fn direct_addrs(&self) -> Vec<String> {
+        self.endpoint
+            .addr()
+            .ip_addrs()
+            .map(|a| a.to_string())
+            .collect()
+    }
+
+    /// Closes every connection and waits briefly for the closes to be sent.
+    pub async fn close(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.endpoint.close()).await;
+    }
+}

@@ -1,0 +1,375 @@
+//! The coordinator's HTTP API, as documented in [`partyline_wire::api`].
+//!
+//! Every answer that is not a success is an [`ApiError`] with a message meant
+//! for the person running the client, including the ones axum produces itself
+//! (bad JSON, wrong content type, unknown path): handlers take their
+//! extractors as `Result`s and turn rejections into [`Failure`]s.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use partyline_wire::api::{
+    ApiError, CreateSession, ServerInfo, SessionCreated, SessionState, SessionView,
+};
+use partyline_wire::{EndpointKey, MAX_PARTIES, SessionId, SignedAnnouncement};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::changes::Changes;
+use crate::limits::CreateLimit;
+use crate::store::{NewSession, Store, StoreError};
+
+/// The longest announcement body the server keeps. Real ones are a few
+/// hundred bytes; the limit keeps a session from being used as storage.
+const MAX_ANNOUNCEMENT_BYTES: usize = 8 * 1024;
+/// The longest request body read at all: an announcement at the limit,
+/// JSON-escaped, fits.
+const MAX_REQUEST_BYTES: usize = 8 * MAX_ANNOUNCEMENT_BYTES;
+/// The longest session label, in characters.
+const MAX_LABEL_CHARS: usize = 100;
+/// The longest a long-poll is held, whatever the client asks: short enough
+/// for proxies and NATs to keep the connection.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// What every request handler can reach.
+pub(crate) struct App {
+    pub(crate) store: Store,
+    pub(crate) changes: Changes,
+    pub(crate) create_limit: CreateLimit,
+    pub(crate) info: ServerInfo,
+    pub(crate) session_ttl: Duration,
+    /// Cancelled when the server stops; long-polls answer at once then.
+    pub(crate) stopping: CancellationToken,
+}
+
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/info", get(info))
+        .route("/v1/sessions", post(create_session))
+        .route("/v1/sessions/{id}", get(get_session))
+        .route("/v1/sessions/{id}/announcements", post(announce))
+        .route("/v1/sessions/{id}/announcements/{endpoint}", delete(leave))
+        .route("/v1/sessions/{id}/done", post(done))
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(app)
+}
+
+async fn info(State(app): State<Arc<App>>) -> Json<ServerInfo> {
+    Json(app.info.clone())
+}
+
+async fn create_session(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<CreateSession>, JsonRejection>,
+) -> Result<(StatusCode, Json<SessionCreated>), Failure> {
+    let Json(request) = body?;
+    if !(1..=MAX_PARTIES).contains(&request.parties) {
+        return Err(Failure::bad_request(format!(
+            "a session has 1 to {MAX_PARTIES} parties, not {}",
+            request.parties
+        )));
+    }
+    if let Some(label) = &request.label {
+        let chars = label.chars().count();
+        if chars > MAX_LABEL_CHARS {
+            return Err(Failure::bad_request(format!(
+                "the label has {chars} characters; the limit is {MAX_LABEL_CHARS}"
+            )));
+        }
+        if label.chars().any(char::is_control) {
+            return Err(Failure::bad_request(
+                "the label must not contain control characters",
+            ));
+        }
+    }
+    if let Err(wait) = app.create_limit.take(peer.ip(), Instant::now()) {
+        let secs = wait.as_secs() + 1;
+        return Err(Failure {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "too many sessions created from {}: try again in {secs} s",
+                peer.ip()
+            ),
+            retry_after: Some(secs),
+        });
+    }
+
+    let now_ms = unix_millis();
+    let ttl_ms = u64::try_from(app.session_ttl.as_millis()).unwrap_or(u64::MAX);
+    let session = NewSession {
+        id: SessionId::random(),
+        parties: request.parties,
+        label: request.label,
+        created_at: now_ms / 1000,
+        // Rounded up, so a session lives at least its whole time to live.
+        expires_at: now_ms.saturating_add(ttl_ms).div_ceil(1000),
+    };
+    let created = SessionCreated {
+        session: session.id,
+        expires_at: session.expires_at,
+    };
+    let parties = session.parties;
+    app.store
+        .create(session)
+        .await
+        .map_err(|e| Failure::from_store(created.session, e))?;
+    tracing::info!(session = %created.session, parties, "session created");
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[derive(Deserialize)]
+struct Poll {
+    /// The number of announcements the client already has.
+    seen: Option<usize>,
+    /// How long to hold the answer back, in seconds, while nothing changes.
+    wait: Option<u64>,
+}
+
+async fn get_session(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Poll>, QueryRejection>,
+) -> Result<Json<SessionView>, Failure> {
+    let id = session_id(path?)?;
+    let Query(poll) = query?;
+    let wait = Duration::from_secs(poll.wait.unwrap_or(0)).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = app.changes.subscribe(id);
+    loop {
+        let view = app
+            .store
+            .view(id, unix_secs())
+            .await
+            .map_err(|e| Failure::from_store(id, e))?;
+        let unchanged =
+            poll.seen == Some(view.announcements.len()) && view.state != SessionState::Done;
+        if !unchanged {
+            return Ok(Json(view));
+        }
+        tokio::select! {
+            rang = changes.changed() => {
+                if rang.is_err() {
+                    return Ok(Json(view));
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => return Ok(Json(view)),
+            () = app.stopping.cancelled() => return Ok(Json(view)),
+        }
+    }
+}
+
+async fn announce(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<SignedAnnouncement>, JsonRejection>,
+) -> Result<Json<SessionView>, Failure> {
+    let id = session_id(path?)?;
+    let Json(signed) = body?;
+    if signed.body.len() > MAX_ANNOUNCEMENT_BYTES {
+        return Err(Failure {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!(
+                "the announcement is {} bytes; the limit is {MAX_ANNOUNCEMENT_BYTES}",
+                signed.body.len()
+            ),
+            retry_after: None,
+        });
+    }
+    if signed.mac.len() != 64 || !signed.mac.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failure::bad_request(
+            "the announcement's mac must be 64 hex digits",
+        ));
+    }
+    let endpoint = endpoint_of(&signed.body)?;
+    let announced = app
+        .store
+        .announce(id, endpoint, signed, unix_secs())
+        .await
+        .map_err(|e| Failure::from_store(id, e))?;
+    app.changes.notify(id);
+    tracing::debug!(session = %id, endpoint = %endpoint.short(), "announcement stored");
+    if announced.filled {
+        tracing::info!(session = %id, parties = announced.view.parties, "session full");
+    }
+    Ok(Json(announced.view))
+}
+
+async fn leave(
+    State(app): State<Arc<App>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<StatusCode, Failure> {
+    let Path((id, endpoint)) = path?;
+    let id = session_id(Path(id))?;
+    let endpoint: EndpointKey = endpoint
+        .parse()
+        .map_err(|e: String| Failure::bad_request(format!("{e}: expected 64 hex digits")))?;
+    app.store
+        .leave(id, endpoint, unix_secs())
+        .await
+        .map_err(|e| Failure::from_store(id, e))?;
+    app.changes.notify(id);
+    tracing::info!(session = %id, endpoint = %endpoint.short(), "party left");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn done(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, Failure> {
+    let id = session_id(path?)?;
+    app.store
+        .finish(id, unix_secs())
+        .await
+        .map_err(|e| Failure::from_store(id, e))?;
+    app.changes.notify(id);
+    tracing::info!(session = %id, "session done");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unknown_path(method: Method, uri: Uri) -> Failure {
+    Failure {
+        status: StatusCode::NOT_FOUND,
+        message: format!(
+            "there is no {method} {}: this is a partyline coordinator, its API is under /v1/",
+            uri.path()
+        ),
+        retry_after: None,
+    }
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> Failure {
+    Failure {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!("{} does not take {method}", uri.path()),
+        retry_after: None,
+    }
+}
+
+fn session_id(Path(id): Path<String>) -> Result<SessionId, Failure> {
+    id.parse().map_err(|_| {
+        Failure::bad_request(format!(
+            "{id:?} is not a session id (26 base32 characters, as in the invite)"
+        ))
+    })
+}
+
+/// Reads the endpoint id out of an announcement body. This is the only
+/// thing the server looks at in a body, and only to tell parties apart.
+fn endpoint_of(body: &str) -> Result<EndpointKey, Failure> {
+    #[derive(Deserialize)]
+    struct Endpoint {
+        endpoint: EndpointKey,
+    }
+    serde_json::from_str::<Endpoint>(body)
+        .map(|e| e.endpoint)
+        .map_err(|e| {
+            Failure::bad_request(format!(
+                "the announcement body must be JSON with an \"endpoint\" of 64 hex digits: {e}"
+            ))
+        })
+}
+
+fn unix_millis() -> u64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn unix_secs() -> u64 {
+    unix_millis() / 1000
+}
+
+/// An error answer: a status code and an [`ApiError`] saying what to do.
+pub(crate) struct Failure {
+    status: StatusCode,
+    message: String,
+    /// Seconds, for the `Retry-After` header.
+    retry_after: Option<u64>,
+}
+
+impl Failure {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn from_store(id: SessionId, error: StoreError) -> Self {
+        let (status, message) = match error {
+            StoreError::NoSession => (
+                StatusCode::NOT_FOUND,
+                format!("no session {id} (it may have expired)"),
+            ),
+            StoreError::Full { parties } => (
+                StatusCode::CONFLICT,
+                format!(
+                    "session {id} is full: all {parties} parties have announced; \
+                     check that you use the right invite, or ask for a new session"
+                ),
+            ),
+            StoreError::Done => (
+                StatusCode::CONFLICT,
+                format!("session {id} is over (a party reported it done); create a new session"),
+            ),
+            StoreError::Database(_) | StoreError::Task(_) => {
+                tracing::error!(session = %id, "{error}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the server could not use its database; its log says why".to_string(),
+                )
+            }
+        };
+        Self {
+            status,
+            message,
+            retry_after: None,
+        }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(ApiError {
+                error: self.message,
+            }),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// axum's rejections carry a status and a sentence; keep both.
+macro_rules! rejection_into_failure {
+    ($($rejection:ty),*) => {$(
+        impl From<$rejection> for Failure {
+            fn from(rejection: $rejection) -> Self {
+                Self {
+                    status: rejection.status(),
+                    message: rejection.body_text(),
+                    retry_after: None,
+                }
+            }
+        }
+    )*};
+}
+
+rejection_into_failure!(JsonRejection, PathRejection, QueryRejection);

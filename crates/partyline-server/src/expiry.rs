@@ -1,0 +1,30 @@
+//! Forgets expired sessions.
+//!
+//! Requests already treat a session as gone the moment it expires (see
+//! [`crate::store`]); this sweep only reclaims the space, so once a minute is
+//! plenty. It also drops the in-memory bookkeeping that nobody needs any more.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::api::{App, unix_secs};
+
+const EVERY: Duration = Duration::from_secs(60);
+
+/// Sweeps every minute until the server stops.
+pub(crate) async fn sweep_until_stopped(app: Arc<App>) {
+    let mut ticks = tokio::time::interval(EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = app.stopping.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match app.store.delete_expired(unix_secs()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "expired sessions deleted"),
+            Err(e) => tracing::error!("cannot delete expired sessions: {e}"),
+        }
+        app.changes.forget_idle();
+        app.create_limit.forget_full(Instant::now());
+    }
+}

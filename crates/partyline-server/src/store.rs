@@ -1,0 +1,313 @@
+//! Sessions and announcements in SQLite: all the state the coordinator has.
+//!
+//! Keeping everything in the database (and nothing that matters in memory)
+//! means a restarted server picks up every session where it was. SQLite calls
+//! block, so they run on tokio's blocking threads, one at a time behind a
+//! mutex: the coordinator's load is a handful of small writes per session,
+//! far below what one connection handles.
+//!
+//! Announcements are opaque to the server: it stores the body and MAC exactly
+//! as received. The endpoint id is read out of the body only to recognise a
+//! party announcing again.
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use partyline_wire::api::{SessionState, SessionView};
+use partyline_wire::{EndpointKey, SessionId, SignedAnnouncement};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sessions (
+    id         TEXT PRIMARY KEY,
+    parties    INTEGER NOT NULL,
+    label      TEXT,
+    state      TEXT NOT NULL CHECK (state IN ('open', 'full', 'done')),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS announcements (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    session  TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    endpoint TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    mac      TEXT NOT NULL,
+    UNIQUE (session, endpoint)
+);
+";
+
+/// Why the store did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    #[error("no such session, or it expired")]
+    NoSession,
+    #[error("all {parties} parties have announced")]
+    Full { parties: u16 },
+    #[error("the session is done")]
+    Done,
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("database task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A session about to be stored.
+pub(crate) struct NewSession {
+    pub(crate) id: SessionId,
+    pub(crate) parties: u16,
+    pub(crate) label: Option<String>,
+    pub(crate) created_at: u64,
+    pub(crate) expires_at: u64,
+}
+
+/// The outcome of an announcement.
+pub(crate) struct Announced {
+    pub(crate) view: SessionView,
+    /// This announcement was the last one missing.
+    pub(crate) filled: bool,
+}
+
+/// A handle to the database; clones share the connection.
+#[derive(Clone)]
+pub(crate) struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`.
+    pub(crate) fn open(path: &Path) -> rusqlite::Result<Self> {
+        let conn = Connection::open(path)?;
+        // WAL keeps readers and the writer out of each other's way and makes
+        // a commit one append; NORMAL sync is safe with WAL (a power cut can
+        // lose the last commits, never corrupt the file).
+        conn.query_row("PRAGMA journal_mode = WAL", [], |row| {
+            row.get::<_, String>(0)
+        })?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `work` with the connection on a blocking thread.
+    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave a half-done write
+            // behind (the transaction rolls back), so the connection is fine.
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut conn)
+        })
+        .await?
+    }
+
+    pub(crate) async fn create(&self, session: NewSession) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO sessions (id, parties, label, state, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    session.id.to_string(),
+                    session.parties,
+                    session.label,
+                    state_name(SessionState::Open),
+                    session.created_at,
+                    session.expires_at,
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The session as parties see it, unless it does not exist or expired
+    /// before `now` (expired sessions may linger until the next sweep).
+    pub(crate) async fn view(&self, id: SessionId, now: u64) -> Result<SessionView, StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let session = live_session(&tx, id, now)?;
+            Ok(view_of(&tx, id, session)?)
+        })
+        .await
+    }
+
+    /// Stores a party's announcement, replacing an earlier one from the same
+    /// endpoint, and marks the session full when it was the last one missing.
+    pub(crate) async fn announce(
+        &self,
+        id: SessionId,
+        endpoint: EndpointKey,
+        signed: SignedAnnouncement,
+        now: u64,
+    ) -> Result<Announced, StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let session = live_session(&tx, id, now)?;
+            if session.state == SessionState::Done {
+                return Err(StoreError::Done);
+            }
+            let key = id.to_string();
+            let replaced = tx.execute(
+                "UPDATE announcements SET body = ?3, mac = ?4 WHERE session = ?1 AND endpoint = ?2",
+                params![key, endpoint.to_string(), signed.body, signed.mac],
+            )?;
+            if replaced == 0 {
+                if count(&tx, &key)? >= usize::from(session.parties) {
+                    return Err(StoreError::Full {
+                        parties: session.parties,
+                    });
+                }
+                tx.execute(
+                    "INSERT INTO announcements (session, endpoint, body, mac) VALUES (?1, ?2, ?3, ?4)",
+                    params![key, endpoint.to_string(), signed.body, signed.mac],
+                )?;
+            }
+            let state = if count(&tx, &key)? == usize::from(session.parties) {
+                SessionState::Full
+            } else {
+                SessionState::Open
+            };
+            set_state(&tx, &key, state)?;
+            let filled = state == SessionState::Full && session.state != SessionState::Full;
+            let view = view_of(&tx, id, Session { state, ..session })?;
+            tx.commit()?;
+            Ok(Announced { view, filled })
+        })
+        .await
+    }
+
+    /// Removes a party's announcement; a full session becomes open again.
+    /// Removing an announcement that is not there is not an error, so that a
+    /// party can retry leaving.
+    pub(crate) async fn leave(
+        &self,
+        id: SessionId,
+        endpoint: EndpointKey,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let session = live_session(&tx, id, now)?;
+            let key = id.to_string();
+            let removed = tx.execute(
+                "DELETE FROM announcements WHERE session = ?1 AND endpoint = ?2",
+                params![key, endpoint.to_string()],
+            )?;
+            if removed > 0 && session.state == SessionState::Full {
+                set_state(&tx, &key, SessionState::Open)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks the session done.
+    pub(crate) async fn finish(&self, id: SessionId, now: u64) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            live_session(&tx, id, now)?;
+            set_state(&tx, &id.to_string(), SessionState::Done)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes the sessions (and their announcements) that expired before
+    /// `now`; returns how many.
+    pub(crate) async fn delete_expired(&self, now: u64) -> Result<usize, StoreError> {
+        self.run(move |conn| {
+            Ok(conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?)
+        })
+        .await
+    }
+}
+
+/// A session's own row.
+struct Session {
+    parties: u16,
+    label: Option<String>,
+    state: SessionState,
+    expires_at: u64,
+}
+
+fn live_session(tx: &Transaction, id: SessionId, now: u64) -> Result<Session, StoreError> {
+    let session = tx
+        .query_row(
+            "SELECT parties, label, state, expires_at FROM sessions WHERE id = ?1",
+            params![id.to_string()],
+            |row| {
+                Ok(Session {
+                    parties: row.get(0)?,
+                    label: row.get(1)?,
+                    state: parse_state(&row.get::<_, String>(2)?),
+                    expires_at: row.get(3)?,
+                })
+            },
+        )
+        .optional()?;
+    match session {
+        Some(session) if session.expires_at > now => Ok(session),
+        _ => Err(StoreError::NoSession),
+    }
+}
+
+fn view_of(tx: &Transaction, id: SessionId, session: Session) -> rusqlite::Result<SessionView> {
+    let mut statement =
+        tx.prepare("SELECT body, mac FROM announcements WHERE session = ?1 ORDER BY position")?;
+    let announcements = statement
+        .query_map(params![id.to_string()], |row| {
+            Ok(SignedAnnouncement {
+                body: row.get(0)?,
+                mac: row.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(SessionView {
+        session: id,
+        parties: session.parties,
+        label: session.label,
+        state: session.state,
+        expires_at: session.expires_at,
+        announcements,
+    })
+}
+
+fn count(tx: &Transaction, key: &str) -> rusqlite::Result<usize> {
+    tx.query_row(
+        "SELECT COUNT(*) FROM announcements WHERE session = ?1",
+        params![key],
+        |row| row.get(0),
+    )
+}
+
+fn set_state(tx: &Transaction, key: &str, state: SessionState) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE sessions SET state = ?2 WHERE id = ?1",
+        params![key, state_name(state)],
+    )?;
+    Ok(())
+}
+
+fn state_name(state: SessionState) -> &'static str {
+    match state {
+        SessionState::Open => "open",
+        SessionState::Full => "full",
+        SessionState::Done => "done",
+    }
+}
+
+/// The schema admits only the three names; "open" stands for anything else
+/// because it is the state that refuses nothing.
+fn parse_state(name: &str) -> SessionState {
+    match name {
+        "full" => SessionState::Full,
+        "done" => SessionState::Done,
+        _ => SessionState::Open,
+    }
+}

@@ -1,0 +1,157 @@
+//! An HTTPS client for the coordinator API (see `partyline_wire::api`).
+use std::time::Duration;
+
+use partyline_wire::api::{ApiError, CreateSession, ServerInfo, SessionCreated, SessionView};
+use partyline_wire::{CertPin, EndpointKey, SessionId, SignedAnnouncement};
+use serde::de::DeserializeOwned;
+
+use crate::SessionError;
+use crate::tls::pinned_http_client;
+
+/// The longest a single long-poll is held by the server; the client waits a bit longer.
+pub const LONG_POLL: Duration = Duration::from_secs(20);
+
+/// A coordinator we trust by certificate pin.
+#[derive(Clone, Debug)]
+pub struct Coordinator {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Coordinator {
+    pub fn new(server_url: &str, pin: CertPin) -> Self {
+        Self {
+            http: pinned_http_client(pin),
+            base: server_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn info(&self) -> Result<ServerInfo, SessionError> {
+        self.send(self.http.get(self.path("/v1/info"))).await
+    }
+
+    pub async fn create(
+        &self,
+        parties: u16,
+        label: Option<String>,
+    ) -> Result<SessionCreated, SessionError> {
+        let body = CreateSession { parties, label };
+        self.send(self.http.post(self.path("/v1/sessions")).json(&body))
+            .await
+    }
+
+    /// The session as the server sees it. With `seen`, the server holds the
+    /// answer back until the number of announcements differs from it (long poll).
+    pub async fn session(
+        &self,
+        id: &SessionId,
+        seen: Option<usize>,
+    ) -> Result<SessionView, SessionError> {
+        let request = match seen {
+            Some(seen) => self
+                .http
+                .get(self.path(&format!(
+                    "/v1/sessions/{id}?seen={seen}&wait={}",
+                    LONG_POLL.as_secs()
+                )))
+                .timeout(LONG_POLL + Duration::from_secs(10)),
+            None => self.http.get(self.path(&format!("/v1/sessions/{id}"))),
+        };
+        self.send(request).await
+    }
+
+    pub async fn announce(
+        &self,
+        id: &SessionId,
+        signed: &SignedAnnouncement,
+    ) -> Result<SessionView, SessionError> {
+        let url = self.path(&format!("/v1/sessions/{id}/announcements"));
+        self.send(self.http.post(url).json(signed)).await
+    }
+
+    /// Withdraws our announcement: used when a party gives up before the mesh forms.
+    pub async fn leave(&self, id: &SessionId, endpoint: &EndpointKey) -> Result<(), SessionError> {
+        let url = self.path(&format!("/v1/sessions/{id}/announcements/{endpoint}"));
+        self.send_empty(self.http.delete(url)).await
+    }
+
+    pub async fn done(&self, id: &SessionId) -> Result<(), SessionError> {
+        let url = self.path(&format!("/v1/sessions/{id}/done"));
+        self.send_empty(self.http.post(url)).await
+    }
+
+    fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, SessionError> {
+        let response = self.check(request).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| SessionError::BadResponse {
+                url: self.base.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    async fn send_empty(&self, request: reqwest::RequestBuilder) -> Result<(), SessionError> {
+        self.check(request).await.map(drop)
+    }
+
+    async fn check(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SessionError> {
+        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let message = match response.json::<ApiError>().await {
+            Ok(body) => body.error,
+            Err(_) => status
+                .canonical_reason()
+                .unwrap_or("unknown error")
+                .to_string(),
+        };
+        Err(SessionError::Api {
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    fn transport_error(&self, error: reqwest::Error) -> SessionError {
+        let chain = error_chain(&error);
+        if chain.contains("certificate") {
+            SessionError::WrongCertificate {
+                url: self.base.clone(),
+                reason: chain,
+            }
+        } else {
+            SessionError::Unreachable {
+                url: self.base.clone(),
+                reason: chain,
+            }
+        }
+    }
+}
+
+/// The error and all its sources in one line: reqwest's own message alone
+/// ("error sending request") does not say what happened.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(e) = source {
+        parts.push(e.to_string());
+        source = e.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,151 @@
+//! Command-line flags. Each `--help` is meant to teach the command.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "partyline",
+    version,
+    about = "Ad hoc secure multiparty computation: one invite, one command per party",
+    long_about = "partyline connects the parties of an MPC computation (MPyC or any TCP-based \
+framework) over end-to-end authenticated, encrypted peer-to-peer QUIC, through NATs, with a relay \
+as fallback, and starts the program with its networking already set.\n\n\
+Try it on one machine:   partyline demo\n\
+Real session:            partyline serve            (on a reachable host)\n\
+                         partyline create --parties 3 --server https://HOST:7700#sha256=…\n\
+                         partyline join INVITE -- secretsanta.py   (every party)",
+    after_help = "Configuration: flags override environment variables (PARTYLINE_*), which \
+override the TOML file at $PARTYLINE_CONFIG or ~/.config/partyline/config.toml \
+(keys: server, name, python)."
+)]
+pub struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug). PARTYLINE_LOG takes a tracing filter.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the session server: coordinator (HTTPS API) and relay in one process.
+    Serve(ServeArgs),
+    /// Create a session and print its invite (the last line of stdout).
+    Create(CreateArgs),
+    /// Join a session and run the MPC program once every party is connected.
+    Join(JoinArgs),
+    /// Run a whole session on this machine: a server and N parties, each its own process.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "The server keeps its sessions and its TLS certificate in --data-dir, \
+so a restart loses nothing and invites stay valid. Parties need to reach the coordinator port \
+(TCP) and the relay port (TCP, and UDP for address discovery): by default the relay uses the \
+next port."
+)]
+pub struct ServeArgs {
+    /// Address for the coordinator's HTTPS API.
+    #[arg(long, default_value = "0.0.0.0:7700", env = "PARTYLINE_LISTEN")]
+    pub listen: SocketAddr,
+    /// Address for the relay (HTTPS and QUIC); default: the next port after --listen.
+    #[arg(long, env = "PARTYLINE_RELAY_LISTEN")]
+    pub relay_listen: Option<SocketAddr>,
+    /// The URL parties use to reach the coordinator, e.g. https://mpc.example.org:7700.
+    #[arg(long, env = "PARTYLINE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The URL parties use to reach the relay; default: the public URL's host with the relay port.
+    #[arg(long, env = "PARTYLINE_PUBLIC_RELAY_URL")]
+    pub public_relay_url: Option<String>,
+    /// Where sessions (SQLite) and the TLS certificate are kept.
+    #[arg(long, default_value = "partyline-data", env = "PARTYLINE_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// How long a session lives, in hours.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub session_hours: u64,
+    /// Session creations allowed per minute from one IP address.
+    #[arg(long, default_value_t = 30)]
+    pub creates_per_minute: u32,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "The invite is a link: https://HOST:PORT/join#pl1.… Everything secret is \
+after the #, which is never sent to the server. Share it with the parties over a channel you \
+trust (whoever has it can join)."
+)]
+pub struct CreateArgs {
+    /// Number of parties, including you.
+    #[arg(short = 'n', long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parties: u16,
+    /// The server, as `partyline serve` prints it: https://HOST:PORT#sha256=PIN. Without the
+    /// pin, the certificate the server shows now is trusted and pinned in the invite.
+    #[arg(long, env = "PARTYLINE_SERVER")]
+    pub server: Option<String>,
+    /// A label the other parties see, e.g. "salary survey".
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  partyline join 'https://h:7700/join#pl1.…' -- examples/secretsanta.py\n  \
+partyline join INVITE --name alice --report run.json -- python3 my_mpc.py 42\n\n\
+PROGRAM gets MPyC's flags appended: -M N -I INDEX -P 127.0.0.1:PORT (one per party). Any \
+other TCP program can read PARTYLINE_PARTIES, PARTYLINE_INDEX and PARTYLINE_ADDRS instead \
+(with --no-mpyc-flags). A PROGRAM ending in .py runs with a Python that has MPyC 0.11."
+)]
+pub struct JoinArgs {
+    /// The invite printed by `partyline create`.
+    pub invite: String,
+    /// Your name as the other parties see it.
+    #[arg(long, env = "PARTYLINE_NAME")]
+    pub name: Option<String>,
+    /// Send everything through the relay, never directly.
+    #[arg(long)]
+    pub relay_only: bool,
+    /// Write a JSON report (paths, round-trip times, bytes, set-up time) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Seconds to wait for the other parties to join and connect.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Do not append MPyC's -M/-I/-P flags to PROGRAM.
+    #[arg(long)]
+    pub no_mpyc_flags: bool,
+    #[command(flatten)]
+    pub python: PythonArgs,
+    /// The program and its arguments.
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    pub program: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PythonArgs {
+    /// Python interpreter with mpyc 0.11 installed; default: a venv partyline manages
+    /// (created on first use under ~/.cache/partyline).
+    #[arg(long, env = "PARTYLINE_PYTHON")]
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Without PROGRAM the demo runs partyline's own Secret Santa: the parties \
+jointly draw a random derangement that no single party chooses or knows in advance."
+)]
+pub struct DemoArgs {
+    /// Number of parties.
+    #[arg(short = 'n', long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub parties: u16,
+    /// Send everything through the relay, never directly.
+    #[arg(long)]
+    pub relay_only: bool,
+    #[command(flatten)]
+    pub python: PythonArgs,
+    /// Program and arguments to run instead of the Secret Santa example.
+    #[arg(last = true, value_name = "PROGRAM")]
+    pub program: Vec<String>,
+}

@@ -1,0 +1,60 @@
+//! `partyline create`: register a session and print its invite.
+use anyhow::{Context, bail};
+use partyline_session::tls::learn_pin;
+use partyline_session::{Coordinator, ServerLink};
+use partyline_wire::{Invite, InviteSecret};
+
+use crate::cli::CreateArgs;
+use crate::config::Config;
+
+pub async fn run(args: CreateArgs, config: &Config) -> anyhow::Result<i32> {
+    let Some(server) = args.server.or_else(|| config.server.clone()) else {
+        bail!(
+            "no server given: pass --server https://HOST:PORT#sha256=PIN as `partyline serve` prints it \
+             (or set PARTYLINE_SERVER); to try partyline on one machine, run `partyline demo`"
+        );
+    };
+    let link: ServerLink = server.parse()?;
+    let pin = match link.pin {
+        Some(pin) => pin,
+        None => {
+            let pin = learn_pin(&link.url).await?;
+            eprintln!(
+                "partyline: warning: no certificate pin given for {}; trusting the certificate it shows now (sha256 {pin}). \
+                 Pass the full address printed by `partyline serve` to be sure.",
+                link.url
+            );
+            pin
+        }
+    };
+    let coordinator = Coordinator::new(&link.url, pin);
+    let created = coordinator
+        .create(args.parties, args.label.clone())
+        .await
+        .context("could not create the session")?;
+    let invite = Invite::new(
+        &link.url,
+        created.session,
+        args.parties,
+        pin,
+        InviteSecret::random(),
+    )?;
+    eprintln!(
+        "Session {} for {} parties{} created; it expires in {} hours.",
+        created.session,
+        args.parties,
+        args.label.map(|l| format!(" ({l})")).unwrap_or_default(),
+        created.expires_at.saturating_sub(now_secs()) / 3600,
+    );
+    eprintln!("Send this invite to every party (you too), over a channel you trust; each runs:");
+    eprintln!("  partyline join '<invite>' -- PROGRAM [ARGS…]");
+    println!("{invite}");
+    Ok(0)
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}

@@ -1,0 +1,164 @@
+//! `partyline demo`: a whole session on this machine.
+//!
+//! An in-process server, then every party as its own `partyline join`
+//! process running its own copy of the program, exactly as on separate
+//! machines, with each line of output prefixed by the party's name.
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use partyline_server::ServerConfig;
+use partyline_session::Coordinator;
+use partyline_wire::{Invite, InviteSecret};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+use crate::cli::DemoArgs;
+use crate::config::Config;
+
+const SECRET_SANTA: &str = include_str!("../../../../examples/secretsanta.py");
+const NAMES: [&str; 16] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+    "niaj", "olivia", "peggy", "rupert", "sybil",
+];
+
+pub async fn run(args: DemoArgs, verbose: u8) -> anyhow::Result<i32> {
+    let dir = tempfile::Builder::new()
+        .prefix("partyline-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let program = if args.program.is_empty() {
+        let path = dir.path().join("secretsanta.py");
+        std::fs::write(&path, SECRET_SANTA)?;
+        vec![path.to_string_lossy().into_owned()]
+    } else {
+        args.program.clone()
+    };
+    let python = if program[0].ends_with(".py") {
+        Some(super::join::find_python(&args.python, &Config::default()).await?)
+    } else {
+        None
+    };
+
+    let server = partyline_server::start(ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("valid address"),
+        data_dir: dir.path().join("server"),
+        session_ttl: Duration::from_secs(3600),
+        ..ServerConfig::default()
+    })
+    .await
+    .context("the demo server did not start")?;
+    let coordinator = Coordinator::new(server.url(), server.pin());
+    let parties = args.parties;
+    let created = coordinator.create(parties, Some("demo".into())).await?;
+    let invite = Invite::new(
+        server.url(),
+        created.session,
+        parties,
+        server.pin(),
+        InviteSecret::random(),
+    )?;
+    eprintln!(
+        "partyline demo: server at {}, session {}",
+        server.url(),
+        created.session
+    );
+    eprintln!("partyline demo: starting {parties} parties, each its own `partyline join` process");
+
+    let exe = std::env::current_exe().context("cannot find the partyline executable")?;
+    let mut children = Vec::new();
+    for name in NAMES.iter().take(usize::from(parties)) {
+        let mut command = Command::new(&exe);
+        command
+            .arg("join")
+            .arg(invite.to_string())
+            .args(["--name", name]);
+        command.arg("--report").arg(report_path(dir.path(), name));
+        if verbose > 0 {
+            command.arg(format!("-{}", "v".repeat(usize::from(verbose))));
+        }
+        if args.relay_only {
+            command.arg("--relay-only");
+        }
+        if let Some(python) = &python {
+            command.arg("--python").arg(python);
+        }
+        command.arg("--").args(&program);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().context("cannot start a party process")?;
+        let out = tokio::spawn(prefix_lines(
+            child.stdout.take().expect("piped"),
+            name,
+            false,
+        ));
+        let err = tokio::spawn(prefix_lines(
+            child.stderr.take().expect("piped"),
+            name,
+            true,
+        ));
+        children.push((name, child, out, err));
+    }
+
+    let mut worst = 0;
+    for (name, mut child, out, err) in children {
+        let status = child.wait().await?;
+        let _ = tokio::join!(out, err);
+        let code = status.code().unwrap_or(1);
+        if code != 0 {
+            eprintln!("partyline demo: {name} exited with code {code}");
+            worst = worst.max(code);
+        }
+    }
+    print_summary(dir.path(), parties);
+    server.shutdown().await;
+    if worst == 0 {
+        eprintln!("partyline demo: all {parties} parties finished successfully");
+    }
+    Ok(worst)
+}
+
+fn report_path(dir: &Path, name: &str) -> std::path::PathBuf {
+    dir.join(format!("{name}.json"))
+}
+
+async fn prefix_lines(stream: impl AsyncRead + Unpin, name: &str, to_stderr: bool) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if to_stderr {
+            eprintln!("[{name:>7}] {line}");
+        } else {
+            println!("[{name:>7}] {line}");
+        }
+    }
+}
+
+/// One line per party and peer from the join reports: which path, how fast, how much.
+fn print_summary(dir: &Path, parties: u16) {
+    eprintln!("partyline demo: connections (from each party's --report):");
+    for name in NAMES.iter().take(usize::from(parties)) {
+        let Ok(text) = std::fs::read_to_string(report_path(dir, name)) else {
+            eprintln!("  {name}: no report");
+            continue;
+        };
+        let Ok(report) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        for peer in report["peers"].as_array().into_iter().flatten() {
+            eprintln!(
+                "  {name:>7} -> {:<7} {:<6} rtt {:>6} ms  sent {:>9} B  received {:>9} B",
+                peer["name"].as_str().unwrap_or("?"),
+                peer["path"].as_str().unwrap_or("?"),
+                peer["rtt_ms"]
+                    .as_f64()
+                    .map(|r| format!("{r:.2}"))
+                    .unwrap_or("?".into()),
+                peer["bytes_sent"],
+                peer["bytes_received"],
+            );
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! One module per subcommand.
+mod create;
+mod demo;
+mod join;
+mod serve;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+/// Runs the command and returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let config = Config::load()?;
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Create(args) => create::run(args, &config).await,
+        Command::Join(args) => join::run(args, &config).await,
+        Command::Demo(args) => demo::run(args, cli.verbose).await,
+    }
+}

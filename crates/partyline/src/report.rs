@@ -1,0 +1,25 @@
+//! The JSON report of `partyline join --report FILE`.
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub session: String,
+    pub index: usize,
+    pub parties: usize,
+    pub fingerprint: String,
+    pub peers: Vec<PeerReport>,
+    /// Milliseconds from the moment the roster was complete to the mesh being ready.
+    pub setup_ms: u64,
+    pub exit_code: i32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PeerReport {
+    pub index: usize,
+    pub name: String,
+    /// "direct" or "relay": the path in use when the program ended.
+    pub path: &'static str,
+    pub rtt_ms: Option<f64>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
