@@ -149,8 +149,10 @@ impl ProgramSpec {
             self.index.to_string(),
         ];
         for addr in &self.addrs {
+            // MPyC splits `-P` at the last colon and hands the host to asyncio
+            // as is, so an IPv6 address must go without brackets.
             args.push("-P".to_owned());
-            args.push(addr.to_string());
+            args.push(format!("{}:{}", addr.ip(), addr.port()));
         }
         args
     }
@@ -227,10 +229,10 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_addresses_keep_their_brackets() {
+    fn ipv6_addresses_lose_their_brackets_only_in_mpyc_flags() {
         let mut spec = spec(&["prog"]);
         spec.addrs[2] = "[::1]:7002".parse().unwrap();
-        assert_eq!(spec.argv().last().unwrap(), "[::1]:7002");
+        assert_eq!(spec.argv().last().unwrap(), "::1:7002");
         assert_eq!(
             spec.addrs_list(),
             "127.0.0.1:7000,127.0.0.1:7001,[::1]:7002"

@@ -136,7 +136,7 @@ async fn mpyc_problem(python: &Path) -> Option<String> {
     // Importing MPyC logs hints (missing numpy, gmpy2) to stdout first.
     let stdout = String::from_utf8_lossy(&output.stdout);
     let version = stdout.lines().last().unwrap_or_default().trim();
-    if is_wanted_version(&version) {
+    if is_wanted_version(version) {
         None
     } else {
         Some(format!("it has mpyc {version}, not {MPYC_VERSION}"))

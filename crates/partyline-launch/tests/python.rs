@@ -64,6 +64,12 @@ async fn concurrent_managed_setups_build_one_environment_that_imports_mpyc() {
     assert!(
         messages
             .iter()
+            .any(|line| line.starts_with("waiting for another partyline")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
             .any(|line| line.starts_with("installing mpyc 0.11")),
         "{messages:?}"
     );

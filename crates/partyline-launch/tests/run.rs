@@ -7,12 +7,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use partyline_launch::{LaunchError, ProgramSpec, RunningProgram, exit_code};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 fn spec(program: &[&str]) -> ProgramSpec {
     ProgramSpec {
         program: program.iter().map(|s| s.to_string()).collect(),
-        mpyc_flags: true,
+        mpyc_flags: false,
         parties: 3,
         index: 1,
         addrs: vec![
@@ -35,7 +35,9 @@ async fn program_gets_partyline_env_and_mpyc_flags_after_its_args() {
     let out = dir.path().join("out");
     // `sh -c SCRIPT OUT FLAGS...`: $0 is the output file, $@ the MPyC flags.
     let script = r#"printf '%s\n' "$PARTYLINE_PARTIES" "$PARTYLINE_INDEX" "$PARTYLINE_ADDRS" "$PYTHONUNBUFFERED" "$*" > "$0""#;
-    let mut program = RunningProgram::spawn(&sh(script, &out)).unwrap();
+    let mut spec = sh(script, &out);
+    spec.mpyc_flags = true;
+    let mut program = RunningProgram::spawn(&spec).unwrap();
     assert!(program.wait().await.unwrap().success());
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
@@ -53,7 +55,6 @@ async fn py_program_runs_under_python_in_its_workdir() {
     )
     .unwrap();
     let mut spec = spec(&["party.py", "8"]);
-    spec.mpyc_flags = false;
     spec.python = Some("python3".into());
     spec.workdir = Some(dir.path().to_owned());
     let mut program = RunningProgram::spawn(&spec).unwrap();
@@ -90,9 +91,7 @@ async fn terminate_kills_a_program_that_ignores_sigterm_after_the_grace() {
     // An ignored signal stays ignored across exec, so `sleep` inherits it. The
     // FIFO tells the test that the trap is in place before SIGTERM is sent.
     let script = r#"trap '' TERM; echo ready > "$0"; exec sleep 60"#;
-    let mut spec = sh(script, &ready);
-    spec.mpyc_flags = false;
-    let mut program = RunningProgram::spawn(&spec).unwrap();
+    let mut program = RunningProgram::spawn(&sh(script, &ready)).unwrap();
     let mut fifo = tokio::net::unix::pipe::OpenOptions::new()
         .open_receiver(&ready)
         .unwrap();
@@ -122,9 +121,11 @@ async fn exit_code_passes_codes_through_and_maps_signals_to_128_plus() {
         ("kill -KILL $$", 137),
         ("kill -TERM $$", 143),
     ] {
-        let mut spec = spec(&["sh", "-c", script]);
-        spec.mpyc_flags = false;
-        let status = RunningProgram::spawn(&spec).unwrap().wait().await.unwrap();
+        let status = RunningProgram::spawn(&spec(&["sh", "-c", script]))
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
         assert_eq!(exit_code(status), code, "{script}");
     }
 }
@@ -191,10 +192,17 @@ async fn program_dies_with_partyline() {
         .unwrap();
     // The helper's program inherits this pipe, so it reaches end-of-file only
     // once both the helper and its program are gone.
-    let mut pipe = helper.stdout.take().unwrap();
-    let mut ready = [0; 6];
-    pipe.read_exact(&mut ready).await.unwrap();
-    assert_eq!(&ready, b"ready\n");
+    let mut pipe = BufReader::new(helper.stdout.take().unwrap());
+    // The test harness prints its own lines around the helper's.
+    let mut line = String::new();
+    while line != "ready\n" {
+        line.clear();
+        assert_ne!(
+            pipe.read_line(&mut line).await.unwrap(),
+            0,
+            "the helper failed"
+        );
+    }
 
     helper.start_kill().unwrap();
     helper.wait().await.unwrap();

@@ -373,3 +373,97 @@ macro_rules! rejection_into_failure {
 }
 
 rejection_into_failure!(JsonRejection, PathRejection, QueryRejection);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An app over a fresh database, with one open session for two parties.
+    async fn app_with_session(dir: &std::path::Path) -> (Arc<App>, SessionId) {
+        let app = Arc::new(App {
+            store: Store::open(&dir.join("db")).unwrap(),
+            changes: Changes::default(),
+            create_limit: CreateLimit::new(0),
+            info: ServerInfo {
+                version: "test".into(),
+                relay_url: "https://127.0.0.1:1".into(),
+                relay_quic_port: None,
+            },
+            session_ttl: Duration::from_secs(3600),
+            stopping: CancellationToken::new(),
+        });
+        let id = SessionId::random();
+        let session = NewSession {
+            id,
+            parties: 2,
+            label: None,
+            created_at: unix_secs(),
+            expires_at: unix_secs() + 3600,
+        };
+        app.store.create(session).await.unwrap();
+        (app, id)
+    }
+
+    /// Starts a long-poll that has seen no announcement and waits up to 30 s,
+    /// and returns once it is parked: with tokio's clock paused, the sleep
+    /// below ends only when every other task is idle (database work included).
+    async fn parked_poll(app: &Arc<App>, id: SessionId) -> tokio::task::JoinHandle<SessionView> {
+        let poll = tokio::spawn(get_session(
+            State(app.clone()),
+            Ok(Path(id.to_string())),
+            Ok(Query(Poll {
+                seen: Some(0),
+                wait: Some(30),
+            })),
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!poll.is_finished(), "the poll answered without a change");
+        tokio::spawn(async move {
+            match poll.await.unwrap() {
+                Ok(Json(view)) => view,
+                Err(failure) => panic!("the poll failed: {}", failure.message),
+            }
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_poll_wakes_on_the_change_it_waits_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, id) = app_with_session(dir.path()).await;
+        let started = tokio::time::Instant::now();
+        let poll = parked_poll(&app, id).await;
+
+        let signed = SignedAnnouncement {
+            body: format!(r#"{{"endpoint":"{}"}}"#, EndpointKey([1; 32])),
+            mac: "0".repeat(64),
+        };
+        let endpoint = endpoint_of(&signed.body).ok().unwrap();
+        app.store
+            .announce(id, endpoint, signed, unix_secs())
+            .await
+            .ok()
+            .unwrap();
+        app.changes.notify(id);
+
+        let view = poll.await.unwrap();
+        assert_eq!(view.announcements.len(), 1);
+        assert!(
+            started.elapsed() < MAX_WAIT,
+            "the poll ran into its deadline"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_ends_long_polls() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, id) = app_with_session(dir.path()).await;
+        let started = tokio::time::Instant::now();
+        let poll = parked_poll(&app, id).await;
+        app.stopping.cancel();
+        assert!(poll.await.unwrap().announcements.is_empty());
+        assert!(
+            started.elapsed() < MAX_WAIT,
+            "the poll ran into its deadline"
+        );
+    }
+}

@@ -23,7 +23,9 @@ pub fn config(dir: &Path) -> ServerConfig {
 }
 
 pub async fn start(config: ServerConfig) -> (RunningServer, Client) {
-    let server = partyline_server::start(config).await.expect("server starts");
+    let server = partyline_server::start(config)
+        .await
+        .expect("server starts");
     let client = partyline_session::tls::pinned_http_client(server.pin());
     (server, client)
 }
@@ -73,7 +75,10 @@ pub async fn announce(
     signed: &SignedAnnouncement,
 ) -> Response {
     client
-        .post(format!("{}/v1/sessions/{session}/announcements", server.url()))
+        .post(format!(
+            "{}/v1/sessions/{session}/announcements",
+            server.url()
+        ))
         .json(signed)
         .send()
         .await

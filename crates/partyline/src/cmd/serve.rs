@@ -1,4 +1,5 @@
 //! `partyline serve`: the coordinator and relay until Ctrl-C.
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;

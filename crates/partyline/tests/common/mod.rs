@@ -1,0 +1,301 @@
+//! Test harness: real `partyline` processes and real MPyC on loopback.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_partyline");
+
+pub fn repo_file(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A Python with mpyc 0.11: partyline's own managed venv, built once.
+pub fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime
+                .block_on(partyline_launch::ensure_python(
+                    partyline_launch::PythonSource::Managed,
+                    &|status| eprintln!("{status}"),
+                ))
+                .expect("a Python with mpyc 0.11")
+        })
+        .clone()
+}
+
+/// A `partyline serve` process on loopback, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub link: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let link = first
+            .trim()
+            .strip_prefix("partyline server ready: ")
+            .unwrap_or_else(|| panic!("unexpected first line from serve: {first:?}"))
+            .to_string();
+        Self {
+            child,
+            link,
+            _data: data,
+        }
+    }
+
+    /// The coordinator URL without the pin.
+    pub fn url(&self) -> &str {
+        self.link.split('#').next().unwrap()
+    }
+
+    pub fn create(&self, parties: u16) -> String {
+        create(&self.link, parties)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `partyline create` and returns the invite (its last stdout line).
+pub fn create(link: &str, parties: u16) -> String {
+    let out = Command::new(BIN)
+        .args([
+            "create",
+            "--parties",
+            &parties.to_string(),
+            "--server",
+            link,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .expect("an invite line")
+        .to_string()
+}
+
+/// A `partyline join` process.
+pub struct Party {
+    pub name: String,
+    pub child: Child,
+    pub report: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Party {
+    pub fn join(invite: &str, name: &str, flags: &[&str], program: &[String]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report.json");
+        let child = Command::new(BIN)
+            .args(["join", invite, "--name", name, "--timeout", "120"])
+            .arg("--python")
+            .arg(python())
+            .arg("--report")
+            .arg(&report)
+            .args(flags)
+            .arg("--")
+            .args(program)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Self {
+            name: name.to_string(),
+            child,
+            report,
+            _dir: dir,
+        }
+    }
+
+    /// Waits for the process, failing the test if it takes longer than `limit`.
+    pub fn finish(self, limit: Duration) -> Finished {
+        let Party {
+            name,
+            mut child,
+            report,
+            _dir,
+        } = self;
+        let deadline = Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "{name} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let report = std::fs::read_to_string(&report)
+            .ok()
+            .map(|text| serde_json::from_str(&text).unwrap());
+        Finished { name, out, report }
+    }
+}
+
+pub struct Finished {
+    pub name: String,
+    pub out: Output,
+    pub report: Option<serde_json::Value>,
+}
+
+impl Finished {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+
+    pub fn assert_success(&self) {
+        assert!(
+            self.out.status.success(),
+            "{} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            self.name,
+            self.out.status,
+            self.stdout(),
+            self.stderr()
+        );
+    }
+
+    /// The program's result lines: those starting with one of `keys` and a colon.
+    pub fn result_lines(&self, keys: &[&str]) -> Vec<String> {
+        self.stdout()
+            .lines()
+            .filter(|l| keys.iter().any(|k| l.starts_with(&format!("{k}:"))))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// Runs a whole session: `parties` joins of `program`, all waited for.
+pub fn run_session(
+    server: &Server,
+    parties: u16,
+    flags: &[&str],
+    program: &[String],
+) -> Vec<Finished> {
+    let invite = server.create(parties);
+    let names = ["alice", "bob", "carol", "dave", "erin", "frank"];
+    let started: Vec<Party> = (0..usize::from(parties))
+        .map(|i| Party::join(&invite, names[i], flags, program))
+        .collect();
+    started
+        .into_iter()
+        .map(|p| p.finish(Duration::from_secs(180)))
+        .collect()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The same program over MPyC's own plain TCP, one process per party.
+pub fn run_plain_tcp(parties: usize, program: &[String]) -> Vec<Output> {
+    let ports: Vec<u16> = (0..parties).map(|_| free_port()).collect();
+    let children: Vec<Child> = (0..parties)
+        .map(|i| {
+            let mut command = Command::new(python());
+            command
+                .args(program)
+                .args(["-M", &parties.to_string(), "-I", &i.to_string()]);
+            for port in &ports {
+                command.args(["-P", &format!("127.0.0.1:{port}")]);
+            }
+            command
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "plain TCP run failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out
+        })
+        .collect()
+}
+
+pub fn lines_with(output: &[u8], keys: &[&str]) -> Vec<String> {
+    String::from_utf8_lossy(output)
+        .lines()
+        .filter(|l| keys.iter().any(|k| l.starts_with(&format!("{k}:"))))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parses `derangement: [..]` and checks it is a permutation without fixed points.
+pub fn assert_derangement(line: &str) {
+    let list = line
+        .trim_start_matches("derangement:")
+        .trim()
+        .trim_matches(['[', ']']);
+    let perm: Vec<usize> = list.split(',').map(|x| x.trim().parse().unwrap()).collect();
+    let mut sorted = perm.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        (0..perm.len()).collect::<Vec<_>>(),
+        "not a permutation: {line}"
+    );
+    assert!(
+        perm.iter().enumerate().all(|(i, &p)| i != p),
+        "has a fixed point: {line}"
+    );
+}

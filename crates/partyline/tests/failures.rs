@@ -1,0 +1,142 @@
+//! What a party sees when things go wrong: bad invites, no server, a party killed mid-run.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use partyline_wire::{Invite, InviteSecret};
+
+fn securesum() -> Vec<String> {
+    vec![repo_file("examples/securesum.py")]
+}
+
+#[test]
+fn damaged_invite_is_rejected_before_anything_starts() {
+    let server = Server::start();
+    let invite = server.create(2);
+    for damaged in [
+        &invite[..invite.len() - 5],
+        &invite.replace("/join#pl1.", "/join#pl1.x"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["join", damaged, "--", "sh", "-c", "echo started"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("copy"),
+            "message does not say what to do: {stderr}"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("started"));
+    }
+}
+
+#[test]
+fn wrong_secret_is_refused_and_nothing_starts() {
+    let server = Server::start();
+    let invite: Invite = server.create(2).parse().unwrap();
+    let forged = Invite {
+        secret: InviteSecret::random(),
+        ..invite.clone()
+    };
+    let program = vec!["sh".to_string(), "-c".into(), "echo program-started".into()];
+    let honest = Party::join(&invite.to_string(), "alice", &["--no-mpyc-flags"], &program);
+    let intruder = Party::join(
+        &forged.to_string(),
+        "mallory",
+        &["--no-mpyc-flags"],
+        &program,
+    );
+    for run in [
+        honest.finish(Duration::from_secs(60)),
+        intruder.finish(Duration::from_secs(60)),
+    ] {
+        assert!(!run.out.status.success(), "{} started", run.name);
+        assert!(
+            !run.stdout().contains("program-started"),
+            "{} ran its program",
+            run.name
+        );
+        assert!(
+            run.stderr().contains("not from a holder of this invite"),
+            "{}: {}",
+            run.name,
+            run.stderr()
+        );
+    }
+}
+
+#[test]
+fn server_down_gives_a_clear_error_quickly() {
+    let server = Server::start();
+    let invite = server.create(2);
+    let link = server.link.clone();
+    drop(server);
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["join", &invite, "--", "sh", "-c", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("cannot reach the partyline server"),
+        "{stderr}"
+    );
+    let out = Command::new(BIN)
+        .args(["create", "--parties", "2", "--server", &link])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the partyline server"));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn killing_one_party_stops_the_others_naming_it() {
+    let server = Server::start();
+    let invite = server.create(3);
+    let program = vec![repo_file("crates/partyline/tests/programs/rounds.py")];
+    let mut parties: Vec<Party> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|name| Party::join(&invite, name, &[], &program))
+        .collect();
+    // Wait until every program is running: each prints 'running' once MPyC is connected.
+    for party in &mut parties {
+        let stdout = party.child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        assert!(
+            lines.any(|l| l.map(|l| l == "running").unwrap_or(false)),
+            "{} never ran its program",
+            party.name
+        );
+        // Keep draining so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+    }
+    let mut carol = parties.pop().unwrap();
+    carol.child.kill().unwrap();
+    carol.child.wait().unwrap();
+    let killed_at = Instant::now();
+    for party in parties {
+        let run = party.finish(Duration::from_secs(30));
+        assert!(!run.out.status.success(), "{} exited 0", run.name);
+        assert!(
+            run.stderr().contains("carol"),
+            "{} does not name carol: {}",
+            run.name,
+            run.stderr()
+        );
+    }
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        killed_at.elapsed()
+    );
+}

@@ -1,0 +1,111 @@
+//! Whole sessions: `partyline serve`, `create` and one `join` process per party,
+//! each running a real MPyC program, compared with MPyC over plain TCP.
+mod common;
+
+use common::*;
+
+fn securesum() -> Vec<String> {
+    vec![repo_file("examples/securesum.py")]
+}
+
+fn check_securesum(parties: u16, flags: &[&str]) -> Vec<Finished> {
+    let server = Server::start();
+    let runs = run_session(&server, parties, flags, &securesum());
+    let plain = run_plain_tcp(usize::from(parties), &securesum());
+    let expected = lines_with(&plain[0].stdout, &["sum", "product", "max"]);
+    assert_eq!(expected.len(), 3, "plain TCP printed {expected:?}");
+    for run in &runs {
+        run.assert_success();
+        assert_eq!(
+            run.result_lines(&["sum", "product", "max"]),
+            expected,
+            "{}",
+            run.name
+        );
+    }
+    runs
+}
+
+#[test]
+fn three_parties_compute_what_plain_tcp_computes() {
+    check_securesum(3, &[]);
+}
+
+#[test]
+fn five_parties_compute_what_plain_tcp_computes() {
+    check_securesum(5, &[]);
+}
+
+#[test]
+fn relay_only_sessions_compute_the_same_and_use_the_relay() {
+    for run in check_securesum(3, &["--relay-only"]) {
+        let report = run.report.as_ref().expect("a report");
+        for peer in report["peers"].as_array().unwrap() {
+            assert_eq!(peer["path"], "relay", "{}: {peer}", run.name);
+        }
+    }
+}
+
+fn check_secret_santa(parties: u16, flags: &[&str]) {
+    let server = Server::start();
+    let runs = run_session(
+        &server,
+        parties,
+        flags,
+        &[repo_file("examples/secretsanta.py")],
+    );
+    let first = runs[0].result_lines(&["derangement"]);
+    assert_eq!(first.len(), 1, "{}", runs[0].stdout());
+    assert_derangement(&first[0]);
+    for run in &runs {
+        run.assert_success();
+        assert_eq!(
+            run.result_lines(&["derangement"]),
+            first,
+            "{} disagrees",
+            run.name
+        );
+    }
+}
+
+#[test]
+fn secret_santa_gives_every_party_the_same_derangement() {
+    check_secret_santa(3, &[]);
+    check_secret_santa(5, &[]);
+}
+
+#[test]
+fn secret_santa_over_the_relay_only() {
+    check_secret_santa(3, &["--relay-only"]);
+    check_secret_santa(5, &["--relay-only"]);
+}
+
+#[test]
+fn ten_megabytes_move_between_parties_intact() {
+    let server = Server::start();
+    let runs = run_session(
+        &server,
+        3,
+        &[],
+        &[repo_file("examples/bulk.py"), "10".into()],
+    );
+    for run in &runs {
+        run.assert_success();
+        let received = run.result_lines(&["received"]);
+        let expected = run.result_lines(&["expected"]);
+        let digest = received[0].rsplit("digest: ").next().unwrap();
+        assert_eq!(format!("expected: {digest}"), expected[0], "{}", run.name);
+        let report = run.report.as_ref().unwrap();
+        let sent: u64 = report["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["bytes_sent"].as_u64().unwrap())
+            .sum();
+        assert!(
+            sent >= 20_000_000,
+            "{} forwarded only {sent} bytes",
+            run.name
+        );
+    }
+}
