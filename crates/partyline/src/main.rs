@@ -34,7 +34,7 @@ fn main() {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn,iroh=error,noq=error,iroh_relay=error",
+        0 => "warn,iroh=off,noq=off,iroh_relay=off",
         1 => "info,iroh=warn,noq=warn,iroh_relay=warn",
         _ => "debug",
     };

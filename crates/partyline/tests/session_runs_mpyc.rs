@@ -55,7 +55,7 @@ fn check_secret_santa(parties: u16, flags: &[&str]) {
         &[repo_file("examples/secretsanta.py")],
     );
     let first = runs[0].result_lines(&["derangement"]);
-    assert_eq!(first.len(), 1, "{}", runs[0].stdout());
+    assert_eq!(first.len(), 1, "{}\n{}", runs[0].stdout(), runs[0].stderr());
     assert_derangement(&first[0]);
     for run in &runs {
         run.assert_success();

@@ -20,13 +20,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let server = partyline_server::start(config)
         .await
         .context("the server did not start")?;
-    // Tests and scripts read the first line; people read the rest.
-    println!("partyline server ready: {}", server.server_link());
-    println!("  coordinator: {}", server.url());
-    println!("  relay:       {}", server.relay_url());
-    println!(
-        "  create a session with: partyline create --parties N --server '{}'",
-        server.server_link()
+    // Scripts read the first line and may close the pipe: a failed write must
+    // not take the server down.
+    let link = server.server_link();
+    let _ = writeln!(
+        std::io::stdout(),
+        "partyline server ready: {link}\n  coordinator: {}\n  relay:       {}\n  \
+         create a session with: partyline create --parties N --server '{link}'",
+        server.url(),
+        server.relay_url()
     );
     tokio::signal::ctrl_c()
         .await
