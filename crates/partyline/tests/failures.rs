@@ -8,10 +8,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use partyline_wire::{Invite, InviteSecret};
 
-fn securesum() -> Vec<String> {
-    vec![repo_file("examples/securesum.py")]
-}
-
 #[test]
 fn damaged_invite_is_rejected_before_anything_starts() {
     let server = Server::start();
