@@ -99,7 +99,13 @@ fn server_down_gives_a_clear_error_quickly() {
 fn killing_one_party_stops_the_others_naming_it() {
     let server = Server::start();
     let invite = server.create(3);
-    let program = vec![repo_file("crates/partyline/tests/programs/rounds.py")];
+    // A token on every program's command line, to find leftover processes.
+    let nanos = std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos();
+    let marker = format!("partyline-test-{}-{nanos}", std::process::id());
+    let program = vec![
+        repo_file("crates/partyline/tests/programs/rounds.py"),
+        marker.clone(),
+    ];
     let mut parties: Vec<Party> = ["alice", "bob", "carol"]
         .iter()
         .map(|name| Party::join(&invite, name, &[], &program))
@@ -135,4 +141,23 @@ fn killing_one_party_stops_the_others_naming_it() {
         "took {:?}",
         killed_at.elapsed()
     );
+    assert_no_process_with(&marker);
+}
+
+/// No process may outlive the session: polls briefly, since the kernel
+/// delivers the parent-death signal asynchronously.
+fn assert_no_process_with(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = Command::new("pgrep").args(["-f", marker]).output().unwrap();
+        if !found.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes left behind: {}",
+            String::from_utf8_lossy(&found.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

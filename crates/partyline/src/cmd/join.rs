@@ -10,7 +10,7 @@ use partyline_mesh::ending::watch_peers;
 use partyline_mesh::{
     CloseCode, Forwarder, MeshConfig, PartyEndpoint, PeerEventKind, PeerLink, connect_all,
 };
-use partyline_session::{Coordinator, announce_and_wait};
+use partyline_session::{Coordinator, SessionError, announce_and_wait};
 use partyline_wire::announce::check_name;
 use partyline_wire::{Announcement, Invite, Roster};
 
@@ -88,7 +88,12 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
     let roster = match roster {
         Ok(roster) => roster,
         Err(error) => {
-            let _ = coordinator.leave(&invite.session, &own.endpoint).await;
+            // Giving up frees our seat for a retry. After a refused roster the
+            // session is spoiled for everyone, and withdrawing would only hide
+            // the forged roster from the parties still waiting for it.
+            if matches!(error, SessionError::JoinTimeout { .. }) {
+                let _ = coordinator.leave(&invite.session, &own.endpoint).await;
+            }
             party.close().await;
             return Err(error.into());
         }

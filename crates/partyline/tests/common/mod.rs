@@ -43,7 +43,7 @@ pub fn python() -> PathBuf {
 pub struct Server {
     child: Child,
     pub link: String,
-    _data: tempfile::TempDir,
+    pub data: tempfile::TempDir,
 }
 
 impl Server {
@@ -65,11 +65,7 @@ impl Server {
             .strip_prefix("partyline server ready: ")
             .unwrap_or_else(|| panic!("unexpected first line from serve: {first:?}"))
             .to_string();
-        Self {
-            child,
-            link,
-            _data: data,
-        }
+        Self { child, link, data }
     }
 
     /// The coordinator URL without the pin.
