@@ -95,11 +95,10 @@ fn server_down_gives_a_clear_error_quickly() {
     );
 }
 
-#[test]
-fn killing_one_party_stops_the_others_naming_it() {
-    let server = Server::start();
+/// Starts a 3-party session of a long program and returns the parties once
+/// every program runs, with the marker found on all their command lines.
+fn running_session(server: &Server) -> (Vec<Party>, String) {
     let invite = server.create(3);
-    // A token on every program's command line, to find leftover processes.
     let nanos = std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos();
     let marker = format!("partyline-test-{}-{nanos}", std::process::id());
     let program = vec![
@@ -110,7 +109,7 @@ fn killing_one_party_stops_the_others_naming_it() {
         .iter()
         .map(|name| Party::join(&invite, name, &[], &program))
         .collect();
-    // Wait until every program is running: each prints 'running' once MPyC is connected.
+    // Each program prints 'running' once MPyC is connected.
     for party in &mut parties {
         let stdout = party.child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
@@ -122,10 +121,11 @@ fn killing_one_party_stops_the_others_naming_it() {
         // Keep draining so the child never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
     }
-    let mut carol = parties.pop().unwrap();
-    carol.child.kill().unwrap();
-    carol.child.wait().unwrap();
-    let killed_at = Instant::now();
+    (parties, marker)
+}
+
+/// The other parties stop within seconds, non-zero, naming carol, and leave no process.
+fn others_stop_naming_carol(parties: Vec<Party>, since: Instant, marker: &str) {
     for party in parties {
         let run = party.finish(Duration::from_secs(30));
         assert!(!run.out.status.success(), "{} exited 0", run.name);
@@ -137,11 +137,41 @@ fn killing_one_party_stops_the_others_naming_it() {
         );
     }
     assert!(
-        killed_at.elapsed() < Duration::from_secs(20),
+        since.elapsed() < Duration::from_secs(20),
         "took {:?}",
-        killed_at.elapsed()
+        since.elapsed()
     );
-    assert_no_process_with(&marker);
+    assert_no_process_with(marker);
+}
+
+#[test]
+fn killing_one_party_stops_the_others_naming_it() {
+    let server = Server::start();
+    let (mut parties, marker) = running_session(&server);
+    let mut carol = parties.pop().unwrap();
+    carol.child.kill().unwrap();
+    carol.child.wait().unwrap();
+    others_stop_naming_carol(parties, Instant::now(), &marker);
+}
+
+#[test]
+fn ctrl_c_on_one_party_ends_the_session_everywhere() {
+    let server = Server::start();
+    let (mut parties, marker) = running_session(&server);
+    let carol = parties.pop().unwrap();
+    let pid = carol.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let interrupted_at = Instant::now();
+    let run = carol.finish(Duration::from_secs(15));
+    assert_eq!(run.out.status.code(), Some(130), "{}", run.stderr());
+    assert!(run.stderr().contains("interrupted"), "{}", run.stderr());
+    others_stop_naming_carol(parties, interrupted_at, &marker);
 }
 
 /// No process may outlive the session: polls briefly, since the kernel
