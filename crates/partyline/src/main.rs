@@ -8,6 +8,7 @@
 mod cli;
 mod cmd;
 mod config;
+mod examples;
 mod progress;
 mod report;
 

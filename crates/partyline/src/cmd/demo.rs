@@ -17,7 +17,6 @@ use tokio::process::Command;
 use crate::cli::DemoArgs;
 use crate::config::Config;
 
-const SECRET_SANTA: &str = include_str!("../../../../examples/secretsanta.py");
 const NAMES: [&str; 16] = [
     "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
     "niaj", "olivia", "peggy", "rupert", "sybil",
@@ -29,8 +28,7 @@ pub async fn run(args: DemoArgs, verbose: u8) -> anyhow::Result<i32> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     let program = if args.program.is_empty() {
-        let path = dir.path().join("secretsanta.py");
-        std::fs::write(&path, SECRET_SANTA)?;
+        let path = crate::examples::write_to(dir.path(), "secretsanta.py")?;
         vec![path.to_string_lossy().into_owned()]
     } else {
         args.program.clone()
@@ -69,26 +67,19 @@ pub async fn run(args: DemoArgs, verbose: u8) -> anyhow::Result<i32> {
     let exe = std::env::current_exe().context("cannot find the partyline executable")?;
     let mut children = Vec::new();
     for name in NAMES.iter().take(usize::from(parties)) {
-        let mut command = Command::new(&exe);
-        command
-            .arg("join")
-            .arg(invite.to_string())
-            .args(["--name", name]);
-        command.arg("--report").arg(report_path(dir.path(), name));
+        let mut extra = vec!["--report".to_string(), report_path(dir.path(), name)];
         if verbose > 0 {
-            command.arg(format!("-{}", "v".repeat(usize::from(verbose))));
+            extra.push(format!("-{}", "v".repeat(usize::from(verbose))));
         }
-        if args.relay_only {
-            command.arg("--relay-only");
-        }
-        if let Some(python) = &python {
-            command.arg("--python").arg(python);
-        }
-        command.arg("--").args(&program);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut command = join_command(
+            &exe,
+            &invite,
+            name,
+            args.relay_only,
+            python.as_deref(),
+            &extra,
+            &program,
+        );
         let mut child = command.spawn().context("cannot start a party process")?;
         let out = tokio::spawn(prefix_lines(
             child.stdout.take().expect("piped"),
@@ -121,8 +112,40 @@ pub async fn run(args: DemoArgs, verbose: u8) -> anyhow::Result<i32> {
     Ok(worst)
 }
 
-fn report_path(dir: &Path, name: &str) -> std::path::PathBuf {
+/// The `partyline join` process of one local party, its output piped.
+pub(super) fn join_command(
+    exe: &Path,
+    invite: &Invite,
+    name: &str,
+    relay_only: bool,
+    python: Option<&Path>,
+    flags: &[String],
+    program: &[String],
+) -> Command {
+    let mut command = Command::new(exe);
+    command
+        .arg("join")
+        .arg(invite.to_string())
+        .args(["--name", name]);
+    command.args(flags);
+    if relay_only {
+        command.arg("--relay-only");
+    }
+    if let Some(python) = python {
+        command.arg("--python").arg(python);
+    }
+    command.arg("--").args(program);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn report_path(dir: &Path, name: &str) -> String {
     dir.join(format!("{name}.json"))
+        .to_string_lossy()
+        .into_owned()
 }
 
 async fn prefix_lines(stream: impl AsyncRead + Unpin, name: &str, to_stderr: bool) {
