@@ -1,14 +1,41 @@
-//! Spinners on stderr for long waits; silent when stderr is not a terminal.
+//! Progress on stderr for long waits: a spinner on a terminal, and plain
+//! lines otherwise, so that logs of scripted runs still show what happened.
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-pub fn spinner(message: impl Into<String>) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
-    );
-    bar.set_message(message.into());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
+/// A status line that can change while something slow happens.
+pub struct Status {
+    bar: ProgressBar,
+}
+
+impl Status {
+    pub fn set_message(&self, message: impl Into<String>) {
+        let message = message.into();
+        if self.bar.is_hidden() {
+            eprintln!("partyline: {message}");
+        }
+        self.bar.set_message(message);
+    }
+
+    pub fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+pub fn spinner(message: impl Into<String>) -> Status {
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let status = Status { bar };
+    status.set_message(message);
+    status
 }
