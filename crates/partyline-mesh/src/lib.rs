@@ -48,6 +48,4 @@ pub enum MeshError {
         "gave up after {secs}s waiting for connections from: {missing}; they may have lost their network or quit"
     )]
     Timeout { secs: u64, missing: String },
-    #[error("cannot open a local port for forwarding: {0}")]
-    LocalPort(#[from] std::io::Error),
 }

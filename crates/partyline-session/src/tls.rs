@@ -28,14 +28,24 @@ pub fn pin_of(cert_der: &[u8]) -> CertPin {
 /// Accepts exactly the server certificate whose SHA-256 equals the pin.
 #[derive(Debug)]
 pub struct PinnedCertVerifier {
-    pin: CertPin,
+    trust: Trust,
     algorithms: WebPkiSupportedAlgorithms,
+}
+
+#[derive(Debug)]
+enum Trust {
+    Pin(CertPin),
+    /// Trust on first use, for `partyline create` against a server given
+    /// without a pin: any certificate is accepted and remembered. The pin it
+    /// learns goes into the invite, so every joining party then checks the
+    /// very certificate the creator saw.
+    FirstUse(Arc<std::sync::Mutex<Option<CertPin>>>),
 }
 
 impl PinnedCertVerifier {
     pub fn new(pin: CertPin, provider: &CryptoProvider) -> Self {
         Self {
-            pin,
+            trust: Trust::Pin(pin),
             algorithms: provider.signature_verification_algorithms,
         }
     }
@@ -50,14 +60,16 @@ impl ServerCertVerifier for PinnedCertVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if pin_of(end_entity) == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "the server's certificate (sha256 {}) is not the one this invite pins ({}); someone may be impersonating the server",
-                pin_of(end_entity),
-                self.pin
-            )))
+        let shown = pin_of(end_entity);
+        match &self.trust {
+            Trust::Pin(pin) if *pin == shown => Ok(ServerCertVerified::assertion()),
+            Trust::Pin(pin) => Err(rustls::Error::General(format!(
+                "the server's certificate (sha256 {shown}) is not the one this invite pins ({pin}); someone may be impersonating the server"
+            ))),
+            Trust::FirstUse(seen) => {
+                *seen.lock().expect("never poisoned") = Some(shown);
+                Ok(ServerCertVerified::assertion())
+            }
         }
     }
 
@@ -84,70 +96,35 @@ impl ServerCertVerifier for PinnedCertVerifier {
     }
 }
 
-/// Accepts any certificate (still checking handshake signatures) and remembers
-/// it: trust on first use, for `partyline create` against a server given
-/// without a pin. The pin it learns goes into the invite, so every joining
-/// party then checks the very certificate the creator saw.
-#[derive(Debug)]
-struct FirstUseVerifier {
-    seen: std::sync::Mutex<Option<CertPin>>,
-    algorithms: WebPkiSupportedAlgorithms,
+fn client_config(
+    verifier: Arc<PinnedCertVerifier>,
+    provider: Arc<CryptoProvider>,
+) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth()
 }
 
-impl ServerCertVerifier for FirstUseVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.seen.lock().expect("never poisoned") = Some(pin_of(end_entity));
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+fn http_client(config: rustls::ClientConfig) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("a client with a preconfigured rustls backend always builds")
 }
 
 /// Connects to the server once and returns the pin of the certificate it shows.
 pub async fn learn_pin(server_url: &str) -> Result<CertPin, crate::SessionError> {
     let provider = crypto_provider();
-    let verifier = Arc::new(FirstUseVerifier {
-        seen: std::sync::Mutex::new(None),
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let verifier = Arc::new(PinnedCertVerifier {
+        trust: Trust::FirstUse(seen.clone()),
         algorithms: provider.signature_verification_algorithms,
     });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier.clone())
-        .with_no_client_auth();
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .expect("a client with a preconfigured rustls backend always builds");
+    let client = http_client(client_config(verifier, provider));
     let unreachable = |reason: String| crate::SessionError::Unreachable {
         url: server_url.to_string(),
         reason,
@@ -157,7 +134,7 @@ pub async fn learn_pin(server_url: &str) -> Result<CertPin, crate::SessionError>
         .send()
         .await
         .map_err(|e| unreachable(e.to_string()))?;
-    let seen = *verifier.seen.lock().expect("never poisoned");
+    let seen = *seen.lock().expect("never poisoned");
     seen.ok_or_else(|| unreachable("the server presented no certificate".into()))
 }
 
@@ -165,19 +142,10 @@ pub async fn learn_pin(server_url: &str) -> Result<CertPin, crate::SessionError>
 pub fn pinned_client_config(pin: CertPin) -> rustls::ClientConfig {
     let provider = crypto_provider();
     let verifier = Arc::new(PinnedCertVerifier::new(pin, &provider));
-    rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth()
+    client_config(verifier, provider)
 }
 
 /// An HTTP client for the coordinator that trusts only the pinned certificate.
 pub fn pinned_http_client(pin: CertPin) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(pinned_client_config(pin))
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .expect("a client with a preconfigured rustls backend always builds")
+    http_client(pinned_client_config(pin))
 }

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use partyline_mesh::{Forwarder, MeshConfig, PartyEndpoint, connect_all};
-use partyline_server::{RunningServer, ServerConfig};
+use partyline_server::RunningServer;
 use partyline_session::Coordinator;
 use partyline_wire::{Invite, InviteSecret, Member, Roster, SessionId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 
-use super::demo::join_command;
+use super::demo::{join_command, start_local_server};
 use crate::cli::BenchArgs;
 use crate::config::Config;
 
@@ -45,15 +45,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
         .tempdir()?;
     let python = super::join::find_python(&args.python, &Config::default()).await?;
     crate::examples::write_to(dir.path(), "securesum.py")?;
-    let server = partyline_server::start(ServerConfig {
-        listen: "127.0.0.1:0".parse().expect("valid address"),
-        data_dir: dir.path().join("server"),
-        session_ttl: Duration::from_secs(3600),
-        max_creates_per_minute_per_ip: 0,
-        ..ServerConfig::default()
-    })
-    .await
-    .context("the bench server did not start")?;
+    let server = start_local_server(dir.path()).await?;
 
     eprintln!(
         "partyline bench: {} repetitions; MPyC time is the largest 'elapsed time' any party reports, \

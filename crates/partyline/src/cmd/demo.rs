@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use partyline_server::ServerConfig;
+use partyline_server::{RunningServer, ServerConfig};
 use partyline_session::Coordinator;
 use partyline_wire::{Invite, InviteSecret};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -39,14 +39,7 @@ pub async fn run(args: DemoArgs, verbose: u8) -> anyhow::Result<i32> {
         None
     };
 
-    let server = partyline_server::start(ServerConfig {
-        listen: "127.0.0.1:0".parse().expect("valid address"),
-        data_dir: dir.path().join("server"),
-        session_ttl: Duration::from_secs(3600),
-        ..ServerConfig::default()
-    })
-    .await
-    .context("the demo server did not start")?;
+    let server = start_local_server(dir.path()).await?;
     let coordinator = Coordinator::new(server.url(), server.pin());
     let parties = args.parties;
     let created = coordinator.create(parties, Some("demo".into())).await?;
@@ -110,6 +103,19 @@ pub async fn run(args: DemoArgs, verbose: u8) -> anyhow::Result<i32> {
         eprintln!("partyline demo: all {parties} parties finished successfully");
     }
     Ok(worst)
+}
+
+/// A server on loopback for a session on this machine, its data in `dir`.
+pub(super) async fn start_local_server(dir: &Path) -> anyhow::Result<RunningServer> {
+    partyline_server::start(ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("valid address"),
+        data_dir: dir.join("server"),
+        session_ttl: Duration::from_secs(3600),
+        max_creates_per_minute_per_ip: 0,
+        ..ServerConfig::default()
+    })
+    .await
+    .context("the local session server did not start")
 }
 
 /// The `partyline join` process of one local party, its output piped.
