@@ -26,6 +26,15 @@ fn check_securesum(parties: u16, flags: &[&str]) -> Vec<Finished> {
     runs
 }
 
+fn assert_all_paths(runs: &[Finished], path: &str) {
+    for run in runs {
+        let report = run.report.as_ref().expect("a report");
+        for peer in report["peers"].as_array().unwrap() {
+            assert_eq!(peer["path"], path, "{}: {peer}", run.name);
+        }
+    }
+}
+
 #[test]
 fn three_parties_compute_what_plain_tcp_computes() {
     check_securesum(3, &[]);
@@ -38,15 +47,11 @@ fn five_parties_compute_what_plain_tcp_computes() {
 
 #[test]
 fn relay_only_sessions_compute_the_same_and_use_the_relay() {
-    for run in check_securesum(3, &["--relay-only"]) {
-        let report = run.report.as_ref().expect("a report");
-        for peer in report["peers"].as_array().unwrap() {
-            assert_eq!(peer["path"], "relay", "{}: {peer}", run.name);
-        }
-    }
+    assert_all_paths(&check_securesum(3, &["--relay-only"]), "relay");
+    assert_all_paths(&check_securesum(5, &["--relay-only"]), "relay");
 }
 
-fn check_secret_santa(parties: u16, flags: &[&str]) {
+fn check_secret_santa(parties: u16, flags: &[&str]) -> Vec<Finished> {
     let server = Server::start();
     let runs = run_session(
         &server,
@@ -66,6 +71,7 @@ fn check_secret_santa(parties: u16, flags: &[&str]) {
             run.name
         );
     }
+    runs
 }
 
 #[test]
@@ -76,17 +82,16 @@ fn secret_santa_gives_every_party_the_same_derangement() {
 
 #[test]
 fn secret_santa_over_the_relay_only() {
-    check_secret_santa(3, &["--relay-only"]);
-    check_secret_santa(5, &["--relay-only"]);
+    assert_all_paths(&check_secret_santa(3, &["--relay-only"]), "relay");
+    assert_all_paths(&check_secret_santa(5, &["--relay-only"]), "relay");
 }
 
-#[test]
-fn ten_megabytes_move_between_parties_intact() {
+fn check_bulk(flags: &[&str]) -> Vec<Finished> {
     let server = Server::start();
     let runs = run_session(
         &server,
         3,
-        &[],
+        flags,
         &[repo_file("examples/bulk.py"), "10".into()],
     );
     for run in &runs {
@@ -108,4 +113,15 @@ fn ten_megabytes_move_between_parties_intact() {
             run.name
         );
     }
+    runs
+}
+
+#[test]
+fn ten_megabytes_move_between_parties_intact() {
+    check_bulk(&[]);
+}
+
+#[test]
+fn ten_megabytes_move_intact_through_the_relay() {
+    assert_all_paths(&check_bulk(&["--relay-only"]), "relay");
 }
