@@ -6,6 +6,12 @@ need=()
 command -v python3 >/dev/null || need+=(python3 python3-venv)
 command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
+# The lab (crates/partyline-lab): ping for delay and loss, openssl for
+# tcp-ssl's certificates, wg for the WireGuard baseline, a font for plots.
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v openssl >/dev/null || need+=(openssl)
+command -v wg >/dev/null || need+=(wireguard-tools)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-test-deps: need root to install: ${need[*]}" >&2
@@ -13,4 +19,9 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+# Userspace WireGuard for the lab's baseline (the kernel has no WireGuard);
+# built once from crates.io, a few minutes on a fresh machine.
+if ! command -v boringtun-cli >/dev/null; then
+  cargo install --locked boringtun-cli@0.7.1
 fi

@@ -38,6 +38,8 @@ pub enum Command {
     Join(JoinArgs),
     /// Run a whole session on this machine: a server and N parties, each its own process.
     Demo(DemoArgs),
+    /// Emulated Internet (namespaces, NATs, latency) and the benchmark matrix; needs root.
+    Lab(crate::cmd::lab::LabArgs),
 }
 
 #[derive(Args, Debug)]

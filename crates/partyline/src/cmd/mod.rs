@@ -2,6 +2,7 @@
 mod create;
 mod demo;
 mod join;
+pub mod lab;
 mod serve;
 
 use crate::cli::{Cli, Command};
@@ -15,5 +16,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Create(args) => create::run(args, &config).await,
         Command::Join(args) => join::run(args, &config).await,
         Command::Demo(args) => demo::run(args, cli.verbose).await,
+        Command::Lab(args) => lab::run(args).await,
     }
 }

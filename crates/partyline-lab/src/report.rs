@@ -1,0 +1,263 @@
+//! The matrix's results: one CSV row per run (failed runs too), and a
+//! markdown summary with medians and ratios to `tcp`.
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{LabError, Result};
+
+pub const CSV_HEADER: &str =
+    "scenario,solution,parties,demo,size,repeat,status,wall_s,bytes,setup_s,paths,error";
+
+/// One run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub scenario: String,
+    pub solution: String,
+    pub parties: usize,
+    pub demo: String,
+    pub size: String,
+    pub repeat: usize,
+    /// `ok` or `failed`.
+    pub status: String,
+    pub wall_s: Option<f64>,
+    pub bytes: Option<u64>,
+    pub setup_s: Option<f64>,
+    pub paths: String,
+    pub error: String,
+}
+
+impl Row {
+    pub fn ok(&self) -> bool {
+        self.status == "ok"
+    }
+
+    fn csv(&self) -> String {
+        let num = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
+        [
+            quote(&self.scenario),
+            quote(&self.solution),
+            self.parties.to_string(),
+            quote(&self.demo),
+            quote(&self.size),
+            self.repeat.to_string(),
+            quote(&self.status),
+            num(self.wall_s),
+            self.bytes.map(|b| b.to_string()).unwrap_or_default(),
+            num(self.setup_s),
+            quote(&self.paths),
+            quote(&self.error),
+        ]
+        .join(",")
+    }
+}
+
+/// RFC 4180 quoting where needed.
+fn quote(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+/// The CSV file, written a row at a time so that an interrupted matrix
+/// keeps what it measured.
+pub struct CsvWriter {
+    file: File,
+    pub path: PathBuf,
+}
+
+impl CsvWriter {
+    pub fn create(path: &Path) -> Result<Self> {
+        let mut file = File::create(path).map_err(LabError::io(path))?;
+        writeln!(file, "{CSV_HEADER}").map_err(LabError::io(path))?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn write(&mut self, row: &Row) -> Result<()> {
+        writeln!(self.file, "{}", row.csv()).map_err(LabError::io(&self.path))?;
+        self.file.flush().map_err(LabError::io(&self.path))
+    }
+}
+
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    })
+}
+
+/// Key of a table line: scenario, demo, size, parties, solution.
+type Key = (String, String, String, usize, String);
+
+/// Median wall time (s) of the successful runs per table line.
+pub fn median_walls(rows: &[Row]) -> BTreeMap<Key, f64> {
+    let mut groups: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
+    for row in rows.iter().filter(|r| r.ok()) {
+        if let Some(wall) = row.wall_s {
+            groups.entry(key(row)).or_default().push(wall);
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|(k, mut v)| median(&mut v).map(|m| (k, m)))
+        .collect()
+}
+
+fn key(row: &Row) -> Key {
+    (
+        row.scenario.clone(),
+        row.demo.clone(),
+        row.size.clone(),
+        row.parties,
+        row.solution.clone(),
+    )
+}
+
+/// The markdown summary: one line per scenario, demo, size, parties and
+/// solution, in the order the rows came.
+pub fn summary(rows: &[Row], command: &str) -> String {
+    let walls = median_walls(rows);
+    let mut lines: Vec<Key> = Vec::new();
+    for row in rows {
+        let k = key(row);
+        if !lines.contains(&k) {
+            lines.push(k);
+        }
+    }
+    let mut out = String::new();
+    out.push_str("# partyline lab results\n\n");
+    out.push_str(&format!("Command: `{command}`\n\n"));
+    out.push_str("Wall time: from starting the parties' processes to the last one exiting (partyline: including joining and connecting). ");
+    out.push_str("Ratio: median wall time over `tcp`'s on the same line. Bytes: MPyC's payload count summed over parties. ");
+    out.push_str("Set-up: partyline's mesh set-up (slowest party), tcp-ssl's certificate generation, wireguard's configuration.\n\n");
+    out.push_str("| scenario | demo | size | parties | solution | ok/runs | median wall s | ratio to tcp | median set-up s | median MB sent | paths |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for k in &lines {
+        let group: Vec<&Row> = rows.iter().filter(|r| key(r) == *k).collect();
+        let ok: Vec<&&Row> = group.iter().filter(|r| r.ok()).collect();
+        let wall = walls.get(k).copied();
+        let tcp_key = (
+            k.0.clone(),
+            k.1.clone(),
+            k.2.clone(),
+            k.3,
+            "tcp".to_string(),
+        );
+        let ratio = match (wall, walls.get(&tcp_key)) {
+            (Some(w), Some(t)) if *t > 0.0 => format!("{:.2}", w / t),
+            _ => "–".into(),
+        };
+        let mut setups: Vec<f64> = ok.iter().filter_map(|r| r.setup_s).collect();
+        let mut mbs: Vec<f64> = ok
+            .iter()
+            .filter_map(|r| r.bytes.map(|b| b as f64 / 1e6))
+            .collect();
+        let fmt = |v: Option<f64>, digits: usize| {
+            v.map(|v| format!("{v:.digits$}"))
+                .unwrap_or_else(|| "–".into())
+        };
+        let paths = ok.last().map(|r| r.paths.clone()).unwrap_or_default();
+        let failure = group
+            .iter()
+            .find(|r| !r.ok())
+            .map(|r| format!(" (failed: {})", short(&r.error)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {}/{}{} | {} | {} | {} | {} | {} |\n",
+            k.0,
+            k.1,
+            k.2,
+            k.3,
+            k.4,
+            ok.len(),
+            group.len(),
+            failure,
+            fmt(wall, 2),
+            ratio,
+            fmt(median(&mut setups), 2),
+            fmt(median(&mut mbs), 2),
+            paths
+        ));
+    }
+    out
+}
+
+/// The first 80 characters of an error, safe inside a table cell.
+fn short(error: &str) -> String {
+    let cleaned = error.replace('|', "/").replace('\n', " ");
+    match cleaned.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &cleaned[..at]),
+        None => cleaned,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(solution: &str, wall: f64, ok: bool) -> Row {
+        Row {
+            scenario: "s".into(),
+            solution: solution.into(),
+            parties: 3,
+            demo: "d".into(),
+            size: "low".into(),
+            repeat: 0,
+            status: if ok { "ok" } else { "failed" }.into(),
+            wall_s: Some(wall),
+            bytes: Some(1_000_000),
+            setup_s: None,
+            paths: String::new(),
+            error: if ok {
+                String::new()
+            } else {
+                "boom, \"badly\"".into()
+            },
+        }
+    }
+
+    #[test]
+    fn csv_quotes_commas_and_quotes() {
+        assert_eq!(quote("a,b"), "\"a,b\"");
+        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(quote("plain"), "plain");
+    }
+
+    #[test]
+    fn summary_has_ratio_and_counts_failures() {
+        let rows = vec![
+            row("tcp", 2.0, true),
+            row("tcp", 4.0, true),
+            row("partyline", 6.0, true),
+            row("partyline", 1.0, false),
+        ];
+        let text = summary(&rows, "partyline lab run");
+        assert!(
+            text.contains("| s | d | low | 3 | tcp | 2/2 | 3.00 | 1.00 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| partyline | 1/2 (failed: boom, \"badly\") | 6.00 | 2.00 |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn median_of_even_and_odd() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0]), Some(2.5));
+        assert_eq!(median(&mut []), None);
+    }
+}

@@ -1,0 +1,250 @@
+//! The connection solutions compared on one topology, and what they share:
+//! starting one process per party in its namespace and timing them.
+//!
+//! - [`tcp`]: MPyC's own TCP between public addresses, plain or with
+//!   `--ssl` (a CA and party certificates generated per run).
+//! - [`partyline`]: `partyline join` in every party namespace against a
+//!   `partyline serve` in the server namespace, direct or `--relay-only`.
+//! - [`wireguard`]: a userspace WireGuard mesh (boringtun), MPyC over it.
+pub mod partyline;
+pub mod tcp;
+pub mod wireguard;
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use crate::error::{LabError, Result};
+use crate::process::{NsProcess, tail};
+use crate::topology::Lab;
+use crate::workload::Workload;
+
+/// After one party failed, how long the others get before they are stopped
+/// (they usually wait for the failed one forever).
+const AFTER_FAILURE: Duration = Duration::from_secs(5);
+/// How often the waits look at the parties.
+const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Solution {
+    Tcp,
+    TcpSsl,
+    Partyline,
+    PartylineRelay,
+    Wireguard,
+}
+
+pub const ALL: [Solution; 5] = [
+    Solution::Tcp,
+    Solution::TcpSsl,
+    Solution::Partyline,
+    Solution::PartylineRelay,
+    Solution::Wireguard,
+];
+
+impl Solution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::TcpSsl => "tcp-ssl",
+            Self::Partyline => "partyline",
+            Self::PartylineRelay => "partyline-relay",
+            Self::Wireguard => "wireguard",
+        }
+    }
+}
+
+impl fmt::Display for Solution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Solution {
+    type Err = LabError;
+    fn from_str(s: &str) -> Result<Self> {
+        ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| {
+            LabError::invalid(
+                "solution",
+                format!("{s:?}; use tcp, tcp-ssl, partyline, partyline-relay or wireguard"),
+            )
+        })
+    }
+}
+
+/// Everything one run needs.
+pub struct Context<'a> {
+    pub lab: &'a Lab,
+    /// The partyline binary.
+    pub exe: &'a Path,
+    pub workload: &'a Workload,
+    /// This run's directory; party i works in `party{i}/`.
+    pub dir: PathBuf,
+    pub timeout: Duration,
+    /// The TCP port MPyC parties listen on (each on its own address).
+    pub port: u16,
+    /// MPyC flags every party gets, e.g. a threshold.
+    pub mpyc_extra: Vec<String>,
+}
+
+impl Context<'_> {
+    pub fn parties(&self) -> usize {
+        self.lab.parties.len()
+    }
+
+    pub fn party_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("party{i}"))
+    }
+
+    /// The program and its arguments, without MPyC's connection flags.
+    pub fn program(&self) -> Vec<String> {
+        std::iter::once(self.workload.program.to_string_lossy().into_owned())
+            .chain(self.workload.args.iter().cloned())
+            .chain(self.mpyc_extra.iter().cloned())
+            .collect()
+    }
+
+    /// Fails unless every party has a public address, as MPyC's own TCP
+    /// and a WireGuard mesh with fixed endpoints need.
+    pub fn require_public(&self, solution: Solution) -> Result<()> {
+        match self.lab.parties.iter().position(|p| p.public_ip != p.ip) {
+            None => Ok(()),
+            Some(i) => Err(LabError::invalid(
+                solution.as_str(),
+                format!("needs every party on a public address, party {i} is behind a NAT"),
+            )),
+        }
+    }
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// From starting the parties to the last one exiting.
+    pub wall: Duration,
+    /// Connection set-up the solution needed before or within the run.
+    pub setup: Option<Duration>,
+    /// Payload bytes MPyC sent, over all parties (MPyC's own count).
+    pub bytes: Option<u64>,
+    /// Which paths carried the traffic, e.g. `direct:6` or `relay:2 direct:4`.
+    pub paths: String,
+    /// Why the run failed; `None` if every party exited with 0.
+    pub error: Option<String>,
+    /// Each party's stdout.
+    pub stdout: Vec<String>,
+}
+
+/// MPyC's `-M -I -P` flags for party `index` with parties at `addrs`.
+pub fn mpyc_flags(addrs: &[Ipv4Addr], index: usize, port: u16) -> Vec<String> {
+    let mut flags = vec![
+        "-M".into(),
+        addrs.len().to_string(),
+        "-I".into(),
+        index.to_string(),
+    ];
+    for addr in addrs {
+        flags.push("-P".into());
+        flags.push(format!("{addr}:{port}"));
+    }
+    flags
+}
+
+/// Waits for all parties, killing the rest when one fails or the deadline
+/// passes, and gathers the outcome.
+pub fn finish(mut parties: Vec<NsProcess>, started: Instant, deadline: Instant) -> Result<Outcome> {
+    let n = parties.len();
+    let mut statuses: Vec<Option<ExitStatus>> = vec![None; n];
+    let mut error: Option<String> = None;
+    let mut stop_at = deadline;
+    loop {
+        for (i, p) in parties.iter_mut().enumerate() {
+            if statuses[i].is_none()
+                && let Some(status) = p.try_wait()?
+            {
+                statuses[i] = Some(status);
+                if !status.success() && error.is_none() {
+                    error = Some(format!(
+                        "{} exited with {status}: {}",
+                        p.name,
+                        tail(&(p.stderr_text() + &p.stdout_text()), 4).replace('\n', " | ")
+                    ));
+                    stop_at = stop_at.min(Instant::now() + AFTER_FAILURE);
+                }
+            }
+        }
+        if statuses.iter().all(Option::is_some) {
+            break;
+        }
+        crate::interrupt::check()?;
+        if Instant::now() >= stop_at {
+            let waiting: Vec<&str> = parties
+                .iter()
+                .zip(&statuses)
+                .filter(|(_, s)| s.is_none())
+                .map(|(p, _)| p.name.as_str())
+                .collect();
+            if error.is_none() {
+                error = Some(format!(
+                    "timeout after {} s waiting for {}",
+                    started.elapsed().as_secs(),
+                    waiting.join(", ")
+                ));
+            }
+            for p in &mut parties {
+                p.kill();
+            }
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    let wall = started.elapsed();
+    let outputs: Vec<(String, String)> = parties
+        .iter()
+        .map(|p| (p.stdout_text(), p.stderr_text()))
+        .collect();
+    let counts: Vec<Option<u64>> = outputs
+        .iter()
+        .map(|(o, e)| mpyc_bytes(o).or_else(|| mpyc_bytes(e)))
+        .collect();
+    let bytes = counts.iter().copied().sum::<Option<u64>>();
+    Ok(Outcome {
+        wall,
+        setup: None,
+        bytes,
+        paths: String::new(),
+        error,
+        stdout: outputs.into_iter().map(|(o, _)| o).collect(),
+    })
+}
+
+/// MPyC's own count from its last log line, `… bytes sent: N`.
+fn mpyc_bytes(log: &str) -> Option<u64> {
+    log.lines()
+        .rev()
+        .find_map(|l| l.split("bytes sent: ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mpyc_byte_count() {
+        let log = "2025 Start MPyC runtime v0.11\n2025 Stop MPyC -- elapsed time: 0:00:02.27|bytes sent: 171648\n";
+        assert_eq!(mpyc_bytes(log), Some(171_648));
+        assert_eq!(mpyc_bytes("nothing"), None);
+    }
+
+    #[test]
+    fn flags_list_every_party() {
+        let addrs = [Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)];
+        assert_eq!(
+            mpyc_flags(&addrs, 1, 7000).join(" "),
+            "-M 2 -I 1 -P 10.0.0.1:7000 -P 10.0.0.2:7000"
+        );
+    }
+}

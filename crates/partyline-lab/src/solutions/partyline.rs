@@ -1,0 +1,133 @@
+//! partyline itself: `partyline serve` in the server namespace, and per run
+//! `partyline create` there and `partyline join` in every party namespace,
+//! exactly the commands real parties type.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{Context, Outcome, finish};
+use crate::error::{LabError, Result};
+use crate::process::NsProcess;
+use crate::shell;
+use crate::topology::Lab;
+
+/// The coordinator's port on the server's public address (the relay takes the next).
+pub const PORT: u16 = 7700;
+/// How long `partyline serve` may take to start.
+const SERVE_START: Duration = Duration::from_secs(30);
+
+/// A running `partyline serve`, stopped when dropped.
+pub struct Server {
+    process: NsProcess,
+    /// `https://HOST:PORT#sha256=PIN`, as `partyline create --server` wants it.
+    pub link: String,
+}
+
+impl Server {
+    pub fn start(lab: &Lab, exe: &Path, dir: &Path) -> Result<Self> {
+        let data = dir.join("server-data");
+        std::fs::create_dir_all(&data).map_err(LabError::io(&data))?;
+        let args = vec![
+            "serve".into(),
+            "--listen".into(),
+            format!("{}:{PORT}", lab.server.ip),
+            "--data-dir".into(),
+            data.to_string_lossy().into_owned(),
+            // Every run creates a session from the same address.
+            "--creates-per-minute".into(),
+            "10000".into(),
+        ];
+        let mut process = NsProcess::spawn("server", &lab.server.ns, dir, exe, &args, &[])?;
+        let line = process.wait_for_line(Instant::now() + SERVE_START)?;
+        let link = line
+            .strip_prefix("partyline server ready: ")
+            .ok_or_else(|| LabError::invalid("partyline serve output", line.clone()))?
+            .to_string();
+        Ok(Self { process, link })
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.process.try_wait(), Ok(None))
+    }
+}
+
+pub fn run(ctx: &Context, server: &Server, relay_only: bool) -> Result<Outcome> {
+    let n = ctx.parties();
+    let created = shell::in_ns(
+        &ctx.lab.server.ns,
+        &ctx.exe.to_string_lossy(),
+        [
+            "create",
+            "--parties",
+            &n.to_string(),
+            "--server",
+            &server.link,
+        ],
+    )?;
+    let invite = created
+        .lines()
+        .last()
+        .ok_or_else(|| LabError::invalid("partyline create output", "it printed nothing"))?
+        .trim()
+        .to_string();
+    let started = Instant::now();
+    let mut parties = Vec::new();
+    for (i, host) in ctx.lab.parties.iter().enumerate() {
+        let dir = ctx.party_dir(i);
+        ctx.workload.setup_dir(&dir)?;
+        let mut args = vec![
+            "join".to_string(),
+            invite.clone(),
+            "--name".into(),
+            format!("p{i}"),
+            "--timeout".into(),
+            ctx.timeout.as_secs().max(1).to_string(),
+            "--python".into(),
+            ctx.workload.python.to_string_lossy().into_owned(),
+            "--report".into(),
+            dir.join("report.json").to_string_lossy().into_owned(),
+        ];
+        if relay_only {
+            args.push("--relay-only".into());
+        }
+        args.push("--".into());
+        args.extend(ctx.program());
+        parties.push(NsProcess::spawn(
+            &format!("party{i}"),
+            &host.ns,
+            &dir,
+            ctx.exe,
+            &args,
+            &[],
+        )?);
+    }
+    let mut outcome = finish(parties, started, started + ctx.timeout)?;
+    let reports: Vec<serde_json::Value> = (0..n)
+        .filter_map(|i| std::fs::read_to_string(ctx.party_dir(i).join("report.json")).ok())
+        .filter_map(|text| serde_json::from_str(&text).ok())
+        .collect();
+    outcome.setup = reports
+        .iter()
+        .filter_map(|r| r["setup_ms"].as_u64())
+        .max()
+        .map(Duration::from_millis);
+    outcome.paths = paths(&reports);
+    Ok(outcome)
+}
+
+/// How many party pairs used each path, e.g. `direct:2 relay:1`; a pair
+/// counts once per end, so both ends' views are halved (rounded up).
+fn paths(reports: &[serde_json::Value]) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for report in reports {
+        for peer in report["peers"].as_array().into_iter().flatten() {
+            let path = peer["path"].as_str().unwrap_or("unknown").to_string();
+            *counts.entry(path).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(path, ends)| format!("{path}:{}", ends.div_ceil(2)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,430 @@
+//! The emulated Internet: network namespaces as hosts and routers.
+//!
+//! ```text
+//!   server ns ──┐
+//!   party 0 ns ─┤                       (public: the host is the site)
+//!   party 1 ns ── NAT router ns ─┤      (cone, symmetric, udp-blocked)
+//!   party 2 ns ── home router ── carrier NAT ─┤   (cgnat)
+//!                                  "internet" ns (router, delay stage)
+//! ```
+//! Each site (the server, a public host, or a party's outermost router) hangs
+//! off the "internet" namespace by its own veth pair: site k's link is
+//! 10.200.k.0/24, the internet side .1 and the site's public address .2
+//! (the server is site 0, party i site i+1). Behind a NAT the host is
+//! 10.10.k.2 and the carrier's side of a CGNAT 100.64.k.0/24. These
+//! addresses exist only inside namespaces the lab created.
+//!
+//! The internet namespace routes rather than bridges: routed packets pass
+//! iptables' FORWARD chain, where the delay stage's NFQUEUE rule and the
+//! loss rules see them, with no `br_netfilter` needed. Rates are token
+//! buckets (tc tbf) on each site's link: the site side limits uplink, the
+//! internet side downlink.
+//!
+//! Everything has the lab's per-run prefix; [`Lab`] removes it all when
+//! dropped, also after an error or Ctrl-C.
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::cleanup;
+use crate::delay::{self, DelayConfig};
+use crate::error::{LabError, Result};
+use crate::nat::{self, Layer, NatKind};
+use crate::process::NsProcess;
+use crate::scenario::Scenario;
+use crate::{interrupt, shell};
+
+/// Every lab namespace's name starts with this.
+pub const PREFIX_ROOT: &str = "pllab-";
+/// The most parties a lab holds (site numbers must fit an address octet, and
+/// MPyC beyond this is out of this machine's reach anyway).
+pub const MAX_PARTIES: usize = 32;
+/// How long the delay stage may take to start.
+const STAGE_START: Duration = Duration::from_secs(10);
+
+/// One party's place in the topology.
+#[derive(Debug, Clone)]
+pub struct PartySpec {
+    pub region: String,
+    pub nat: NatKind,
+    pub uplink_mbit: Option<f64>,
+    pub downlink_mbit: Option<f64>,
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct TopologySpec {
+    pub scenario: Scenario,
+    pub parties: Vec<PartySpec>,
+}
+
+impl TopologySpec {
+    /// `n` parties placed round-robin over the scenario's regions; party i
+    /// gets `nats[i]`, or the last entry when the list is shorter (empty:
+    /// public); every party gets `rate_mbit` up and down, if given.
+    pub fn new(
+        scenario: Scenario,
+        n: usize,
+        nats: &[NatKind],
+        rate_mbit: Option<f64>,
+    ) -> Result<Self> {
+        scenario.validate()?;
+        if !(1..=MAX_PARTIES).contains(&n) {
+            return Err(LabError::invalid(
+                "number of parties",
+                format!("{n}; use 1 to {MAX_PARTIES}"),
+            ));
+        }
+        if let Some(rate) = rate_mbit
+            && !(rate.is_finite() && rate >= 0.01)
+        {
+            return Err(LabError::invalid(
+                "rate",
+                format!("{rate} Mbit/s; use at least 0.01"),
+            ));
+        }
+        let parties = (0..n)
+            .map(|i| PartySpec {
+                region: scenario.region_of(i).to_string(),
+                nat: nats
+                    .get(i)
+                    .or(nats.last())
+                    .copied()
+                    .unwrap_or(NatKind::Public),
+                uplink_mbit: rate_mbit,
+                downlink_mbit: rate_mbit,
+            })
+            .collect();
+        Ok(Self { scenario, parties })
+    }
+}
+
+/// A host where a program runs: the server or a party.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Its namespace.
+    pub ns: String,
+    /// Its own address (behind a NAT: the private one).
+    pub ip: Ipv4Addr,
+    /// The address the Internet sees (its own, or its outermost router's).
+    pub public_ip: Ipv4Addr,
+    pub nat: NatKind,
+    pub region: String,
+}
+
+/// A built topology. Dropping it removes every namespace (and with them
+/// their links and iptables rules) and every process in them.
+pub struct Lab {
+    pub prefix: String,
+    pub spec: TopologySpec,
+    /// The internet router's namespace.
+    pub inet: String,
+    pub server: Host,
+    pub parties: Vec<Host>,
+    /// Logs of processes the lab itself runs (the delay stage).
+    pub dir: PathBuf,
+    namespaces: Vec<String>,
+    delay_stage: Option<NsProcess>,
+}
+
+fn site_net(k: usize) -> (Ipv4Addr, Ipv4Addr) {
+    let k = k as u8;
+    (Ipv4Addr::new(10, 200, k, 1), Ipv4Addr::new(10, 200, k, 2))
+}
+
+impl Lab {
+    /// Builds the topology. `exe` is the partyline binary (it runs the delay
+    /// stage); `dir` receives the lab's own logs.
+    pub fn build(spec: TopologySpec, exe: &Path, dir: &Path) -> Result<Self> {
+        shell::check_prerequisites()?;
+        interrupt::install()?;
+        std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
+        let prefix = format!("{PREFIX_ROOT}{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let (_, server_ip) = site_net(0);
+        let mut lab = Self {
+            inet: format!("{prefix}-inet"),
+            server: Host {
+                ns: format!("{prefix}-srv"),
+                ip: server_ip,
+                public_ip: server_ip,
+                nat: NatKind::Public,
+                region: spec.scenario.regions[0].clone(),
+            },
+            parties: Vec::new(),
+            dir: dir.to_path_buf(),
+            namespaces: Vec::new(),
+            delay_stage: None,
+            prefix,
+            spec,
+        };
+        tracing::info!("building lab {}", lab.prefix);
+        // From here on, an error drops `lab`, which removes what exists.
+        let inet = lab.inet.clone();
+        lab.add_namespace(&inet, true)?;
+        let server_ns = lab.server.ns.clone();
+        lab.add_namespace(&server_ns, false)?;
+        lab.connect_site(0, &server_ns, None, None)?;
+        for i in 0..lab.spec.parties.len() {
+            interrupt::check()?;
+            let host = lab.add_party(i)?;
+            lab.parties.push(host);
+        }
+        lab.start_delay_and_loss(exe)?;
+        Ok(lab)
+    }
+
+    fn add_namespace(&mut self, ns: &str, forwarding: bool) -> Result<()> {
+        self.namespaces.push(ns.to_string());
+        shell::run("ip", ["netns", "add", ns])?;
+        shell::run("ip", ["-n", ns, "link", "set", "lo", "up"])?;
+        let value = if forwarding { "1" } else { "0" };
+        shell::in_ns(
+            ns,
+            "sysctl",
+            ["-qw", &format!("net.ipv4.ip_forward={value}")],
+        )?;
+        Ok(())
+    }
+
+    /// Links site `k` (namespace `ns`, interface `wan`) to the internet.
+    fn connect_site(
+        &self,
+        k: usize,
+        ns: &str,
+        up: Option<f64>,
+        down: Option<f64>,
+    ) -> Result<Ipv4Addr> {
+        let (gateway, public) = site_net(k);
+        let inet_if = format!("s{k}");
+        veth(&self.inet, &inet_if, ns, "wan")?;
+        address(&self.inet, &inet_if, gateway)?;
+        address(ns, "wan", public)?;
+        shell::run(
+            "ip",
+            [
+                "-n",
+                ns,
+                "route",
+                "add",
+                "default",
+                "via",
+                &gateway.to_string(),
+            ],
+        )?;
+        if let Some(rate) = up {
+            crate::shaping::limit_rate(ns, "wan", rate)?;
+        }
+        if let Some(rate) = down {
+            crate::shaping::limit_rate(&self.inet, &inet_if, rate)?;
+        }
+        Ok(public)
+    }
+
+    fn add_party(&mut self, i: usize) -> Result<Host> {
+        let spec = self.spec.parties[i].clone();
+        let k = i + 1;
+        let host_ns = format!("{}-p{i}", self.prefix);
+        let router_ns = format!("{}-p{i}r", self.prefix);
+        let carrier_ns = format!("{}-p{i}c", self.prefix);
+        let (up, down) = (spec.uplink_mbit, spec.downlink_mbit);
+        let private = Ipv4Addr::new(10, 10, k as u8, 2);
+        let router_lan = Ipv4Addr::new(10, 10, k as u8, 1);
+        self.add_namespace(&host_ns, false)?;
+        let (ip, public_ip) = match spec.nat {
+            NatKind::Public => {
+                let public = self.connect_site(k, &host_ns, up, down)?;
+                (public, public)
+            }
+            NatKind::Cone | NatKind::Symmetric | NatKind::UdpBlocked => {
+                self.add_namespace(&router_ns, true)?;
+                let public = self.connect_site(k, &router_ns, up, down)?;
+                self.lan(&router_ns, router_lan, &host_ns, private)?;
+                let layer = match spec.nat {
+                    NatKind::Symmetric => Layer::Symmetric,
+                    NatKind::UdpBlocked => Layer::TcpTo {
+                        server: self.server.public_ip,
+                    },
+                    _ => Layer::Cone,
+                };
+                nat::install(&router_ns, layer)?;
+                (private, public)
+            }
+            NatKind::Cgnat => {
+                self.add_namespace(&carrier_ns, true)?;
+                self.add_namespace(&router_ns, true)?;
+                let public = self.connect_site(k, &carrier_ns, up, down)?;
+                let carrier_lan = Ipv4Addr::new(100, 64, k as u8, 1);
+                let home_wan = Ipv4Addr::new(100, 64, k as u8, 2);
+                veth(&carrier_ns, "lan", &router_ns, "wan")?;
+                address(&carrier_ns, "lan", carrier_lan)?;
+                address(&router_ns, "wan", home_wan)?;
+                shell::run(
+                    "ip",
+                    [
+                        "-n",
+                        &router_ns,
+                        "route",
+                        "add",
+                        "default",
+                        "via",
+                        &carrier_lan.to_string(),
+                    ],
+                )?;
+                self.lan(&router_ns, router_lan, &host_ns, private)?;
+                nat::install(&carrier_ns, Layer::Cone)?;
+                nat::install(&router_ns, Layer::Cone)?;
+                (private, public)
+            }
+        };
+        Ok(Host {
+            ns: host_ns,
+            ip,
+            public_ip,
+            nat: spec.nat,
+            region: spec.region,
+        })
+    }
+
+    /// A LAN between a router (`lan`) and its host (`eth0`, default route via the router).
+    fn lan(&self, router: &str, router_ip: Ipv4Addr, host: &str, host_ip: Ipv4Addr) -> Result<()> {
+        veth(router, "lan", host, "eth0")?;
+        address(router, "lan", router_ip)?;
+        address(host, "eth0", host_ip)?;
+        shell::run(
+            "ip",
+            [
+                "-n",
+                host,
+                "route",
+                "add",
+                "default",
+                "via",
+                &router_ip.to_string(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every site's public address and region, for the delay stage and loss rules.
+    fn sites(&self) -> Vec<(Ipv4Addr, String)> {
+        std::iter::once(&self.server)
+            .chain(&self.parties)
+            .map(|h| (h.public_ip, h.region.clone()))
+            .collect()
+    }
+
+    fn start_delay_and_loss(&mut self, exe: &Path) -> Result<()> {
+        let sites = self.sites();
+        crate::shaping::install_loss(&self.inet, &sites, &self.spec.scenario)?;
+        let delayed = self
+            .spec
+            .scenario
+            .links
+            .iter()
+            .any(|l| l.rtt_ms > 0.0 || l.jitter_ms > 0.0);
+        if !delayed {
+            return Ok(());
+        }
+        let config = DelayConfig {
+            sites,
+            scenario: self.spec.scenario.clone(),
+        };
+        let path = self.dir.join("delay.json");
+        let json = serde_json::to_string_pretty(&config)
+            .map_err(|e| LabError::DelayStage(e.to_string()))?;
+        std::fs::write(&path, json).map_err(LabError::io(&path))?;
+        let args = vec![
+            "lab".into(),
+            "delay-stage".into(),
+            "--config".into(),
+            path.to_string_lossy().into_owned(),
+        ];
+        let mut stage = NsProcess::spawn("delay-stage", &self.inet, &self.dir, exe, &args, &[])?;
+        let line = stage.wait_for_line(Instant::now() + STAGE_START)?;
+        if line != delay::READY {
+            return Err(LabError::DelayStage(format!(
+                "unexpected first line {line:?}"
+            )));
+        }
+        self.delay_stage = Some(stage);
+        // Without --queue-bypass: should the stage die, traffic stops and
+        // runs fail visibly instead of silently running without delay.
+        shell::in_ns(
+            &self.inet,
+            "iptables",
+            [
+                "-A",
+                "FORWARD",
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                &delay::QUEUE.to_string(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the delay stage still runs (it must, for traffic to flow).
+    pub fn delay_stage_alive(&mut self) -> bool {
+        self.delay_stage
+            .as_mut()
+            .is_none_or(|s| matches!(s.try_wait(), Ok(None)))
+    }
+
+    /// The namespaces this lab created, in creation order.
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
+    }
+
+    /// Removes everything now (dropping does the same).
+    pub fn teardown(mut self) {
+        self.remove_all();
+    }
+
+    fn remove_all(&mut self) {
+        if let Some(mut stage) = self.delay_stage.take() {
+            stage.kill();
+        }
+        for ns in self.namespaces.drain(..).rev() {
+            cleanup::remove_namespace(&ns);
+        }
+        cleanup::remove_wireguard_sockets(&self.prefix);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !self.namespaces.is_empty() {
+            tracing::info!("removing lab {}", self.prefix);
+        }
+        self.remove_all();
+    }
+}
+
+fn veth(ns_a: &str, if_a: &str, ns_b: &str, if_b: &str) -> Result<()> {
+    shell::run(
+        "ip",
+        [
+            "-n", ns_a, "link", "add", if_a, "type", "veth", "peer", "name", if_b, "netns", ns_b,
+        ],
+    )?;
+    shell::run("ip", ["-n", ns_a, "link", "set", if_a, "up"])?;
+    shell::run("ip", ["-n", ns_b, "link", "set", if_b, "up"])?;
+    Ok(())
+}
+
+fn address(ns: &str, interface: &str, ip: Ipv4Addr) -> Result<()> {
+    shell::run(
+        "ip",
+        [
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            interface,
+        ],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,333 @@
+//! Workloads: which MPC program runs, at which size, with which Python.
+//!
+//! MPyC's own demos are not in the `mpyc` wheel; the PyPI package
+//! `mpyc-web` 0.7.0 ships copies, so the lab downloads that wheel once with
+//! pip and unpacks the two demos it uses into its cache. The CNN demo needs
+//! numpy, which partyline's managed Python does not have (partyline itself
+//! never needs it), so the lab builds its own virtual environment for it.
+//!
+//! | demo | low | medium | high | bound by |
+//! |---|---|---|---|---|
+//! | `mpyc-secretsanta` (MPyC demo, derangements of 2..N) | N=4 | N=8 | N=12 | rounds (latency) |
+//! | `mpyc-cnn` (MPyC `np_cnnmnist.py`, batch of B images) | B=1 | B=2 | B=4 | volume (bandwidth) |
+//! | `secretsanta` (examples/secretsanta.py, n people) | n=4 | n=8 | n=16 | rounds |
+//! | `securesum` (examples/securesum.py, deterministic) | – | – | – | rounds |
+//! | `bulk` (examples/bulk.py, MB per party) | 1 | 10 | 50 | volume |
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+
+use crate::error::{LabError, Result};
+use crate::shell;
+
+/// The mpyc-web release whose wheel carries MPyC's demos.
+const MPYC_WEB: &str = "mpyc-web==0.7.0";
+const MPYC_WEB_DIR: &str = "mpyc-web-0.7.0";
+/// The numpy-enabled environment for the CNN demo.
+const NUMPY_VENV: &str = "python-mpyc-0.11-numpy";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demo {
+    MpycSecretSanta,
+    MpycCnn,
+    SecretSanta,
+    SecureSum,
+    Bulk,
+}
+
+pub const DEMOS: [Demo; 5] = [
+    Demo::MpycSecretSanta,
+    Demo::MpycCnn,
+    Demo::SecretSanta,
+    Demo::SecureSum,
+    Demo::Bulk,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    Low,
+    Medium,
+    High,
+}
+
+impl Demo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MpycSecretSanta => "mpyc-secretsanta",
+            Self::MpycCnn => "mpyc-cnn",
+            Self::SecretSanta => "secretsanta",
+            Self::SecureSum => "securesum",
+            Self::Bulk => "bulk",
+        }
+    }
+
+    /// The program's own arguments at `size`.
+    fn args(self, size: Size) -> Vec<String> {
+        let pick = |low: &str, medium: &str, high: &str| match size {
+            Size::Low => low.to_string(),
+            Size::Medium => medium.to_string(),
+            Size::High => high.to_string(),
+        };
+        match self {
+            Self::MpycSecretSanta => vec![pick("4", "8", "12")],
+            Self::MpycCnn => vec![pick("1", "2", "4"), "0".into()],
+            Self::SecretSanta => vec![pick("4", "8", "16")],
+            Self::SecureSum => Vec::new(),
+            Self::Bulk => vec![pick("1", "10", "50")],
+        }
+    }
+}
+
+impl fmt::Display for Demo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Demo {
+    type Err = LabError;
+    fn from_str(s: &str) -> Result<Self> {
+        DEMOS.into_iter().find(|d| d.as_str() == s).ok_or_else(|| {
+            let known: Vec<&str> = DEMOS.iter().map(|d| d.as_str()).collect();
+            LabError::invalid("demo", format!("{s:?}; use one of {}", known.join(", ")))
+        })
+    }
+}
+
+impl Size {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Size {
+    type Err = LabError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            _ => Err(LabError::invalid(
+                "size",
+                format!("{s:?}; use low, medium or high"),
+            )),
+        }
+    }
+}
+
+/// The repository's example programs, built into the binary so that the
+/// lab runs the same code wherever it is started from.
+const EXAMPLES: [(Demo, &str); 3] = [
+    (
+        Demo::SecretSanta,
+        include_str!("../../../examples/secretsanta.py"),
+    ),
+    (
+        Demo::SecureSum,
+        include_str!("../../../examples/securesum.py"),
+    ),
+    (Demo::Bulk, include_str!("../../../examples/bulk.py")),
+];
+
+/// Where the lab finds what workloads need.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// A Python with mpyc 0.11 (partyline's managed one).
+    pub python: PathBuf,
+    /// The lab's cache (the demo wheel, the numpy environment).
+    pub cache: PathBuf,
+    /// MNIST data and CNN weights (`../shared/data/cnn`).
+    pub cnn_data: Option<PathBuf>,
+}
+
+/// A program ready to run: one file, its arguments, its Python.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub demo: Demo,
+    pub size: Size,
+    pub python: PathBuf,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// To be linked as `data/cnn` in each party's working directory.
+    pub cnn_data: Option<PathBuf>,
+}
+
+impl Workload {
+    /// Prepares `demo` at `size`: downloads and builds what it needs once.
+    pub fn prepare(demo: Demo, size: Size, sources: &Sources) -> Result<Self> {
+        let (program, python, cnn_data) = match demo {
+            Demo::SecretSanta | Demo::SecureSum | Demo::Bulk => {
+                (example(sources, demo)?, sources.python.clone(), None)
+            }
+            Demo::MpycSecretSanta => (
+                mpyc_demo(sources, "secretsanta.py")?,
+                sources.python.clone(),
+                None,
+            ),
+            Demo::MpycCnn => {
+                let data = sources.cnn_data.clone().ok_or_else(|| {
+                    LabError::invalid(
+                        "CNN data",
+                        "not found; pass --cnn-data DIR (MNIST and weights, ../shared/data/cnn)",
+                    )
+                })?;
+                (
+                    mpyc_demo(sources, "np_cnnmnist.py")?,
+                    numpy_python(sources)?,
+                    Some(data),
+                )
+            }
+        };
+        if !program.is_file() {
+            return Err(LabError::invalid(
+                "program",
+                format!("{} does not exist", program.display()),
+            ));
+        }
+        Ok(Self {
+            demo,
+            size,
+            python,
+            program,
+            args: demo.args(size),
+            cnn_data,
+        })
+    }
+
+    /// Prepares a party's working directory.
+    pub fn setup_dir(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
+        if let Some(data) = &self.cnn_data {
+            let parent = dir.join("data");
+            std::fs::create_dir_all(&parent).map_err(LabError::io(&parent))?;
+            let link = parent.join("cnn");
+            if !link.exists() {
+                std::os::unix::fs::symlink(data, &link).map_err(LabError::io(&link))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One of the repository's examples, written into the cache.
+fn example(sources: &Sources, demo: Demo) -> Result<PathBuf> {
+    let dir = sources.cache.join("examples");
+    std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
+    let path = dir.join(format!("{demo}.py"));
+    let text = EXAMPLES
+        .iter()
+        .find(|(d, _)| *d == demo)
+        .map(|(_, text)| *text)
+        .ok_or_else(|| LabError::invalid("example", demo.to_string()))?;
+    std::fs::write(&path, text).map_err(LabError::io(&path))?;
+    Ok(path)
+}
+
+/// A demo file from the mpyc-web wheel, downloaded and unpacked once.
+fn mpyc_demo(sources: &Sources, file: &str) -> Result<PathBuf> {
+    let dir = sources.cache.join(MPYC_WEB_DIR);
+    let wanted = dir.join("demos").join(file);
+    if wanted.is_file() {
+        return Ok(wanted);
+    }
+    let staging = sources.cache.join(format!(".{MPYC_WEB_DIR}.download"));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(LabError::io(&staging))?;
+    let python = sources.python.to_string_lossy().into_owned();
+    let staging_s = staging.to_string_lossy().into_owned();
+    shell::run(
+        &python,
+        [
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            MPYC_WEB,
+            "-d",
+            &staging_s,
+        ],
+    )?;
+    let wheel = std::fs::read_dir(&staging)
+        .map_err(LabError::io(&staging))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .ok_or_else(|| LabError::invalid("mpyc-web download", "pip left no wheel"))?;
+    let unpacked = staging.join("wheel");
+    shell::run(
+        &python,
+        [
+            "-m",
+            "zipfile",
+            "-e",
+            &wheel.to_string_lossy(),
+            &unpacked.to_string_lossy(),
+        ],
+    )?;
+    // Only the demos: the wheel's own bundled `mpyc/` must not shadow mpyc 0.11.
+    let demos = staging.join("demos");
+    std::fs::create_dir_all(&demos).map_err(LabError::io(&demos))?;
+    for name in ["secretsanta.py", "np_cnnmnist.py"] {
+        let from = unpacked.join(name);
+        std::fs::copy(&from, demos.join(name)).map_err(LabError::io(&from))?;
+    }
+    let _ = std::fs::remove_dir_all(&unpacked);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&staging, &dir).map_err(LabError::io(&dir))?;
+    Ok(wanted)
+}
+
+/// A Python with mpyc 0.11 and numpy, built once in the lab's cache.
+fn numpy_python(sources: &Sources) -> Result<PathBuf> {
+    let venv = sources.cache.join(NUMPY_VENV);
+    let python = venv.join("bin").join("python");
+    let usable = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import mpyc, numpy"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if usable(&python) {
+        return Ok(python);
+    }
+    // A half-built environment fails the check above and is rebuilt.
+    let _ = std::fs::remove_dir_all(&venv);
+    shell::run("python3", ["-m", "venv", &venv.to_string_lossy()])?;
+    shell::run(
+        &python.to_string_lossy(),
+        [
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "mpyc==0.11",
+            "numpy",
+        ],
+    )?;
+    if !usable(&python) {
+        return Err(LabError::invalid(
+            "numpy environment",
+            format!("{} cannot import mpyc and numpy", python.display()),
+        ));
+    }
+    Ok(python)
+}

@@ -1,0 +1,76 @@
+//! A small matrix through the real CLI: 2 scenarios × 3 parties × MPyC's
+//! Secret Santa (low) × every solution gives a CSV, a summary and plots.
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn small_matrix_writes_csv_summary_and_plots() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("results");
+    let python = python();
+    let out = Command::new(exe())
+        .args([
+            "lab",
+            "run",
+            "--scenario",
+            "one-region,two-near",
+            "--parties",
+            "3",
+            "--demo",
+            "mpyc-secretsanta",
+            "--size",
+            "low",
+            "--solutions",
+            "tcp,tcp-ssl,partyline,partyline-relay,wireguard",
+            "--timeout",
+            "180",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .arg("--python")
+        .arg(&python)
+        .env("PARTYLINE_HOME", dir.path().join("home"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "lab run failed\n{stdout}\n{stderr}");
+    let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2 * 5, "{csv}");
+    let failed: Vec<&&str> = rows.iter().filter(|r| !r.contains(",ok,")).collect();
+    assert!(failed.is_empty(), "failed runs:\n{failed:#?}\n{stdout}");
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("| one-region | mpyc-secretsanta | low | 3 | tcp | 1/1 |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| two-near | mpyc-secretsanta | low | 3 | partyline |"),
+        "{summary}"
+    );
+    for scenario in ["one-region", "two-near"] {
+        for ext in ["png", "svg"] {
+            let plot = out_dir
+                .join("plots")
+                .join(format!("{scenario}-mpyc-secretsanta-low.{ext}"));
+            assert!(
+                std::fs::metadata(&plot).is_ok_and(|m| m.len() > 1000),
+                "{} missing",
+                plot.display()
+            );
+        }
+    }
+    assert!(cleanup_is_complete());
+}
+
+fn cleanup_is_complete() -> bool {
+    // cargo runs test binaries one after another and this one has a single
+    // test, so any lab namespace now would be one of the matrix's.
+    partyline_lab::cleanup::namespaces_with_prefix("pllab-").is_empty()
+}
