@@ -28,6 +28,7 @@
 //! - `limits`: how many sessions one client may create per minute.
 //! - `expiry`: the background sweep that deletes expired sessions.
 //! - `relay`: iroh's relay server and its QUIC address discovery.
+//! - `web`: the browser party's web app, and the relay on the coordinator's origin.
 #![forbid(unsafe_code)]
 
 mod api;
@@ -37,6 +38,7 @@ mod limits;
 mod relay;
 mod store;
 mod tls;
+mod web;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -78,6 +80,11 @@ pub struct ServerConfig {
     pub session_ttl: Duration,
     /// Sessions one IP address (an IPv6 /64) may create per minute; 0 means no limit.
     pub max_creates_per_minute_per_ip: u32,
+    /// The browser party's files, served at `/join` and `/web/…`; none: no web app.
+    pub web_dir: Option<PathBuf>,
+    /// A certificate (PEM chain) and key to serve instead of the self-signed
+    /// one, e.g. one browsers trust; invites then pin this certificate.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +97,8 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             session_ttl: Duration::from_secs(24 * 60 * 60),
             max_creates_per_minute_per_ip: 30,
+            web_dir: None,
+            tls_files: None,
         }
     }
 }
@@ -250,7 +259,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 .to_string()
         })
         .collect();
-    let identity = Identity::load_or_create(&data_dir, &names)?;
+    let identity = match &config.tls_files {
+        Some((cert, key)) => Identity::from_files(cert, key)?,
+        None => Identity::load_or_create(&data_dir, &names)?,
+    };
     let api_tls = identity
         .server_config(&[b"h2", b"http/1.1"])
         .map_err(|reason| certificate_error(&data_dir, reason))?;
@@ -296,7 +308,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 source,
             })?
             .handle(handle.clone());
-    let service = api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let service = api::router(app.clone())
+        .merge(web::router(config.web_dir, relay.loopback_http))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let coordinator = tokio::spawn({
         let stopping = stopping.clone();
         async move {

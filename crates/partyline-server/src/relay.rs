@@ -11,14 +11,24 @@
 use std::error::Error;
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
+use iroh_relay::server::http_server::RelayService;
 use iroh_relay::server::{CertConfig, QuicConfig, RelayConfig, Server, ServerConfig, TlsConfig};
 
 use crate::ServerError;
+
+/// How long a passed-through connection may take to become a relay connection.
+const LOOPBACK_ESTABLISH: Duration = Duration::from_secs(30);
 
 /// A running relay.
 pub(crate) struct Relay {
     relay: Server,
     quic: Option<Server>,
+    /// Plain HTTP on loopback into the same relay service, for the
+    /// coordinator's same-origin `/relay` pass-through (see `web`).
+    pub(crate) loopback_http: SocketAddr,
+    loopback_task: tokio::task::JoinHandle<()>,
     /// Where the relay serves HTTPS.
     pub(crate) https_addr: SocketAddr,
     /// The UDP port of QUIC address discovery, if it runs.
@@ -67,9 +77,26 @@ impl Relay {
             }
         }
         let quic_port = quic.as_ref().and_then(|q| q.quic_addr()).map(|a| a.port());
+        let service = relay
+            .relay_service()
+            .cloned()
+            .ok_or_else(|| ServerError::Relay {
+                reason: "it runs no relay service".into(),
+            })?;
+        let loopback = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| ServerError::Relay {
+                reason: format!("cannot open its loopback port: {e}"),
+            })?;
+        let loopback_http = loopback.local_addr().map_err(|e| ServerError::Relay {
+            reason: format!("cannot open its loopback port: {e}"),
+        })?;
+        let loopback_task = tokio::spawn(serve_loopback(loopback, service));
         Ok(Self {
             relay,
             quic,
+            loopback_http,
+            loopback_task,
             https_addr,
             quic_port,
         })
@@ -77,6 +104,7 @@ impl Relay {
 
     /// Stops the relay and QUIC address discovery.
     pub(crate) async fn shutdown(self) {
+        self.loopback_task.abort();
         if let Err(e) = self.relay.shutdown().await {
             tracing::warn!("relay did not stop cleanly: {e}");
         }
@@ -84,6 +112,22 @@ impl Relay {
             && let Err(e) = quic.shutdown().await
         {
             tracing::warn!("QUIC address discovery did not stop cleanly: {e}");
+        }
+    }
+}
+
+/// Serves relay connections passed through by the coordinator (already out of TLS).
+async fn serve_loopback(listener: tokio::net::TcpListener, service: RelayService) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(
+                    service
+                        .clone()
+                        .handle_connection(stream, None, LOOPBACK_ESTABLISH),
+                );
+            }
+            Err(e) => tracing::warn!("relay loopback port: {e}"),
         }
     }
 }

@@ -26,6 +26,8 @@ const KEY_FILE: &str = "key.pem";
 /// The certificate and key the server presents on every TLS port.
 pub(crate) struct Identity {
     cert: CertificateDer<'static>,
+    /// The rest of the chain of a certificate given with `--tls-cert`.
+    intermediates: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     pub(crate) pin: CertPin,
 }
@@ -69,6 +71,28 @@ impl Identity {
         Ok(Self::new(cert, key))
     }
 
+    /// Loads a certificate chain (leaf first) and key given by the operator,
+    /// e.g. one a public CA issued so that browsers trust the server. The pin
+    /// is the leaf's: invites made while it is served pin it.
+    pub(crate) fn from_files(cert_path: &Path, key_path: &Path) -> Result<Self, ServerError> {
+        let dir = cert_path.parent().unwrap_or(Path::new("."));
+        let unusable = |path: &Path, e: &dyn std::fmt::Display| {
+            certificate_error(dir, format!("{}: {e}", path.display()))
+        };
+        let mut chain = CertificateDer::pem_file_iter(cert_path)
+            .map_err(|e| unusable(cert_path, &e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unusable(cert_path, &e))?
+            .into_iter();
+        let leaf = chain
+            .next()
+            .ok_or_else(|| unusable(cert_path, &"it holds no certificate"))?;
+        let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| unusable(key_path, &e))?;
+        let mut identity = Self::new(leaf, key);
+        identity.intermediates = chain.collect();
+        Ok(identity)
+    }
+
     fn create(public_hosts: &[String], data_dir: &Path) -> Result<Self, ServerError> {
         let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
         for host in public_hosts {
@@ -84,7 +108,12 @@ impl Identity {
 
     fn new(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Self {
         let pin = CertPin(Sha256::digest(&cert).into());
-        Self { cert, key, pin }
+        Self {
+            cert,
+            intermediates: Vec::new(),
+            key,
+            pin,
+        }
     }
 
     fn key_pem(&self) -> String {
@@ -100,7 +129,12 @@ impl Identity {
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| e.to_string())?
             .with_no_client_auth()
-            .with_single_cert(vec![self.cert.clone()], self.key.clone_key())
+            .with_single_cert(
+                std::iter::once(self.cert.clone())
+                    .chain(self.intermediates.iter().cloned())
+                    .collect(),
+                self.key.clone_key(),
+            )
             .map_err(|e| format!("the key does not fit the certificate: {e}"))?;
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(config)

@@ -71,6 +71,17 @@ pub struct ServeArgs {
     /// Session creations allowed per minute from one IP address.
     #[arg(long, default_value_t = 30)]
     pub creates_per_minute: u32,
+    /// The browser party's files (built by scripts/build-web.sh), served at /join; default:
+    /// target/web next to the current directory or the binary, if it exists.
+    #[arg(long, env = "PARTYLINE_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Serve this certificate (PEM, leaf first) instead of the self-signed one, e.g. one
+    /// browsers trust; invites then pin it. Needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -80,6 +91,9 @@ after the #, which is never sent to the server. Share it with the parties over a
 trust (whoever has it can join)."
 )]
 pub struct CreateArgs {
+    /// Also print the invite as a QR code, for opening it on a phone.
+    #[arg(long)]
+    pub qr: bool,
     /// Number of parties, including you.
     #[arg(short = 'n', long, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parties: u16,

@@ -48,8 +48,26 @@ pub async fn run(args: CreateArgs, config: &Config) -> anyhow::Result<i32> {
     );
     eprintln!("Send this invite to every party (you too), over a channel you trust; each runs:");
     eprintln!("  partyline join '<invite>' -- PROGRAM [ARGS…]");
+    eprintln!("or opens it in a browser (Chrome, Edge or Chromium 137+, also on Android).");
+    if args.qr {
+        // On stderr: the invite stays the last line of stdout for scripts.
+        eprintln!("{}", qr_code(&invite.to_string())?);
+    }
     println!("{invite}");
     Ok(0)
+}
+
+/// The invite as a QR code in text, with the quiet zone scanners need. Dark
+/// modules are left blank: on the usual light-on-dark terminal the code then
+/// reads dark on light, as phone scanners expect.
+fn qr_code(invite: &str) -> anyhow::Result<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(invite.as_bytes()).context("cannot make a QR code")?;
+    Ok(code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .build())
 }
 
 fn now_secs() -> u64 {

@@ -1,5 +1,6 @@
 //! `partyline serve`: the coordinator and relay until Ctrl-C.
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,6 +17,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         data_dir: args.data_dir,
         session_ttl: Duration::from_secs(args.session_hours * 3600),
         max_creates_per_minute_per_ip: args.creates_per_minute,
+        web_dir: args.web_dir.or_else(default_web_dir),
+        tls_files: args.tls_cert.zip(args.tls_key),
     };
     let server = partyline_server::start(config)
         .await
@@ -36,4 +39,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     eprintln!("partyline: stopping the server");
     server.shutdown().await;
     Ok(0)
+}
+
+/// Where scripts/build-web.sh puts the web app: `target/web` of the source
+/// tree, found from the current directory or from the binary's own location
+/// (`target/debug/partyline`).
+fn default_web_dir() -> Option<PathBuf> {
+    let from_binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("web")));
+    [Some(PathBuf::from("target/web")), from_binary]
+        .into_iter()
+        .flatten()
+        .find(|dir| dir.join("index.html").is_file())
 }

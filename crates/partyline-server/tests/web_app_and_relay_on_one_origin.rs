@@ -1,0 +1,68 @@
+//! A browser party talks to one origin: the coordinator serves the web app
+//! and passes relay requests through to the relay it runs.
+mod common;
+
+use partyline_server::ServerConfig;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn join_page_assets_and_relay_share_the_coordinator_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<title>join</title>").unwrap();
+    std::fs::create_dir(web.path().join("pkg")).unwrap();
+    std::fs::write(web.path().join("pkg/party.wasm"), b"\0asm").unwrap();
+    let config = ServerConfig {
+        web_dir: Some(web.path().to_path_buf()),
+        ..common::config(dir.path())
+    };
+    let (server, client) = common::start(config).await;
+    let get = |path: &str| client.get(format!("{}{path}", server.url())).send();
+
+    let page = get("/join").await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("join"));
+
+    let wasm = get("/web/pkg/party.wasm").await.unwrap();
+    assert_eq!(wasm.status(), StatusCode::OK);
+    assert_eq!(wasm.headers()["content-type"], "application/wasm");
+    assert_eq!(
+        get("/web/missing.js").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get("/web/%2e%2e/%2e%2e/etc/passwd").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // iroh's latency probe and the relay's WebSocket upgrade, on the coordinator's port.
+    assert_eq!(get("/ping").await.unwrap().status(), StatusCode::OK);
+    let upgrade = client
+        .get(format!("{}/relay", server.url()))
+        .version(reqwest::Version::HTTP_11)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-protocol", "iroh-relay-v1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upgrade.status(), StatusCode::SWITCHING_PROTOCOLS);
+
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_web_dir_the_join_page_says_how_to_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, client) = common::start(common::config(dir.path())).await;
+    let page = client
+        .get(format!("{}/join", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(page.text().await.unwrap().contains("partyline join"));
+    server.shutdown().await;
+}

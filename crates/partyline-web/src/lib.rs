@@ -1,0 +1,104 @@
+//! partyline's browser party, compiled to WebAssembly.
+//!
+//! A browser that opens an invite link joins the same session as native
+//! parties and speaks exactly their peer protocol (`partyline/mesh/1`): one
+//! QUIC connection per peer, dialled by the lower seat, and one bi-stream per
+//! MPyC connection, opened by the lower seat and starting with the header byte
+//! 0x01. Only the transport differs: a browser has no UDP, so iroh reaches
+//! every peer through the session's relay, which the coordinator serves on its
+//! own origin at `/relay`. QUIC's TLS between the endpoints is still done here,
+//! end to end, with the keys from the verified roster: the relay and the
+//! coordinator see only ciphertext.
+//!
+//! The roster check is partyline-wire's, the very code native parties run.
+//! What a browser cannot do is pin the server's certificate (the browser does
+//! TLS itself and hides the certificate), so the page trusts the server's
+//! certificate the way the browser does; the invite secret in the URL fragment
+//! still keeps a coordinator that is not trusted from forging any party.
+//!
+//! # Layout
+//! - [`http`]: JSON requests to the coordinator with the browser's `fetch`.
+//! - [`session`]: the invite, the session view before joining, and joining.
+//! - [`party`]: our iroh endpoint and the connections to the roster's peers.
+//! - [`stream`]: one MPyC byte stream to a peer, as JavaScript sees it.
+#![forbid(unsafe_code)]
+
+pub mod http;
+pub mod party;
+pub mod session;
+pub mod stream;
+
+use wasm_bindgen::prelude::*;
+
+pub use party::Party;
+pub use session::Session;
+pub use stream::PeerStream;
+
+/// The ALPN of partyline's peer protocol; must equal `partyline_mesh::ALPN`.
+pub const ALPN: &[u8] = b"partyline/mesh/1";
+
+/// Why the browser party could not go on. Shown to the user as is.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("{0}")]
+    Invite(#[from] partyline_wire::InviteError),
+    #[error(
+        "this invite is for the server {invite}, but this page was loaded from {page}; open the invite link itself"
+    )]
+    WrongOrigin { invite: String, page: String },
+    #[error("cannot reach the partyline server at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the server answered {status}: {message}")]
+    Api { status: u16, message: String },
+    #[error("the server sent an answer this page does not understand ({url}): {reason}")]
+    BadResponse { url: String, reason: String },
+    #[error("{0}")]
+    Roster(#[from] partyline_wire::RosterError),
+    #[error("your name is not usable: {0}")]
+    Name(String),
+    #[error("this session has already finished")]
+    AlreadyFinished,
+    #[error("cannot start the network endpoint: {0}")]
+    Bind(String),
+    #[error(
+        "cannot reach the session's relay at {0} within 20 s; the server may have stopped or the network is down"
+    )]
+    RelayUnreachable(String),
+    #[error("could not connect to party {index} ({name}): {reason}")]
+    Connect {
+        index: usize,
+        name: String,
+        reason: String,
+    },
+    #[error("gave up after {secs} s waiting for: {missing}")]
+    Timeout { secs: u64, missing: String },
+    #[error("no party with index {0} in this session")]
+    NoSuchPeer(usize),
+    #[error("the stream to party {index} failed: {reason}")]
+    Stream { index: usize, reason: String },
+}
+
+impl From<WebError> for JsValue {
+    fn from(error: WebError) -> Self {
+        js_sys::Error::new(&error.to_string()).into()
+    }
+}
+
+/// Shows Rust panics and our tracing events in the browser console.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .without_time()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(tracing_web::MakeWebConsoleWriter::new())
+        .finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Milliseconds since the Unix epoch, from the browser's clock: seats are
+/// ordered by join time, as for native parties.
+pub(crate) fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}

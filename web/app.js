@@ -1,0 +1,161 @@
+// The page: shows the session and the run, and hands the work to the worker
+// (worker.js), which runs partyline's wasm party and MPyC in Pyodide.
+const $ = (id) => document.getElementById(id);
+const show = (id, visible = true) => { $(id).hidden = !visible; };
+
+function fail(message) {
+  $('error').textContent = message;
+  show('error');
+  $('join').disabled = true;
+}
+
+// What this page needs, checked before anything starts, so that an old or
+// limited browser gets a clear sentence instead of a stuck page.
+function missingFeatures() {
+  const missing = [];
+  if (typeof Worker === 'undefined') missing.push('Web Workers');
+  if (typeof WebAssembly === 'undefined') missing.push('WebAssembly');
+  else if (typeof WebAssembly.Suspending !== 'function') {
+    missing.push('WebAssembly JavaScript Promise Integration (JSPI)');
+  }
+  if (typeof WebSocket === 'undefined') missing.push('WebSockets');
+  return missing;
+}
+
+let pythonReady = false;
+let joined = false;
+let refreshTimer = null;
+
+function sessionText(view) {
+  const label = view.label ? ` “${view.label}”` : '';
+  const names = view.joined.length ? `: ${view.joined.join(', ')}` : '';
+  return `Session ${view.session}${label}. ${view.joined.length} of ${view.parties} parties joined${names}.`;
+}
+
+function onMessage({ data }) {
+  switch (data.type) {
+    case 'pyodide':
+      if (data.phase === 'ready') {
+        pythonReady = true;
+        $('python-status').textContent = `Python and MPyC ready (started in ${(data.ms / 1000).toFixed(1)} s).`;
+        $('python-status').dataset.ms = data.ms;
+      } else {
+        $('python-status').textContent = `Starting Python: ${data.phase}…`;
+      }
+      break;
+    case 'invite-error':
+      fail(`This invite cannot be used: ${data.message}`);
+      $('session-info').textContent = 'No session.';
+      clearInterval(refreshTimer);
+      break;
+    case 'session':
+      if (!joined) {
+        $('session-info').textContent = sessionText(data.view);
+        if (data.view.state === 'done') fail('This session has already finished.');
+        else show('join-form');
+      }
+      break;
+    case 'progress':
+      $('session-info').textContent =
+        `${data.joined.length} of ${data.expected} parties joined: ${data.joined.join(', ')}.`;
+      $('status').textContent = data.joined.length < data.expected
+        ? `Waiting for ${data.expected - data.joined.length} more ${data.expected - data.joined.length === 1 ? 'party' : 'parties'} to join…`
+        : 'Everyone is here; checking the roster…';
+      break;
+    case 'roster':
+      $('members').replaceChildren(...data.members.map((m) => {
+        const li = document.createElement('li');
+        li.textContent = `${m.name}${m.you ? ' (you)' : ''}`;
+        return li;
+      }));
+      $('fingerprint').textContent = data.fingerprint;
+      show('roster');
+      $('status').textContent = `Roster verified: you are party ${data.index}. Connecting to the other parties…`;
+      break;
+    case 'connected':
+      $('status').textContent = pythonReady
+        ? 'Connected to every party. Running the program…'
+        : 'Connected to every party. Waiting for Python to finish starting…';
+      break;
+    case 'output':
+      $('output').textContent += `${data.text}\n`;
+      break;
+    case 'finished':
+      if (data.ok) {
+        $('status').innerHTML = '';
+        const done = document.createElement('span');
+        done.className = 'ok';
+        done.textContent = `Finished in ${data.seconds.toFixed(2)} s.`;
+        $('status').append(done);
+      } else {
+        $('status').textContent = 'The program failed.';
+        fail(`The program failed: ${data.error}`);
+      }
+      document.body.dataset.finished = data.ok ? 'ok' : 'failed';
+      document.body.dataset.seconds = data.seconds;
+      break;
+    case 'error':
+      fail(data.message);
+      document.body.dataset.finished = 'failed';
+      break;
+  }
+}
+
+async function programSource() {
+  const choice = document.querySelector('input[name=program]:checked').value;
+  if (choice !== 'paste') {
+    const response = await fetch(`/web/programs/${choice}`);
+    if (!response.ok) throw new Error(`cannot load the bundled program ${choice}`);
+    return { name: choice, source: await response.text() };
+  }
+  const file = $('upload').files[0];
+  if (file) return { name: file.name, source: await file.text() };
+  const source = $('source').value;
+  if (!source.trim()) throw new Error('paste a program or choose a file first');
+  return { name: 'program.py', source };
+}
+
+function start() {
+  const missing = missingFeatures();
+  if (missing.length) {
+    fail(`This browser cannot run a partyline party: it lacks ${missing.join(', ')}. ` +
+      'Use a current Chrome, Edge or Chromium (version 137 or later; on Android too), ' +
+      'or join with the partyline command on a computer.');
+    $('session-info').textContent = 'Not available in this browser.';
+    $('python-status').textContent = '';
+    return;
+  }
+  const worker = new Worker('/web/worker.js', { type: 'module' });
+  worker.onmessage = onMessage;
+  worker.onerror = (e) => fail(`The page's worker failed: ${e.message || 'it could not start'}`);
+  worker.postMessage({ type: 'open', link: location.href, origin: location.origin });
+  // Who has joined, until we join ourselves (then the worker reports progress).
+  refreshTimer = setInterval(() => worker.postMessage({ type: 'refresh' }), 3000);
+
+  $('name').value = localStorage.getItem('partyline-name') || '';
+  for (const radio of document.querySelectorAll('input[name=program]')) {
+    radio.onchange = () => show('custom', radio.value === 'paste' && radio.checked);
+  }
+  $('join-form').onsubmit = async (event) => {
+    event.preventDefault();
+    let program;
+    try {
+      program = await programSource();
+    } catch (e) {
+      fail(e.message);
+      return;
+    }
+    const name = $('name').value.trim();
+    localStorage.setItem('partyline-name', name);
+    joined = true;
+    clearInterval(refreshTimer);
+    $('join').disabled = true;
+    show('join-form', false);
+    show('run');
+    $('status').textContent = 'Joining…';
+    const args = $('args').value.split(/\s+/).filter(Boolean);
+    worker.postMessage({ type: 'join', name, program, args });
+  };
+}
+
+start();

@@ -1,0 +1,177 @@
+"""partyline's transport for MPyC in the browser (Pyodide, in a Web Worker).
+
+MPyC 0.11 runs unmodified; this module replaces the two places where it
+assumes a desktop Python:
+
+* ``Runtime.start`` opens TCP connections.  Here party i instead gets one byte
+  stream per peer from partyline's wasm party (an iroh QUIC stream through the
+  relay, the same stream native parties forward their TCP connections into),
+  and feeds it to MPyC's own ``asyncoro.MessageExchanger`` through a small
+  transport object (``write``, ``writelines``, ``close``, ``is_closing``), so
+  the bytes on the wire are exactly those of a TCP run: pid and PRSS keys from
+  the lower seat first, then ``pc`` (i64 LE), ``size`` (u32 LE), payload.
+* ``Runtime.run`` spins on ``coro.send(None)`` when the event loop is already
+  running, which it always is under Pyodide, so a network wait would never
+  yield to the browser.  Here it blocks with Pyodide's ``run_sync`` instead,
+  which suspends the WebAssembly stack (JavaScript Promise Integration) while
+  the browser's event loop delivers the network data.
+"""
+
+import asyncio
+import logging
+import runpy
+import sys
+import time
+
+from pyodide.ffi import can_run_sync, create_proxy, run_sync, to_js
+
+# The wasm Party (crates/partyline-web) of the running program.
+_party = None
+
+
+class StreamTransport(asyncio.Transport):
+    """An asyncio transport over one partyline peer stream."""
+
+    def __init__(self, loop, peer, protocol):
+        super().__init__()
+        self._loop = loop
+        self._peer = peer
+        self._protocol = protocol
+        self._stream = None
+        self._early = []  # data that arrived before connection_made
+        self._closing = False
+        self._lost = False
+        # JS keeps these callbacks after the call that hands them over returns.
+        self.on_data = create_proxy(self._on_data)
+        self.on_end = create_proxy(self._on_end)
+
+    def attach(self, stream):
+        """Connects the protocol once the stream exists, then delivers early data."""
+        self._stream = stream
+        self._protocol.connection_made(self)
+        early, self._early = self._early, None
+        for data in early:
+            self._protocol.data_received(data)
+
+    def _on_data(self, chunk):
+        data = chunk.to_bytes()
+        if self._early is not None:
+            self._early.append(data)
+        else:
+            # Called from inside the wasm reader: let MPyC run on its own turn.
+            self._loop.call_soon(self._protocol.data_received, data)
+
+    def _on_end(self, error):
+        if error is None:
+            self._loop.call_soon(self._connection_lost, None)
+        else:
+            message = f'lost the stream to party {self._peer}: {error}'
+            self._loop.call_soon(self._connection_lost, ConnectionResetError(message))
+
+    def _connection_lost(self, exc):
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        if self._stream is not None:
+            self._stream.close()
+        self.on_data.destroy()
+        self.on_end.destroy()
+        if exc is None:
+            self._protocol.connection_lost(None)
+        else:
+            _fail(exc)
+
+    def write(self, data):
+        if not self._closing:
+            self._stream.write(to_js(bytes(data)))
+
+    def writelines(self, list_of_data):
+        self.write(b''.join(list_of_data))
+
+    def close(self):
+        # Like TCP: our direction ends after the queued bytes (FIN), and the
+        # protocol hears of it on the next turn.
+        if not self._closing:
+            self._closing = True
+            self._stream.close()
+            self._loop.call_soon(self._connection_lost, None)
+
+    def is_closing(self):
+        return self._closing
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+
+_main_task = None
+_failure = None
+
+
+def _fail(exc):
+    """A peer stream broke: stop the program with that reason, as TCP would."""
+    global _failure
+    if _failure is None:
+        _failure = exc
+        if _main_task is not None:
+            _main_task.cancel()
+
+
+async def _start(self):
+    """Runtime.start with partyline streams instead of TCP connections."""
+    from mpyc import asyncoro
+
+    logging.info(f'Start MPyC runtime v{self.version} (partyline browser transport)')
+    m = len(self.parties)
+    if m == 1:
+        self.start_time = time.time()
+        return
+
+    loop = self._loop
+    for peer in self.parties:
+        peer.protocol = asyncio.Future(loop=loop) if peer.pid == self.pid else None
+
+    async def connect(peer):
+        # The lower seat is MPyC's client: it opens the stream and speaks first.
+        if peer.pid > self.pid:
+            protocol = asyncoro.MessageExchanger(self, peer.pid)
+        else:
+            protocol = asyncoro.MessageExchanger(self)
+        transport = StreamTransport(loop, peer.pid, protocol)
+        stream = await _party.stream(peer.pid, transport.on_data, transport.on_end)
+        transport.attach(stream)
+
+    await asyncio.gather(*(connect(p) for p in self.parties if p.pid != self.pid))
+    await self.parties[self.pid].protocol
+    logging.info(f'All {m} parties connected.')
+    self.start_time = time.time()
+
+
+def _run(self, f):
+    """Runtime.run that lets the browser's event loop turn while it waits."""
+    global _main_task
+    _main_task = asyncio.ensure_future(f)
+    try:
+        return run_sync(_main_task)
+    except asyncio.CancelledError:
+        if _failure is not None:
+            raise _failure from None
+        raise
+
+
+def run(path, args, party):
+    """Runs the MPyC program at `path` as party `party.index` of `party.parties`."""
+    global _party
+    if not can_run_sync():
+        raise RuntimeError(
+            'this browser cannot pause Python while it waits for the network '
+            '(it lacks WebAssembly JavaScript Promise Integration); use a current '
+            'Chrome, Edge or Chromium, or join with the partyline command instead')
+    _party = party
+    # MPyC reads its flags from sys.argv when mpyc.runtime is first imported.
+    sys.argv = [path, *args, '-M', str(party.parties), '-I', str(party.index)]
+    from mpyc import runtime
+    runtime.Runtime.start = _start
+    runtime.Runtime.run = _run
+    runpy.run_path(path, run_name='__main__')
+

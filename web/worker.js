@@ -1,0 +1,100 @@
+// The browser party's worker: partyline's wasm party (network, roster check)
+// and MPyC in Pyodide share this thread, so MPyC's transport calls the wasm
+// streams directly and no byte crosses a postMessage.
+//
+// Messages from the page: {type: 'open', link, origin}, {type: 'refresh'},
+// {type: 'join', name, program: {name, source}, args}.
+// Messages to the page: {type: 'pyodide', phase, ms?}, {type: 'session', view},
+// {type: 'invite-error', message}, {type: 'progress', joined, expected},
+// {type: 'roster', index, fingerprint, members}, {type: 'connected', ms},
+// {type: 'output', text}, {type: 'finished', ok, seconds, error?},
+// {type: 'error', message}.
+import init, { Session } from './pkg/partyline_web.js';
+import { loadPyodide } from './pyodide/pyodide.mjs';
+
+const post = (message) => self.postMessage(message);
+const errorText = (e) => (e && e.message) || String(e);
+const JOIN_TIMEOUT_SECS = 600;
+
+let session = null;
+
+// Pyodide takes seconds to start: begin at once, while the user reads the page.
+const pyodideStarted = performance.now();
+const pyodideReady = (async () => {
+  post({ type: 'pyodide', phase: 'loading Python (Pyodide)' });
+  const pyodide = await loadPyodide({ indexURL: new URL('./pyodide/', import.meta.url).href });
+  post({ type: 'pyodide', phase: 'installing MPyC' });
+  const wheel = await fetch(new URL('./wheels/mpyc.whl', import.meta.url));
+  pyodide.unpackArchive(await wheel.arrayBuffer(), 'wheel');
+  const shim = await fetch(new URL('./partyline_shim.py', import.meta.url));
+  pyodide.FS.writeFile('/home/pyodide/partyline_shim.py', await shim.text());
+  pyodide.setStdout({ batched: (text) => post({ type: 'output', text }) });
+  pyodide.setStderr({ batched: (text) => post({ type: 'output', text }) });
+  const shimModule = pyodide.pyimport('partyline_shim');
+  const ms = Math.round(performance.now() - pyodideStarted);
+  post({ type: 'pyodide', phase: 'ready', ms });
+  return { pyodide, shimModule };
+})();
+pyodideReady.catch((e) => post({ type: 'error', message: `Python did not start: ${errorText(e)}` }));
+
+const wasmReady = init({ module_or_path: new URL('./pkg/partyline_web_bg.wasm', import.meta.url) });
+
+async function open({ link, origin }) {
+  await wasmReady;
+  try {
+    session = Session.open(link, origin);
+  } catch (e) {
+    post({ type: 'invite-error', message: errorText(e) });
+    return;
+  }
+  await refresh();
+}
+
+async function refresh() {
+  if (!session) return;
+  try {
+    post({ type: 'session', view: await session.view() });
+  } catch (e) {
+    post({ type: 'invite-error', message: errorText(e) });
+  }
+}
+
+async function join({ name, program, args }) {
+  const party = await session.join(name, (p) => post({ type: 'progress', ...p }), JOIN_TIMEOUT_SECS);
+  post({
+    type: 'roster',
+    index: party.index,
+    fingerprint: party.fingerprint,
+    members: party.members(),
+  });
+  const connectStarted = performance.now();
+  await party.connect(JOIN_TIMEOUT_SECS);
+  post({ type: 'connected', ms: Math.round(performance.now() - connectStarted) });
+  const { pyodide, shimModule } = await pyodideReady;
+  const path = `/home/pyodide/${program.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+  pyodide.FS.writeFile(path, program.source);
+  const started = performance.now();
+  let ok = true;
+  let error;
+  try {
+    // callPromising lets the program block in mpc.run (run_sync) while the
+    // browser delivers network data.
+    await shimModule.run.callPromising(path, pyodide.toPy(args), party);
+  } catch (e) {
+    ok = false;
+    error = errorText(e);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await party.finish(ok, ok ? 'program finished' : `its program failed in the browser: ${error}`);
+  post({ type: 'finished', ok, seconds, error });
+}
+
+self.onmessage = async ({ data }) => {
+  try {
+    if (data.type === 'open') await open(data);
+    else if (data.type === 'refresh') await refresh();
+    else if (data.type === 'join') await join(data);
+  } catch (e) {
+    post({ type: 'error', message: errorText(e) });
+  }
+};
