@@ -17,10 +17,17 @@ use clap::Parser;
 fn main() {
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts");
+    // A party forwards small MPC messages back and forth: one thread halves the
+    // tunnel's round-trip time (no wake-ups across threads; measured with
+    // `partyline bench`). The server and the benchmark serve many streams at
+    // once and use every core.
+    let runtime = match cli.command {
+        cli::Command::Join(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()
+    .expect("the tokio runtime starts");
     let code = match runtime.block_on(cmd::run(cli)) {
         Ok(code) => code,
         Err(error) => {
