@@ -4,18 +4,24 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+const LONG_ABOUT: &str = "\
+partyline connects the parties of an MPC computation (MPyC or any TCP-based framework) over
+end-to-end authenticated, encrypted peer-to-peer QUIC, through NATs, with a relay as fallback,
+and starts the program with its networking already set.
+
+Try it on one machine:
+    partyline demo
+A real session:
+    partyline serve                                   (on a host every party can reach)
+    partyline create --parties 3 --server 'https://HOST:7700#sha256=…'
+    partyline join 'INVITE' -- secretsanta.py        (every party)";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "partyline",
     version,
     about = "Ad hoc secure multiparty computation: one invite, one command per party",
-    long_about = "partyline connects the parties of an MPC computation (MPyC or any TCP-based \
-framework) over end-to-end authenticated, encrypted peer-to-peer QUIC, through NATs, with a relay \
-as fallback, and starts the program with its networking already set.\n\n\
-Try it on one machine:   partyline demo\n\
-Real session:            partyline serve            (on a reachable host)\n\
-                         partyline create --parties 3 --server https://HOST:7700#sha256=…\n\
-                         partyline join INVITE -- secretsanta.py   (every party)",
+    long_about = LONG_ABOUT,
     after_help = "Configuration: flags override environment variables (PARTYLINE_*), which \
 override the TOML file at $PARTYLINE_CONFIG or ~/.config/partyline/config.toml \
 (keys: server, name, python)."
@@ -38,6 +44,8 @@ pub enum Command {
     Join(JoinArgs),
     /// Run a whole session on this machine: a server and N parties, each its own process.
     Demo(DemoArgs),
+    /// Measure partyline against plain TCP: MPyC programs and raw streams, side by side.
+    Bench(BenchArgs),
     /// Emulated Internet (namespaces, NATs, latency) and the benchmark matrix; needs root.
     Lab(crate::cmd::lab::LabArgs),
 }
@@ -164,4 +172,18 @@ pub struct DemoArgs {
     /// Program and arguments to run instead of the Secret Santa example.
     #[arg(last = true, value_name = "PROGRAM")]
     pub program: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Prints two markdown tables: MPyC programs over plain TCP, partyline \
+direct and partyline relay-only (medians, ratios to TCP), and a 1 KB ping-pong and bulk echo \
+through a partyline tunnel against loopback TCP. Everything runs on this machine."
+)]
+pub struct BenchArgs {
+    /// Runs of each workload in each way; the median is reported.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+    #[command(flatten)]
+    pub python: PythonArgs,
 }
