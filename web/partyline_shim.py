@@ -15,6 +15,14 @@ assumes a desktop Python:
   yield to the browser.  Here it blocks with Pyodide's ``run_sync`` instead,
   which suspends the WebAssembly stack (JavaScript Promise Integration) while
   the browser's event loop delivers the network data.
+
+And one place where it assumes a 64-bit Python: MPyC labels every message with
+a program counter that hops by ``hash(tuple(pc))``, and CPython's hash depends
+on the word size.  Pyodide is a 32-bit Python, so its counters would never
+match those of native parties (every party would wait for messages labelled
+differently).  ``_hop64`` computes exactly what 64-bit CPython's tuple hash
+gives, so native parties need no flag (MPyC's own ``--mix32-64bit`` would work
+too, but every party would have to pass it).
 """
 
 import asyncio
@@ -23,7 +31,36 @@ import runpy
 import sys
 import time
 
-from pyodide.ffi import can_run_sync, create_proxy, run_sync, to_js
+from pyodide.ffi import can_run_sync, create_proxy, jsnull, run_sync, to_js
+
+# CPython's hash of a tuple of ints on 64-bit platforms (Objects/tupleobject.c,
+# xxHash-based since 3.8; ints hash modulo the Mersenne prime 2**61 - 1).
+_MASK = (1 << 64) - 1
+_MODULUS = (1 << 61) - 1
+_XXPRIME_1 = 11400714785074694791
+_XXPRIME_2 = 14029467366897019727
+_XXPRIME_5 = 2870177450012600261
+
+
+def _int_hash64(n):
+    h = abs(n) % _MODULUS
+    if n < 0:
+        h = -h
+    return -2 if h == -1 else h
+
+
+def _hop64(a):
+    """MPyC's program counter hop, ``hash(tuple(a))``, as 64-bit CPython computes it."""
+    acc = _XXPRIME_5
+    for item in a:
+        acc = (acc + (_int_hash64(item) & _MASK) * _XXPRIME_2) & _MASK
+        acc = ((acc << 31) | (acc >> 33)) & _MASK
+        acc = (acc * _XXPRIME_1) & _MASK
+    acc = (acc + (len(a) ^ (_XXPRIME_5 ^ 3527539))) & _MASK
+    if acc == _MASK:
+        return 1546275796
+    return acc - (1 << 64) if acc >> 63 else acc
+
 
 # The wasm Party (crates/partyline-web) of the running program.
 _party = None
@@ -62,7 +99,7 @@ class StreamTransport(asyncio.Transport):
             self._loop.call_soon(self._protocol.data_received, data)
 
     def _on_end(self, error):
-        if error is None:
+        if error is None or error is jsnull:
             self._loop.call_soon(self._connection_lost, None)
         else:
             message = f'lost the stream to party {self._peer}: {error}'
@@ -170,7 +207,9 @@ def run(path, args, party):
     _party = party
     # MPyC reads its flags from sys.argv when mpyc.runtime is first imported.
     sys.argv = [path, *args, '-M', str(party.parties), '-I', str(party.index)]
-    from mpyc import runtime
+    from mpyc import asyncoro, runtime
+    if not runtime.mpc.options.mix32_64bit:
+        asyncoro._hop = _hop64
     runtime.Runtime.start = _start
     runtime.Runtime.run = _run
     runpy.run_path(path, run_name='__main__')

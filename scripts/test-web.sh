@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The browser party's end-to-end tests (web/tests/browser_party.mjs): builds
+# the web app and the native binary, installs playwright-core (npm, pinned by
+# web/tests/package-lock.json) into target/web-test, and drives Debian's
+# /usr/bin/chromium (scripts/setup-test-deps.sh installs it; no browser is
+# ever downloaded). Results: target/web-test/screenshot.png, figures.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=$root/target/web-test
+
+scripts/build-web.sh
+cargo build --quiet -p partyline
+
+mkdir -p "$out"
+cp web/tests/package.json web/tests/package-lock.json "$out/"
+(cd "$out" && npm ci --silent --no-audit --no-fund)
+
+# A Python with mpyc 0.11 for the plain-TCP reference run: partyline's own
+# managed one, which the native parties use too.
+home=${PARTYLINE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/partyline}
+python=${PARTYLINE_PYTHON:-$home/python-mpyc-0.11/bin/python}
+if [ ! -x "$python" ]; then
+  "$root/target/debug/partyline" demo >/dev/null
+fi
+
+PARTYLINE_BIN=$root/target/debug/partyline PLAYWRIGHT_DIR=$out \
+  PARTYLINE_PYTHON=$python WEB_TEST_OUT=$out \
+  node web/tests/browser_party.mjs "$@"

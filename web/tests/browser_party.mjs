@@ -1,0 +1,280 @@
+// End-to-end tests of the browser party: headless Debian Chromium (driven by
+// npm playwright-core) joins sessions together with native `partyline join`
+// processes, against a real `partyline serve` on loopback.
+//
+// Run by scripts/test-web.sh, which builds target/web and installs
+// playwright-core; env: PARTYLINE_BIN, PLAYWRIGHT_DIR, PARTYLINE_PYTHON (a
+// Python with mpyc 0.11, for the plain-TCP reference run), WEB_TEST_OUT.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import assert from 'node:assert/strict';
+
+const require = createRequire(`${process.env.PLAYWRIGHT_DIR}/`);
+const { chromium } = require('playwright-core');
+
+const repo = resolve(import.meta.dirname, '../..');
+const BIN = process.env.PARTYLINE_BIN || join(repo, 'target/debug/partyline');
+const PYTHON = process.env.PARTYLINE_PYTHON;
+const OUT = process.env.WEB_TEST_OUT || join(repo, 'target/web-test');
+const SANTA = join(repo, 'examples/secretsanta.py');
+const SUM = join(repo, 'examples/securesum.py');
+const SESSION_LIMIT_MS = Number(process.env.WEB_TEST_LIMIT_MS || 180_000);
+mkdirSync(OUT, { recursive: true });
+
+const cleanups = [];
+const log = (...args) => console.error('web-test:', ...args);
+
+// Everything a test starts is stopped at the end, also on failure.
+function track(child) {
+  cleanups.push(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  return child;
+}
+
+function collect(child) {
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (d) => { out.stdout += d; });
+  child.stderr.on('data', (d) => { out.stderr += d; });
+  out.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  return out;
+}
+
+async function startServer() {
+  const data = mkdtempSync(join(tmpdir(), 'partyline-web-test-'));
+  cleanups.push(() => rmSync(data, { recursive: true, force: true }));
+  const child = track(spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', data,
+    '--web-dir', join(repo, 'target/web')], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const first = await new Promise((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', (d) => {
+      text += d;
+      if (text.includes('\n')) resolve(text.split('\n')[0]);
+    });
+    child.on('exit', (code) => reject(new Error(`partyline serve exited with ${code}`)));
+  });
+  const link = first.replace('partyline server ready: ', '').trim();
+  return { link, origin: link.split('#')[0] };
+}
+
+async function createInvite(server, parties) {
+  const child = collect(spawn(BIN, ['create', '-n', String(parties), '--server', server.link]));
+  assert.equal(await child.exited, 0, child.stderr);
+  return child.stdout.trim().split('\n').pop();
+}
+
+function joinNative(invite, name, program) {
+  return collect(track(spawn(BIN, ['join', invite, '--name', name, '--timeout', '120', '--', ...program],
+    { stdio: ['ignore', 'pipe', 'pipe'] })));
+}
+
+async function launchBrowser() {
+  const userData = mkdtempSync(join(tmpdir(), 'partyline-chromium-'));
+  cleanups.push(() => rmSync(userData, { recursive: true, force: true }));
+  const context = await chromium.launchPersistentContext(userData, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--ignore-certificate-errors'],
+    viewport: { width: 900, height: 1100 },
+  });
+  cleanups.push(() => context.close().catch(() => {}));
+  return context;
+}
+
+// A browser party: opens the invite, records every request, joins, runs.
+async function openPage(context, invite) {
+  const page = await context.newPage();
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('websocket', (ws) => requests.push(ws.url()));
+  page.on('worker', (w) => requests.push(w.url()));
+  const console = [];
+  page.on('console', (m) => console.push(m.text()));
+  page.on('pageerror', (e) => console.push(`page error: ${e.message}`));
+  await page.goto(invite);
+  return { page, requests, console };
+}
+
+async function joinInPage({ page }, name, program, args = '') {
+  await page.waitForSelector('#join-form:not([hidden])', { timeout: 30_000 });
+  await page.fill('#name', name);
+  await page.check(`input[name=program][value="${program}"]`);
+  await page.fill('#args', args);
+  await page.click('#join');
+}
+
+async function pageResult({ page, console: lines }) {
+  try {
+    await page.waitForFunction(() => document.body.dataset.finished, null, { timeout: SESSION_LIMIT_MS });
+  } catch (e) {
+    const state = await page.evaluate(() => ['status', 'output', 'error']
+      .map((id) => `${id}: ${document.getElementById(id).textContent}`).join('\n'));
+    throw new Error(`${e.message}\npage state:\n${state}\nconsole:\n${lines.join('\n')}`);
+  }
+  return {
+    finished: await page.evaluate(() => document.body.dataset.finished),
+    seconds: Number(await page.evaluate(() => document.body.dataset.seconds)),
+    pyodideMs: Number(await page.evaluate(() => document.getElementById('python-status').dataset.ms)),
+    output: await page.textContent('#output'),
+    error: await page.textContent('#error'),
+  };
+}
+
+function resultLines(text, keys) {
+  return text.split('\n').map((l) => l.trim()).filter((l) => keys.some((k) => l.startsWith(`${k}:`)));
+}
+
+function assertDerangement(line) {
+  const perm = JSON.parse(line.replace('derangement:', '').trim());
+  assert.deepEqual([...perm].sort((a, b) => a - b), perm.map((_, i) => i), `not a permutation: ${line}`);
+  perm.forEach((p, i) => assert.notEqual(p, i, `fixed point ${i}: ${line}`));
+}
+
+async function nativeResult(party) {
+  const code = await Promise.race([party.exited,
+    new Promise((_, reject) => setTimeout(() => reject(new Error('native party timed out')), SESSION_LIMIT_MS))]);
+  assert.equal(code, 0, `native party failed:\n${party.stderr}`);
+  return party.stdout;
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// The reference: the same program as m plain MPyC processes over loopback TCP.
+async function plainTcp(program, m) {
+  const ports = await Promise.all(Array.from({ length: m }, freePort));
+  const hosts = ports.flatMap((p) => ['-P', `127.0.0.1:${p}`]);
+  const runs = Array.from({ length: m }, (_, i) =>
+    collect(track(spawn(PYTHON, [...program, '-M', String(m), '-I', String(i), ...hosts]))));
+  const outputs = [];
+  for (const run of runs) {
+    assert.equal(await run.exited, 0, run.stderr);
+    outputs.push(run.stdout);
+  }
+  return outputs;
+}
+
+// A mixed session: `browsers` pages and `natives` processes run one program.
+async function mixedSession(context, { browsers, natives, program, args }) {
+  const server = await startServer();
+  const invite = await createInvite(server, browsers + natives);
+  const pages = [];
+  for (let b = 0; b < browsers; b++) pages.push(await openPage(context, invite));
+  const started = Date.now();
+  for (let b = 0; b < browsers; b++) await joinInPage(pages[b], `browser${b}`, program, args.join(' '));
+  const parties = Array.from({ length: natives }, (_, n) =>
+    joinNative(invite, `native${n}`, [join(repo, 'examples', program), ...args]));
+  let pageResults;
+  try {
+    pageResults = await Promise.all(pages.map(pageResult));
+  } catch (e) {
+    const natives = parties.map((p, n) => `native${n} stderr:\n${p.stderr}`).join('\n');
+    throw new Error(`${e.message}\n${natives}`);
+  }
+  const nativeOutputs = await Promise.all(parties.map(nativeResult));
+  const wall = (Date.now() - started) / 1000;
+  for (const r of pageResults) assert.equal(r.finished, 'ok', `browser party failed: ${r.error}\n${r.output}`);
+  for (const p of pages) {
+    const foreign = p.requests.filter((u) => !u.startsWith(`${server.origin}/`)
+      && !u.startsWith(server.origin.replace('https://', 'wss://') + '/'));
+    assert.deepEqual(foreign, [], 'the page reached another origin than the server');
+  }
+  return { server, pages, pageResults, nativeOutputs, wall };
+}
+
+const tests = {
+  async 'one browser and two native parties draw the same Secret Santa'(context) {
+    const s = await mixedSession(context, { browsers: 1, natives: 2, program: 'secretsanta.py', args: ['8'] });
+    const lines = [...s.pageResults.map((r) => r.output), ...s.nativeOutputs]
+      .map((o) => resultLines(o, ['derangement']));
+    for (const l of lines) assert.equal(l.length, 1, `no derangement in ${l}`);
+    lines.forEach((l) => assert.equal(l[0], lines[0][0]));
+    assertDerangement(lines[0][0]);
+    await s.pages[0].page.screenshot({ path: join(OUT, 'screenshot.png'), fullPage: true });
+    return { santa_1_browser_wall_s: s.wall, pyodide_startup_ms: s.pageResults[0].pyodideMs,
+      browser_program_s: s.pageResults[0].seconds };
+  },
+
+  async 'a secure sum with one browser equals the plain-TCP run'(context) {
+    const args = ['5', '-3', '8'];
+    const s = await mixedSession(context, { browsers: 1, natives: 2, program: 'securesum.py', args });
+    const reference = resultLines((await plainTcp([SUM, ...args], 3))[0], ['sum', 'product', 'max']);
+    assert.equal(reference.length, 3);
+    for (const o of [...s.pageResults.map((r) => r.output), ...s.nativeOutputs]) {
+      assert.deepEqual(resultLines(o, ['sum', 'product', 'max']), reference);
+    }
+  },
+
+  async 'two browsers and one native party: Secret Santa and a secure sum'(context) {
+    const santa = await mixedSession(context, { browsers: 2, natives: 1, program: 'secretsanta.py', args: ['8'] });
+    const lines = [...santa.pageResults.map((r) => r.output), ...santa.nativeOutputs]
+      .map((o) => resultLines(o, ['derangement'])[0]);
+    lines.forEach((l) => assert.equal(l, lines[0]));
+    assertDerangement(lines[0]);
+    const args = ['11', '22', '-33'];
+    const sum = await mixedSession(context, { browsers: 2, natives: 1, program: 'securesum.py', args });
+    const reference = resultLines((await plainTcp([SUM, ...args], 3))[0], ['sum', 'product', 'max']);
+    for (const o of [...sum.pageResults.map((r) => r.output), ...sum.nativeOutputs]) {
+      assert.deepEqual(resultLines(o, ['sum', 'product', 'max']), reference);
+    }
+  },
+
+  async 'a tampered invite is refused in the page'(context) {
+    const server = await startServer();
+    const invite = await createInvite(server, 2);
+    // Change one character of the secret part of the fragment.
+    const at = invite.length - 10;
+    const swapped = invite[at] === 'A' ? 'B' : 'A';
+    const { page, requests } = await openPage(context, invite.slice(0, at) + swapped + invite.slice(at + 1));
+    await page.waitForSelector('#error:not([hidden])', { timeout: 30_000 });
+    const error = await page.textContent('#error');
+    assert.match(error, /This invite cannot be used: .*checksum/);
+    assert.ok(await page.isHidden('#join-form'), 'the join form must stay hidden');
+    assert.ok(requests.every((u) => u.startsWith(`${server.origin}/`)));
+  },
+
+  async 'all native parties run Secret Santa (the baseline for the figures)'() {
+    const server = await startServer();
+    const invite = await createInvite(server, 3);
+    const started = Date.now();
+    const parties = [0, 1, 2].map((n) => joinNative(invite, `native${n}`, [SANTA, '8']));
+    const outputs = await Promise.all(parties.map(nativeResult));
+    const wall = (Date.now() - started) / 1000;
+    const lines = outputs.map((o) => resultLines(o, ['derangement'])[0]);
+    lines.forEach((l) => assert.equal(l, lines[0]));
+    return { santa_all_native_wall_s: wall };
+  },
+};
+
+const only = process.argv[2];
+const figures = {};
+let failed = 0;
+const context = await launchBrowser();
+try {
+  for (const [name, test] of Object.entries(tests)) {
+    if (only && !name.includes(only)) continue;
+    const started = Date.now();
+    try {
+      Object.assign(figures, await test(context));
+      log(`ok   ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    } catch (e) {
+      failed += 1;
+      log(`FAIL ${name}: ${e.stack || e}`);
+    }
+    for (const page of context.pages()) await page.close();
+  }
+} finally {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+}
+writeFileSync(join(OUT, 'figures.json'), `${JSON.stringify(figures, null, 2)}\n`);
+log('figures:', JSON.stringify(figures));
+process.exit(failed ? 1 : 0);
