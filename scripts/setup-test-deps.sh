@@ -12,6 +12,12 @@ command -v ping >/dev/null || need+=(iputils-ping)
 command -v openssl >/dev/null || need+=(openssl)
 command -v wg >/dev/null || need+=(wireguard-tools)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+# The browser party (scripts/test-web.sh): clang builds ring's C code for
+# wasm32, npm fetches Pyodide and playwright-core, which drives Debian's
+# Chromium (never a browser downloaded by npm).
+command -v clang >/dev/null || need+=(clang)
+command -v npm >/dev/null || need+=(nodejs npm)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-test-deps: need root to install: ${need[*]}" >&2

@@ -8,3 +8,6 @@ scripts/setup-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The browser party: builds the wasm and web app (a few minutes on a fresh
+# machine) and runs mixed browser/native sessions in headless Chromium.
+scripts/test-web.sh

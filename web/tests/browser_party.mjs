@@ -8,15 +8,16 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 
 const require = createRequire(`${process.env.PLAYWRIGHT_DIR}/`);
 const { chromium } = require('playwright-core');
 
-const repo = resolve(import.meta.dirname, '../..');
+const repo = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const BIN = process.env.PARTYLINE_BIN || join(repo, 'target/debug/partyline');
 const PYTHON = process.env.PARTYLINE_PYTHON;
 const OUT = process.env.WEB_TEST_OUT || join(repo, 'target/web-test');
@@ -56,7 +57,9 @@ async function startServer() {
     child.on('exit', (code) => reject(new Error(`partyline serve exited with ${code}`)));
   });
   const link = first.replace('partyline server ready: ', '').trim();
-  return { link, origin: link.split('#')[0] };
+  const origin = link.split('#')[0];
+  serverOrigins.push(origin);
+  return { link, origin };
 }
 
 async function createInvite(server, parties) {
@@ -70,14 +73,21 @@ function joinNative(invite, name, program) {
     { stdio: ['ignore', 'pipe', 'pipe'] })));
 }
 
+// Chromium's own log of every network request it makes, pages and workers
+// alike, checked after the browser has closed.
+const NET_LOG = join(OUT, 'chromium-netlog.json');
+const serverOrigins = [];
+
 async function launchBrowser() {
   const userData = mkdtempSync(join(tmpdir(), 'partyline-chromium-'));
   cleanups.push(() => rmSync(userData, { recursive: true, force: true }));
+  rmSync(NET_LOG, { force: true });
   const context = await chromium.launchPersistentContext(userData, {
     executablePath: '/usr/bin/chromium',
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--ignore-certificate-errors'],
+      '--disable-component-update', '--disable-sync', '--ignore-certificate-errors',
+      `--log-net-log=${NET_LOG}`],
     viewport: { width: 900, height: 1100 },
   });
   cleanups.push(() => context.close().catch(() => {}));
@@ -274,6 +284,25 @@ try {
   }
 } finally {
   for (const cleanup of cleanups.reverse()) await cleanup();
+}
+// Every request a page or its worker started (Chromium's network log marks
+// them with the page's origin as initiator; the browser's own background
+// requests, which no page causes, carry none) must go to our servers. Read
+// after the browser has closed, so the log is complete.
+const netLog = JSON.parse(readFileSync(NET_LOG, 'utf8'));
+const startJob = netLog.constants.logEventTypes.URL_REQUEST_START_JOB;
+const fromPages = netLog.events
+  .filter((e) => e.type === startJob && /^https?:\/\//.test(e.params?.initiator || ''))
+  .map((e) => e.params.url);
+const sameOrigin = (u) => serverOrigins.some((o) =>
+  u.startsWith(`${o}/`) || u.startsWith(`${o.replace('https://', 'wss://')}/`));
+const foreign = fromPages.filter((u) => !sameOrigin(u));
+if (fromPages.length === 0 || foreign.length) {
+  failed += 1;
+  log(`FAIL the network log shows requests only to the server's origin: ${fromPages.length} requests, foreign: ${foreign.join(' ')}`);
+} else {
+  const relay = fromPages.filter((u) => u.startsWith('wss://')).length;
+  log(`ok   the network log shows requests only to the server's origin (${fromPages.length} requests, ${relay} relay WebSockets)`);
 }
 writeFileSync(join(OUT, 'figures.json'), `${JSON.stringify(figures, null, 2)}\n`);
 log('figures:', JSON.stringify(figures));
