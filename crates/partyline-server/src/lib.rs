@@ -307,7 +307,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 addr: listen,
                 source,
             })?
-            .handle(handle.clone());
+            .handle(handle.clone())
+            // Relay traffic passes through this port (`web`): Nagle's algorithm
+            // would hold its small packets back for tens of milliseconds.
+            .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()));
     let service = api::router(app.clone())
         .merge(web::router(config.web_dir, relay.loopback_http))
         .into_make_service_with_connect_info::<SocketAddr>();

@@ -124,6 +124,8 @@ async fn relay(State(web): State<Web>, mut request: Request) -> Response {
             return StatusCode::BAD_GATEWAY.into_response();
         }
     };
+    // The relay sends many small packets; never let Nagle hold them back.
+    let _ = upstream.set_nodelay(true);
     let (mut sender, connection) =
         match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
             Ok(pair) => pair,
