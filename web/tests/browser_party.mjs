@@ -254,6 +254,19 @@ const tests = {
     assert.ok(requests.every((u) => u.startsWith(`${server.origin}/`)));
   },
 
+  async 'a browser without JSPI is told so instead of a stuck page'(context) {
+    const server = await startServer();
+    const invite = await createInvite(server, 2);
+    const page = await context.newPage();
+    // What Safari and Firefox look like today: WebAssembly without stack switching.
+    await page.addInitScript(() => { delete WebAssembly.Suspending; });
+    await page.goto(invite);
+    await page.waitForSelector('#error:not([hidden])', { timeout: 30_000 });
+    assert.match(await page.textContent('#error'),
+      /This browser cannot run a partyline party: it lacks WebAssembly JavaScript Promise Integration/);
+    assert.ok(await page.isHidden('#join-form'));
+  },
+
   async 'all native parties run Secret Santa (the baseline for the figures)'() {
     const server = await startServer();
     const invite = await createInvite(server, 3);
