@@ -137,9 +137,6 @@ class StreamTransport(asyncio.Transport):
     def is_closing(self):
         return self._closing
 
-    def get_extra_info(self, name, default=None):
-        return default
-
 
 _main_task = None
 _failure = None

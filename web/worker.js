@@ -68,7 +68,13 @@ async function join({ name, program, args }) {
     members: party.members(),
   });
   const connectStarted = performance.now();
-  await party.connect(JOIN_TIMEOUT_SECS);
+  try {
+    await party.connect(JOIN_TIMEOUT_SECS);
+  } catch (e) {
+    // Tell the peers we reached that we give up, as a native party does.
+    await party.abort('a browser party could not connect to every party');
+    throw e;
+  }
   post({ type: 'connected', ms: Math.round(performance.now() - connectStarted) });
   const { pyodide, shimModule } = await pyodideReady;
   const path = `/home/pyodide/${program.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;

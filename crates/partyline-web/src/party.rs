@@ -32,6 +32,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// The close codes of `partyline_mesh::ending::CloseCode`.
 const CLOSE_FINISHED: u32 = 0;
 const CLOSE_PROGRAM_FAILED: u32 = 1;
+const CLOSE_ABORTED: u32 = 2;
 const CLOSE_NOT_IN_ROSTER: u32 = 3;
 
 /// Our endpoint: a fresh key, and the relay on the page's own origin as its
@@ -240,6 +241,19 @@ impl Party {
             Ok(JsValue::UNDEFINED)
         })
     }
+
+    /// Gives up before our program ran (e.g. not every peer could be
+    /// reached): the peers we did reach hear why at once.
+    pub fn abort(&self, reason: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            for conn in inner.links.borrow().values() {
+                conn.close(VarInt::from_u32(CLOSE_ABORTED), reason.as_bytes());
+            }
+            inner.endpoint.close().await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
 }
 
 impl Inner {
@@ -266,13 +280,15 @@ impl Inner {
                             .map_err(|e| e.to_string()),
                         Err(e) => Err(format!("its endpoint id is not a valid key: {e}")),
                     };
-                    result
-                        .map(|conn| (member.index, conn))
-                        .map_err(|reason| WebError::Connect {
-                            index: member.index,
-                            name: member.name.clone(),
-                            reason,
-                        })
+                    // Kept as soon as it exists, so that giving up later
+                    // closes it with a reason (`Party::abort`).
+                    let conn = result.map_err(|reason| WebError::Connect {
+                        index: member.index,
+                        name: member.name.clone(),
+                        reason,
+                    })?;
+                    self.links.borrow_mut().insert(member.index, conn);
+                    Ok::<_, WebError>(())
                 }
             });
         let dials = n0_future::try_join_all(dials);
@@ -284,15 +300,9 @@ impl Inner {
             .map(|m| (m.endpoint, m))
             .collect();
         let accepts = self.accept_lower(expected);
-        let both = async {
-            let (dialled, accepted) = n0_future::future::try_zip(dials, accepts).await?;
-            let mut links = self.links.borrow_mut();
-            links.extend(dialled);
-            links.extend(accepted);
-            Ok::<_, WebError>(())
-        };
+        let both = n0_future::future::try_zip(dials, accepts);
         match n0_future::time::timeout(timeout, both).await {
-            Ok(result) => result,
+            Ok(result) => result.map(drop),
             Err(_) => {
                 let links = self.links.borrow();
                 let missing: Vec<String> = self
@@ -313,8 +323,7 @@ impl Inner {
     async fn accept_lower(
         &self,
         mut expected: BTreeMap<EndpointKey, &Member>,
-    ) -> Result<Vec<(usize, Connection)>, WebError> {
-        let mut accepted = Vec::new();
+    ) -> Result<(), WebError> {
         while !expected.is_empty() {
             let Some(incoming) = self.endpoint.endpoint.accept().await else {
                 return Err(WebError::Bind(
@@ -330,7 +339,9 @@ impl Inner {
             };
             let key = EndpointKey(*conn.remote_id().as_bytes());
             match expected.remove(&key) {
-                Some(member) => accepted.push((member.index, conn)),
+                Some(member) => {
+                    self.links.borrow_mut().insert(member.index, conn);
+                }
                 None => {
                     tracing::warn!(
                         "refused a connection from {}: not a party of this session",
@@ -343,6 +354,6 @@ impl Inner {
                 }
             }
         }
-        Ok(accepted)
+        Ok(())
     }
 }

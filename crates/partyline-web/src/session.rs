@@ -68,18 +68,6 @@ impl Session {
         })
     }
 
-    /// The session id, for display.
-    #[wasm_bindgen(getter)]
-    pub fn id(&self) -> String {
-        self.inner.invite.session.to_string()
-    }
-
-    /// The number of parties the invite is for.
-    #[wasm_bindgen(getter)]
-    pub fn parties(&self) -> u16 {
-        self.inner.invite.parties
-    }
-
     /// Resolves to `{session, parties, label, state, joined: [names]}`; every
     /// name shown has been verified with the invite secret.
     pub fn view(&self) -> js_sys::Promise {
