@@ -137,6 +137,12 @@ function resultLines(text, keys) {
   return text.split('\n').map((l) => l.trim()).filter((l) => keys.some((k) => l.startsWith(`${k}:`)));
 }
 
+// MPyC's own "elapsed time" of a run (from mpc.start to mpc.shutdown), in seconds.
+function mpycElapsed(text) {
+  const m = text.match(/Stop MPyC -- elapsed time: (\d+):(\d+):([\d.]+)/);
+  return m ? Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) : NaN;
+}
+
 function assertDerangement(line) {
   const perm = JSON.parse(line.replace('derangement:', '').trim());
   assert.deepEqual([...perm].sort((a, b) => a - b), perm.map((_, i) => i), `not a permutation: ${line}`);
@@ -213,7 +219,9 @@ const tests = {
     // The QUIC round-trip time a native party measured to the browser, through the relay.
     const rtt = s.natives[0].stderr.match(/\(browser0\) via relay, rtt ([0-9.]+) ms/);
     return { santa_1_browser_wall_s: s.wall, pyodide_startup_ms: s.pageResults[0].pyodideMs,
-      browser_program_s: s.pageResults[0].seconds, native_to_browser_rtt_ms: rtt && Number(rtt[1]) };
+      browser_program_s: s.pageResults[0].seconds, native_to_browser_rtt_ms: rtt && Number(rtt[1]),
+      santa_1_browser_mpyc_elapsed_s: Math.max(mpycElapsed(s.pageResults[0].output),
+        ...s.natives.map((p) => mpycElapsed(p.stderr))) };
   },
 
   async 'a secure sum with one browser equals the plain-TCP run'(context) {
@@ -254,6 +262,27 @@ const tests = {
     assert.ok(requests.every((u) => u.startsWith(`${server.origin}/`)));
   },
 
+  async 'a pasted program runs in a one-party session'(context) {
+    const server = await startServer();
+    const { page } = await openPage(context, await createInvite(server, 1));
+    await page.waitForSelector('#join-form:not([hidden])', { timeout: 30_000 });
+    await page.fill('#name', 'solo');
+    await page.check('input[name=program][value="paste"]');
+    await page.fill('#source', [
+      'from mpyc.runtime import mpc',
+      'async def main():',
+      '    await mpc.start()',
+      '    x = mpc.SecInt(16)(21)',
+      "    print('doubled:', await mpc.output(x * 2))",
+      '    await mpc.shutdown()',
+      'mpc.run(main())',
+    ].join('\n'));
+    await page.click('#join');
+    const result = await pageResult({ page, console: [] });
+    assert.equal(result.finished, 'ok', result.error);
+    assert.deepEqual(resultLines(result.output, ['doubled']), ['doubled: 42']);
+  },
+
   async 'a browser without JSPI is told so instead of a stuck page'(context) {
     const server = await startServer();
     const invite = await createInvite(server, 2);
@@ -276,7 +305,8 @@ const tests = {
     const wall = (Date.now() - started) / 1000;
     const lines = outputs.map((o) => resultLines(o, ['derangement'])[0]);
     lines.forEach((l) => assert.equal(l, lines[0]));
-    return { santa_all_native_wall_s: wall };
+    return { santa_all_native_wall_s: wall,
+      santa_all_native_mpyc_elapsed_s: Math.max(...parties.map((p) => mpycElapsed(p.stderr))) };
   },
 };
 

@@ -66,3 +66,30 @@ async fn without_a_web_dir_the_join_page_says_how_to_join() {
     assert!(page.text().await.unwrap().contains("partyline join"));
     server.shutdown().await;
 }
+
+/// `--tls-cert/--tls-key`: a certificate browsers can trust (here: made by
+/// the test) replaces the self-signed one, and invites pin it.
+#[tokio::test]
+async fn a_given_certificate_is_served_and_pinned() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = dir.path().join("fullchain.pem");
+    let key = dir.path().join("privkey.pem");
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let config = ServerConfig {
+        tls_files: Some((cert, key)),
+        ..common::config(&dir.path().join("data"))
+    };
+    let (server, client) = common::start(config).await;
+    let expected: [u8; 32] = sha2::Sha256::digest(made.cert.der()).into();
+    assert_eq!(server.pin().0, expected);
+    let info = client
+        .get(format!("{}/v1/info", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), StatusCode::OK);
+    server.shutdown().await;
+}
