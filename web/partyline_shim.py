@@ -102,7 +102,9 @@ class StreamTransport(asyncio.Transport):
         if error is None or error is jsnull:
             self._loop.call_soon(self._connection_lost, None)
         else:
-            message = f'lost the stream to party {self._peer}: {error}'
+            name = _party.members().to_py()[self._peer]['name']
+            message = (f'lost the connection to party {self._peer} ({name}): {error}; '
+                       'it was stopped or lost its network')
             self._loop.call_soon(self._connection_lost, ConnectionResetError(message))
 
     def _connection_lost(self, exc):

@@ -88,7 +88,11 @@ async function join({ name, program, args }) {
     await shimModule.run.callPromising(path, pyodide.toPy(args), party);
   } catch (e) {
     ok = false;
-    error = errorText(e);
+    // A Python traceback: all of it to the output, its last line (the
+    // exception itself) as the message.
+    const text = errorText(e).trim();
+    post({ type: 'output', text });
+    error = text.split('\n').pop();
   }
   const seconds = (performance.now() - started) / 1000;
   await party.finish(ok, ok ? 'program finished' : `its program failed in the browser: ${error}`);

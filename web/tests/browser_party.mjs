@@ -36,7 +36,7 @@ function track(child) {
 }
 
 function collect(child) {
-  const out = { stdout: '', stderr: '' };
+  const out = { child, stdout: '', stderr: '' };
   child.stdout.on('data', (d) => { out.stdout += d; });
   child.stderr.on('data', (d) => { out.stderr += d; });
   out.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
@@ -281,6 +281,22 @@ const tests = {
     const result = await pageResult({ page, console: [] });
     assert.equal(result.finished, 'ok', result.error);
     assert.deepEqual(resultLines(result.output, ['doubled']), ['doubled: 42']);
+  },
+
+  async 'a native party that dies ends the browser party with a clear error'(context) {
+    const server = await startServer();
+    const invite = await createInvite(server, 2);
+    const browser = await openPage(context, invite);
+    await joinInPage(browser, 'browser0', 'secretsanta.py', '40');
+    const native = joinNative(invite, 'native0', [SANTA, '40']);
+    await browser.page.waitForFunction(
+      () => document.getElementById('output').textContent.includes('All 2 parties connected'),
+      null, { timeout: 60_000 });
+    native.child.kill('SIGKILL');
+    const result = await pageResult(browser);
+    assert.equal(result.finished, 'failed');
+    assert.match(result.error,
+      /The program failed: ConnectionResetError: lost the connection to party 1 \(native0\): .*it was stopped or lost its network/);
   },
 
   async 'a browser without JSPI is told so instead of a stuck page'(context) {
