@@ -55,7 +55,8 @@ pub enum Command {
     after_help = "The server keeps its sessions and its TLS certificate in --data-dir, \
 so a restart loses nothing and invites stay valid. Parties need to reach the coordinator port \
 (TCP) and the relay port (TCP, and UDP for address discovery): by default the relay uses the \
-next port."
+next port. Browser parties need only the coordinator port: it serves the web app at /join and \
+passes /relay through to the relay. Browsers trust only a CA-issued certificate: see --tls-cert."
 )]
 pub struct ServeArgs {
     /// Address for the coordinator's HTTPS API.

@@ -9,6 +9,11 @@ use partyline_server::ServerConfig;
 use crate::cli::ServeArgs;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
+    let web_dir = args.web_dir.or_else(default_web_dir);
+    let browsers = match &web_dir {
+        Some(dir) => format!("invite links open the web app (from {})", dir.display()),
+        None => "no web app: build it with scripts/build-web.sh or pass --web-dir".to_string(),
+    };
     let config = ServerConfig {
         listen: args.listen,
         relay_listen: args.relay_listen,
@@ -17,7 +22,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         data_dir: args.data_dir,
         session_ttl: Duration::from_secs(args.session_hours * 3600),
         max_creates_per_minute_per_ip: args.creates_per_minute,
-        web_dir: args.web_dir.or_else(default_web_dir),
+        web_dir,
         tls_files: args.tls_cert.zip(args.tls_key),
     };
     let server = partyline_server::start(config)
@@ -29,6 +34,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let _ = writeln!(
         std::io::stdout(),
         "partyline server ready: {link}\n  coordinator: {}\n  relay:       {}\n  \
+         browsers:    {browsers}\n  \
          create a session with: partyline create --parties N --server '{link}'",
         server.url(),
         server.relay_url()
