@@ -67,6 +67,11 @@ cp "$deps/wheels/${wheel[0]}" "$out.tmp/wheels/mpyc.whl"
 cp web/index.html web/app.js web/worker.js web/style.css web/partyline_shim.py "$out.tmp/"
 cp examples/secretsanta.py examples/securesum.py "$out.tmp/programs/"
 
+# Compressed copies for browsers that take gzip (all do); `partyline serve`
+# sends them instead. The .zip and .whl are compressed already.
+find "$out.tmp" -type f \( -name '*.wasm' -o -name '*.mjs' -o -name '*.js' -o -name '*.json' \) \
+  -exec gzip -9 --keep --no-name {} +
+
 rm -rf "$out"
 mv "$out.tmp" "$out"
 step "done: $out ($(du -sh "$out" | cut -f1)); partyline serve serves it at /join"

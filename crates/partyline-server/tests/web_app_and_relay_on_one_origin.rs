@@ -26,6 +26,17 @@ async fn join_page_assets_and_relay_share_the_coordinator_origin() {
     let wasm = get("/web/pkg/party.wasm").await.unwrap();
     assert_eq!(wasm.status(), StatusCode::OK);
     assert_eq!(wasm.headers()["content-type"], "application/wasm");
+    // A browser that takes gzip gets the compressed copy build-web.sh made.
+    std::fs::write(web.path().join("pkg/party.wasm.gz"), b"gzipped").unwrap();
+    let gzipped = client
+        .get(format!("{}/web/pkg/party.wasm", server.url()))
+        .header("accept-encoding", "gzip, deflate, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(gzipped.headers()["content-type"], "application/wasm");
+    assert_eq!(gzipped.bytes().await.unwrap().as_ref(), b"gzipped");
     assert_eq!(
         get("/web/missing.js").await.unwrap().status(),
         StatusCode::NOT_FOUND
