@@ -55,6 +55,9 @@ function onMessage({ data }) {
         else show('join-form');
       }
       break;
+    case 'session-unavailable':
+      if (!joined) $('session-info').textContent = `Cannot update the session just now: ${data.message}`;
+      break;
     case 'progress':
       $('session-info').textContent =
         `${data.joined.length} of ${data.expected} parties joined: ${data.joined.join(', ')}.`;

@@ -5,7 +5,8 @@
 // Messages from the page: {type: 'open', link, origin}, {type: 'refresh'},
 // {type: 'join', name, program: {name, source}, args}.
 // Messages to the page: {type: 'pyodide', phase, ms?}, {type: 'session', view},
-// {type: 'invite-error', message}, {type: 'progress', joined, expected},
+// {type: 'invite-error', message}, {type: 'session-unavailable', message},
+// {type: 'progress', joined, expected},
 // {type: 'roster', index, fingerprint, members}, {type: 'connected', ms},
 // {type: 'output', text}, {type: 'finished', ok, seconds, error?},
 // {type: 'error', message}.
@@ -47,15 +48,21 @@ async function open({ link, origin }) {
     post({ type: 'invite-error', message: errorText(e) });
     return;
   }
-  await refresh();
+  try {
+    post({ type: 'session', view: await session.view() });
+  } catch (e) {
+    post({ type: 'invite-error', message: errorText(e) });
+  }
 }
 
+// While the user reads the page: who has joined. A failure here (the server
+// restarting, a flaky network) is shown but does not stop the user joining.
 async function refresh() {
   if (!session) return;
   try {
     post({ type: 'session', view: await session.view() });
   } catch (e) {
-    post({ type: 'invite-error', message: errorText(e) });
+    post({ type: 'session-unavailable', message: errorText(e) });
   }
 }
 

@@ -1,9 +1,11 @@
 //! One MPyC byte stream to a peer, as JavaScript sees it.
 //!
 //! MPyC's transport API is synchronous (`transport.write(data)` returns at
-//! once), so `write` only queues the bytes; a task sends them in order, with
-//! QUIC's flow control as back-pressure. Received bytes are pushed to a
-//! JavaScript callback as they arrive, which feeds them to MPyC's protocol.
+//! once, and MPyC never pauses writing), so `write` only queues the bytes and
+//! a task sends them in order as QUIC's flow control allows. The queue is
+//! unbounded, like the send buffer of asyncio's own TCP transport. Received
+//! bytes are pushed to a JavaScript callback as they arrive, which feeds them
+//! to MPyC's protocol.
 use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use tokio::sync::mpsc;
 use wasm_bindgen::prelude::*;
