@@ -293,7 +293,9 @@ const tests = {
       () => document.getElementById('output').textContent.includes('All 2 parties connected'),
       null, { timeout: 60_000 });
     native.child.kill('SIGKILL');
+    const killed = Date.now();
     const result = await pageResult(browser);
+    log(`the browser party stopped ${((Date.now() - killed) / 1000).toFixed(1)} s after the kill`);
     assert.equal(result.finished, 'failed');
     assert.match(result.error,
       /The program failed: ConnectionResetError: lost the connection to party \d \(native0\): .*it was stopped or lost its network/);

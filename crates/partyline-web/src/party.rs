@@ -224,7 +224,10 @@ impl Party {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let writers: Vec<_> = inner.writers.borrow_mut().drain(..).collect();
-            let _ = n0_future::time::timeout(DRAIN_LIMIT, n0_future::join_all(writers)).await;
+            // After a failure the streams may never be closed: nothing to wait for.
+            if ok {
+                let _ = n0_future::time::timeout(DRAIN_LIMIT, n0_future::join_all(writers)).await;
+            }
             let code = if ok {
                 CLOSE_FINISHED
             } else {
