@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 /// (file name, source) of every example.
-const EXAMPLES: [(&str, &str); 3] = [
+const EXAMPLES: [(&str, &str); 4] = [
     (
         "secretsanta.py",
         include_str!("../../../examples/secretsanta.py"),
@@ -13,6 +13,7 @@ const EXAMPLES: [(&str, &str); 3] = [
         include_str!("../../../examples/securesum.py"),
     ),
     ("bulk.py", include_str!("../../../examples/bulk.py")),
+    ("sort.py", include_str!("../../../examples/sort.py")),
 ];
 
 /// Writes the examples into `dir` and returns the path of `name` there.
