@@ -29,8 +29,14 @@ mkdirSync(OUT, { recursive: true });
 const cleanups = [];
 const log = (...args) => console.error('web-test:', ...args);
 
-// Everything a test starts is stopped at the end, also on failure.
+// Everything a test starts is stopped at the end, also on failure, and even
+// when node itself dies of an unexpected error.
+const children = [];
+const killAll = () => children.forEach((c) => { if (c.exitCode === null) c.kill('SIGKILL'); });
+process.on('exit', killAll);
+
 function track(child) {
+  children.push(child);
   cleanups.push(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
   return child;
 }
@@ -89,6 +95,9 @@ async function launchBrowser() {
       '--disable-component-update', '--disable-sync', '--ignore-certificate-errors',
       `--log-net-log=${NET_LOG}`],
     viewport: { width: 900, height: 1100 },
+    // For the route that plays a lying coordinator (its requests come from
+    // playwright, which must accept the test server's certificate too).
+    ignoreHTTPSErrors: true,
   });
   cleanups.push(() => context.close().catch(() => {}));
   return context;
@@ -260,6 +269,36 @@ const tests = {
     assert.match(error, /This invite cannot be used: .*checksum/);
     assert.ok(await page.isHidden('#join-form'), 'the join form must stay hidden');
     assert.ok(requests.every((u) => u.startsWith(`${server.origin}/`)));
+  },
+
+  async 'a coordinator that alters an announcement is refused in the page'(context) {
+    const server = await startServer();
+    const invite = await createInvite(server, 2);
+    const native = joinNative(invite, 'native0', [SANTA]);
+    // Stand in for a lying coordinator: rename the native party in every
+    // session answer the page gets (the MAC covers the name).
+    const page = await context.newPage();
+    await page.route('**/v1/sessions/**', async (route) => {
+      try {
+        const response = await route.fetch();
+        const body = (await response.text()).replaceAll('native0', 'mallory');
+        await route.fulfill({ response, body });
+      } catch (e) {
+        log(`the lying coordinator failed: ${e.message}`);
+        await route.abort();
+      }
+    });
+    let announced = false;
+    for (let tries = 0; tries < 100 && !announced; tries++) {
+      await new Promise((r) => setTimeout(r, 100));
+      announced = native.stderr.includes('1 of 2 parties joined');
+    }
+    await page.goto(invite);
+    await page.waitForSelector('#error:not([hidden])', { timeout: 30_000 });
+    assert.match(await page.textContent('#error'),
+      /announcement \(entry 0\) that is not from a holder of this invite/);
+    assert.ok(await page.isHidden('#join-form'), 'the join form must stay hidden');
+    native.child.kill('SIGKILL');
   },
 
   async 'a pasted program runs in a one-party session'(context) {
