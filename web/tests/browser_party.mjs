@@ -225,6 +225,9 @@ const tests = {
     lines.forEach((l) => assert.equal(l[0], lines[0][0]));
     assertDerangement(lines[0][0]);
     await s.pages[0].page.screenshot({ path: join(OUT, 'screenshot.png'), fullPage: true });
+    // The same page at a phone's width, for the README's "what a phone user sees".
+    await s.pages[0].page.setViewportSize({ width: 390, height: 844 });
+    await s.pages[0].page.screenshot({ path: join(OUT, 'screenshot-phone.png'), fullPage: true });
     // The QUIC round-trip time a native party measured to the browser, through the relay.
     const rtt = s.natives[0].stderr.match(/\(browser0\) via relay, rtt ([0-9.]+) ms/);
     return { santa_1_browser_wall_s: s.wall, pyodide_startup_ms: s.pageResults[0].pyodideMs,
