@@ -11,8 +11,12 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace 2>&1 | tee "$log" || status=$?
+# The browser party: builds the wasm and web app (a few minutes on a fresh
+# machine), then mixed browser/native sessions in headless Chromium.
+scripts/test-web.sh 2>&1 | tee -a "$log" || status=$?
 # cargo prints one "test result" line per test binary, the last often for a
 # crate without doc tests; one total line at the end says what ran.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+awk '/^web-test: ok / { p++ } /^web-test: FAIL / { f++ }
+     /^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
