@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the browser party into target/web, which `partyline serve` serves at
-# /join (see web/README-section.md):
+# /join (see "Joining from a browser" in README.md):
 #   - crates/partyline-web compiled to wasm32 + its JS glue (wasm-bindgen-cli),
 #   - Pyodide from the npm package `pyodide` and the mpyc wheel from PyPI,
 #     fetched here at build time so that the page loads nothing from a CDN,
