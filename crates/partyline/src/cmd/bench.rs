@@ -14,12 +14,12 @@ use anyhow::{Context, bail};
 use partyline_mesh::{Forwarder, MeshConfig, PartyEndpoint, connect_all};
 use partyline_server::RunningServer;
 use partyline_session::Coordinator;
-use partyline_wire::{Invite, InviteSecret, Member, Roster, SessionId};
+use partyline_wire::{Member, Roster, SessionId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 
-use super::demo::{join_command, start_local_server};
+use super::demo::{join_command, local_invite, start_local_server};
 use crate::cli::BenchArgs;
 use crate::config::Config;
 
@@ -218,15 +218,7 @@ async fn run_partyline(
     relay_only: bool,
 ) -> anyhow::Result<Timing> {
     let exe = std::env::current_exe()?;
-    let coordinator = Coordinator::new(server.url(), server.pin());
-    let created = coordinator.create(parties, Some("bench".into())).await?;
-    let invite = Invite::new(
-        server.url(),
-        created.session,
-        parties,
-        server.pin(),
-        InviteSecret::random(),
-    )?;
+    let invite = local_invite(server, parties, "bench").await?;
     let started = Instant::now();
     let mut children = Vec::new();
     for index in 0..parties {

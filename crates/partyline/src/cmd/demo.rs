@@ -40,20 +40,12 @@ pub async fn run(args: DemoArgs, verbose: u8) -> anyhow::Result<i32> {
     };
 
     let server = start_local_server(dir.path()).await?;
-    let coordinator = Coordinator::new(server.url(), server.pin());
     let parties = args.parties;
-    let created = coordinator.create(parties, Some("demo".into())).await?;
-    let invite = Invite::new(
-        server.url(),
-        created.session,
-        parties,
-        server.pin(),
-        InviteSecret::random(),
-    )?;
+    let invite = local_invite(&server, parties, "demo").await?;
     eprintln!(
         "partyline demo: server at {}, session {}",
         server.url(),
-        created.session
+        invite.session
     );
     eprintln!("partyline demo: starting {parties} parties, each its own `partyline join` process");
 
@@ -116,6 +108,23 @@ pub(super) async fn start_local_server(dir: &Path) -> anyhow::Result<RunningServ
     })
     .await
     .context("the local session server did not start")
+}
+
+/// Creates a session on the local server and returns its invite.
+pub(super) async fn local_invite(
+    server: &RunningServer,
+    parties: u16,
+    label: &str,
+) -> anyhow::Result<Invite> {
+    let coordinator = Coordinator::new(server.url(), server.pin());
+    let created = coordinator.create(parties, Some(label.into())).await?;
+    Ok(Invite::new(
+        server.url(),
+        created.session,
+        parties,
+        server.pin(),
+        InviteSecret::random(),
+    )?)
 }
 
 /// The `partyline join` process of one local party, its output piped.
