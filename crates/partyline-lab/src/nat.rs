@@ -110,30 +110,20 @@ pub fn install(ns: &str, layer: Layer) -> Result<()> {
     // peer's first punch packet reaches the router itself, conntrack records
     // it, and MASQUERADE then gives the host's own punch another port, so
     // hole punching fails even through an endpoint-independent NAT.
-    ipt(&[
-        "-A",
-        "INPUT",
-        "-i",
-        "wan",
-        "-m",
-        "conntrack",
-        "--ctstate",
-        "NEW",
-        "-j",
-        "DROP",
-    ])?;
-    ipt(&[
-        "-A",
-        "FORWARD",
-        "-i",
-        "wan",
-        "-m",
-        "conntrack",
-        "--ctstate",
-        "NEW",
-        "-j",
-        "DROP",
-    ])?;
+    for chain in ["INPUT", "FORWARD"] {
+        ipt(&[
+            "-A",
+            chain,
+            "-i",
+            "wan",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "NEW",
+            "-j",
+            "DROP",
+        ])?;
+    }
     if let Layer::TcpTo { server } = layer {
         let server = server.to_string();
         ipt(&[
