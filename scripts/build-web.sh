@@ -6,13 +6,13 @@
 #     fetched here at build time so that the page loads nothing from a CDN,
 #   - the page, the worker, the Python transport shim and the example programs.
 # Needs: rustup, clang (ring's C code for wasm32), node/npm, python3 (venv).
-# Reproducible: every version below is pinned; downloads are cached in
-# target/web-deps and reused.
+# Reproducible: every version is pinned (Pyodide and mpyc in versions.env,
+# wasm-bindgen below); downloads are cached in target/web-deps and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYODIDE_VERSION=314.0.7
-MPYC_VERSION=0.11
+# PYODIDE_VERSION, MPYC_VERSION: defined once for scripts and Rust alike.
+source versions.env
 # Must equal the `wasm-bindgen` version pinned in crates/partyline-web/Cargo.toml.
 WASM_BINDGEN_VERSION=0.2.130
 
@@ -62,7 +62,10 @@ if [ ! -f "$deps/wheels/${wheel[0]}" ]; then
   "$deps/venv/bin/python" -m pip download --quiet --no-deps --only-binary=:all: \
     -d "$deps/wheels" "mpyc==$MPYC_VERSION"
 fi
-cp "$deps/wheels/${wheel[0]}" "$out.tmp/wheels/mpyc.whl"
+cp "$deps/wheels/${wheel[0]}" "$out.tmp/wheels/"
+# The page learns the versions from the build, not from a literal in its code.
+printf '{"mpyc": "%s", "mpyc_wheel": "wheels/%s", "pyodide": "%s"}\n' \
+  "$MPYC_VERSION" "${wheel[0]}" "$PYODIDE_VERSION" >"$out.tmp/versions.json"
 
 cp web/index.html web/app.js web/worker.js web/style.css web/partyline_shim.py "$out.tmp/"
 cp examples/secretsanta.py examples/securesum.py "$out.tmp/programs/"

@@ -16,10 +16,11 @@ mkdir -p "$out"
 cp web/tests/package.json web/tests/package-lock.json "$out/"
 (cd "$out" && npm ci --silent --no-audit --no-fund)
 
-# A Python with mpyc 0.11 for the plain-TCP reference run: partyline's own
-# managed one, which the native parties use too.
+# A Python with the pinned mpyc for the plain-TCP reference run: partyline's
+# own managed one, which the native parties use too.
+source versions.env
 home=${PARTYLINE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/partyline}
-python=${PARTYLINE_PYTHON:-$home/python-mpyc-0.11/bin/python}
+python=${PARTYLINE_PYTHON:-$home/python-mpyc-$MPYC_VERSION/bin/python}
 if [ ! -x "$python" ]; then
   "$root/target/debug/partyline" demo >/dev/null
 fi

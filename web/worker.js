@@ -24,8 +24,10 @@ const pyodideStarted = performance.now();
 const pyodideReady = (async () => {
   post({ type: 'pyodide', phase: 'loading Python (Pyodide)' });
   const pyodide = await loadPyodide({ indexURL: new URL('./pyodide/', import.meta.url).href });
-  post({ type: 'pyodide', phase: 'installing MPyC' });
-  const wheel = await fetch(new URL('./wheels/mpyc.whl', import.meta.url));
+  // build-web.sh writes the pinned versions (versions.env) into the app.
+  const versions = await (await fetch(new URL('./versions.json', import.meta.url))).json();
+  post({ type: 'pyodide', phase: `installing MPyC ${versions.mpyc}` });
+  const wheel = await fetch(new URL(versions.mpyc_wheel, import.meta.url));
   pyodide.unpackArchive(await wheel.arrayBuffer(), 'wheel');
   const shim = await fetch(new URL('./partyline_shim.py', import.meta.url));
   pyodide.FS.writeFile('/home/pyodide/partyline_shim.py', await shim.text());

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use partyline_launch::mpyc;
 
 use crate::error::{LabError, Result};
 use crate::nat::NatKind;
@@ -16,10 +17,6 @@ use crate::topology::{Lab, TopologySpec};
 use crate::workload::{Demo, Size, Sources, Workload};
 use crate::{interrupt, plot, report};
 
-/// From this many parties on, every solution runs MPyC with threshold 1:
-/// MPyC's default t = (m−1)/2 makes PRSS cost grow as C(m, t) and a
-/// 10-party run would not fit any budget (see ../shared/notes/mpyc.md).
-pub const LOW_THRESHOLD_FROM: usize = 8;
 /// The first TCP port MPyC parties listen on; each run takes the next.
 const FIRST_PORT: u16 = 20000;
 
@@ -181,11 +178,7 @@ impl LabCell {
             dir: dir.to_path_buf(),
             timeout: matrix.timeout,
             port,
-            mpyc_extra: if n >= LOW_THRESHOLD_FROM {
-                vec!["-T".into(), "1".into()]
-            } else {
-                Vec::new()
-            },
+            mpyc_extra: mpyc::benchmark_threshold_flags(n),
         };
         match solution {
             Solution::Tcp => solutions::tcp::run(&ctx, false),

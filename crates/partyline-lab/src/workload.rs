@@ -1,7 +1,7 @@
 //! Workloads: which MPC program runs, at which size, with which Python.
 //!
 //! MPyC's own demos are not in the `mpyc` wheel; the PyPI package
-//! `mpyc-web` 0.7.0 ships copies, so the lab downloads that wheel once with
+//! `mpyc-web` ships copies (release pinned in `versions.env`), so the lab downloads that wheel once with
 //! pip and unpacks the two demos it uses into its cache. The CNN demo needs
 //! numpy, which partyline's managed Python does not have (partyline itself
 //! never needs it), so the lab builds its own virtual environment for it.
@@ -18,14 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::str::FromStr;
 
+use partyline_launch::mpyc;
+
 use crate::error::{LabError, Result};
 use crate::shell;
-
-/// The mpyc-web release whose wheel carries MPyC's demos.
-const MPYC_WEB: &str = "mpyc-web==0.7.0";
-const MPYC_WEB_DIR: &str = "mpyc-web-0.7.0";
-/// The numpy-enabled environment for the CNN demo.
-const NUMPY_VENV: &str = "python-mpyc-0.11-numpy";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Demo {
@@ -143,7 +139,7 @@ const EXAMPLES: [(Demo, &str); 3] = [
 /// Where the lab finds what workloads need.
 #[derive(Debug, Clone)]
 pub struct Sources {
-    /// A Python with mpyc 0.11 (partyline's managed one).
+    /// A Python with the pinned MPyC (partyline's managed one).
     pub python: PathBuf,
     /// The lab's cache (the demo wheel, the numpy environment).
     pub cache: PathBuf,
@@ -236,12 +232,13 @@ fn example(sources: &Sources, demo: Demo) -> Result<PathBuf> {
 
 /// A demo file from the mpyc-web wheel, downloaded and unpacked once.
 fn mpyc_demo(sources: &Sources, file: &str) -> Result<PathBuf> {
-    let dir = sources.cache.join(MPYC_WEB_DIR);
+    let unpacked_name = format!("mpyc-web-{}", mpyc::WEB_VERSION);
+    let dir = sources.cache.join(&unpacked_name);
     let wanted = dir.join("demos").join(file);
     if wanted.is_file() {
         return Ok(wanted);
     }
-    let staging = sources.cache.join(format!(".{MPYC_WEB_DIR}.download"));
+    let staging = sources.cache.join(format!(".{unpacked_name}.download"));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(LabError::io(&staging))?;
     let python = sources.python.to_string_lossy().into_owned();
@@ -258,7 +255,7 @@ fn mpyc_demo(sources: &Sources, file: &str) -> Result<PathBuf> {
             "--only-binary=:all:",
             "--python-version",
             "3.12",
-            MPYC_WEB,
+            &format!("mpyc-web=={}", mpyc::WEB_VERSION),
             "-d",
             &staging_s,
         ],
@@ -280,7 +277,7 @@ fn mpyc_demo(sources: &Sources, file: &str) -> Result<PathBuf> {
             &unpacked.to_string_lossy(),
         ],
     )?;
-    // Only the demos: the wheel's own bundled `mpyc/` must not shadow mpyc 0.11.
+    // Only the demos: the wheel's own bundled `mpyc/` must not shadow the pinned mpyc.
     let demos = staging.join("demos");
     std::fs::create_dir_all(&demos).map_err(LabError::io(&demos))?;
     for name in ["secretsanta.py", "np_cnnmnist.py"] {
@@ -293,9 +290,11 @@ fn mpyc_demo(sources: &Sources, file: &str) -> Result<PathBuf> {
     Ok(wanted)
 }
 
-/// A Python with mpyc 0.11 and numpy, built once in the lab's cache.
+/// A Python with the pinned mpyc and numpy, built once in the lab's cache.
 fn numpy_python(sources: &Sources) -> Result<PathBuf> {
-    let venv = sources.cache.join(NUMPY_VENV);
+    let venv = sources
+        .cache
+        .join(format!("python-mpyc-{}-numpy", mpyc::VERSION));
     let python = venv.join("bin").join("python");
     let usable = |python: &Path| {
         Command::new(python)
@@ -319,7 +318,7 @@ fn numpy_python(sources: &Sources) -> Result<PathBuf> {
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            "mpyc==0.11",
+            &mpyc::requirement(),
             "numpy",
         ],
     )?;

@@ -6,7 +6,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::python::MPYC_VERSION;
+use crate::mpyc::VERSION as MPYC_VERSION;
 
 /// Why Python with MPyC could not be provided or the program could not start.
 #[derive(Debug, thiserror::Error)]

@@ -4,16 +4,19 @@
 //! whose MPyC flags point at local ports that partyline forwards over the
 //! mesh, passes its output through, and makes sure it never outlives
 //! partyline. MPyC programs are Python, so this crate also finds (or sets up
-//! once, in partyline's cache) a Python that can import MPyC 0.11.
+//! once, in partyline's cache) a Python that can import the pinned MPyC
+//! release, [`mpyc::VERSION`].
 //!
 //! Unix only: the program is stopped with SIGTERM and, on Linux, tied to
 //! partyline's lifetime with a parent-death signal.
 //!
 //! # Layout
-//! - [`python`]: a Python that can `import mpyc` at [`MPYC_VERSION`]: the one
-//!   the user gave, or a virtual environment partyline builds and reuses.
-//! - [`program`]: [`ProgramSpec`], the program's command line (MPyC's `-M`,
-//!   `-I`, `-P` flags) and environment.
+//! - [`mpyc`]: everything partyline knows about MPyC: the pinned release
+//!   (from `versions.env`), its flags, its threshold rule, its log lines.
+//! - [`python`]: a Python that can `import mpyc` at [`mpyc::VERSION`]: the
+//!   one the user gave, or a virtual environment partyline builds and reuses.
+//! - [`program`]: [`ProgramSpec`], the program's command line (with MPyC's
+//!   connection flags) and environment.
 //! - [`run`]: [`RunningProgram`], starting, waiting for and stopping the
 //!   program, and [`exit_code`], the code partyline exits with.
 //! - [`error`]: [`LaunchError`], what went wrong and what to do about it.
@@ -22,6 +25,7 @@
 #![deny(unsafe_code)]
 
 pub mod error;
+pub mod mpyc;
 pub mod program;
 pub mod python;
 pub mod run;
@@ -29,5 +33,5 @@ mod sys;
 
 pub use error::LaunchError;
 pub use program::ProgramSpec;
-pub use python::{MPYC_VERSION, PythonSource, ensure_managed_python, ensure_python};
+pub use python::{PythonSource, ensure_managed_python, ensure_python};
 pub use run::{RunningProgram, exit_code};

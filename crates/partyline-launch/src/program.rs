@@ -8,7 +8,7 @@ use std::process::Stdio;
 use tokio::process::Command;
 
 use crate::error::LaunchError;
-use crate::sys;
+use crate::{mpyc, sys};
 
 /// The interpreter for a `.py` program when [`ProgramSpec::python`] is unset.
 const DEFAULT_PYTHON: &str = "python3";
@@ -139,22 +139,11 @@ impl ProgramSpec {
     }
 
     fn mpyc_args(&self) -> Vec<String> {
-        if !self.mpyc_flags {
-            return Vec::new();
+        if self.mpyc_flags {
+            mpyc::connection_flags(&self.addrs, self.index)
+        } else {
+            Vec::new()
         }
-        let mut args = vec![
-            "-M".to_owned(),
-            self.parties.to_string(),
-            "-I".to_owned(),
-            self.index.to_string(),
-        ];
-        for addr in &self.addrs {
-            // MPyC splits `-P` at the last colon and hands the host to asyncio
-            // as is, so an IPv6 address must go without brackets.
-            args.push("-P".to_owned());
-            args.push(format!("{}:{}", addr.ip(), addr.port()));
-        }
-        args
     }
 
     fn addrs_list(&self) -> OsString {

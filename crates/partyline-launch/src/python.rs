@@ -1,4 +1,4 @@
-//! A Python that can `import mpyc` at [`MPYC_VERSION`]: the one the user
+//! A Python that can `import mpyc` at [`mpyc::VERSION`]: the one the user
 //! named, or a virtual environment that partyline builds once in its cache
 //! and reuses.
 //!
@@ -17,9 +17,7 @@ use std::process::{Output, Stdio};
 use tokio::process::Command;
 
 use crate::error::LaunchError;
-
-/// The MPyC release partyline's flags and forwarding are verified against.
-pub const MPYC_VERSION: &str = "0.11";
+use crate::mpyc::{self, VERSION as MPYC_VERSION};
 
 /// How many of a failed tool's last stderr lines an error quotes.
 const STDERR_TAIL_LINES: usize = 12;
@@ -33,10 +31,10 @@ pub enum PythonSource {
     Managed,
 }
 
-/// Returns a Python executable that can `import mpyc` at [`MPYC_VERSION`].
+/// Returns a Python executable that can `import mpyc` at [`mpyc::VERSION`].
 ///
 /// An explicit Python is only checked. The managed one lives in
-/// `<home>/python-mpyc-0.11`, where home is `$PARTYLINE_HOME`, else
+/// `<home>/python-mpyc-VERSION`, where home is `$PARTYLINE_HOME`, else
 /// `$XDG_CACHE_HOME/partyline`, else `~/.cache/partyline`; see
 /// [`ensure_managed_python`]. `progress` receives human-readable status lines
 /// while something slow happens.
@@ -65,9 +63,9 @@ pub async fn ensure_python(
     }
 }
 
-/// Returns the Python of the virtual environment `<home>/python-mpyc-0.11`,
+/// Returns the Python of the virtual environment `<home>/python-mpyc-VERSION`,
 /// reusing it if MPyC imports from it and (re)building it otherwise with
-/// `python3 -m venv` from PATH and `pip install mpyc==0.11`.
+/// `python3 -m venv` from PATH and `pip install mpyc==VERSION`.
 ///
 /// Concurrent calls for the same `home`, from this or other processes, build
 /// it once: the others wait for the lock and reuse the result.
@@ -116,7 +114,7 @@ fn venv_python(venv: &Path) -> PathBuf {
 /// Why `python` cannot import the right MPyC, or `None` if it can.
 async fn mpyc_problem(python: &Path) -> Option<String> {
     let output = Command::new(python)
-        .args(["-c", "import mpyc,sys; print(mpyc.__version__)"])
+        .args(["-c", mpyc::PRINT_VERSION])
         .stdin(Stdio::null())
         .output()
         .await;
@@ -136,18 +134,11 @@ async fn mpyc_problem(python: &Path) -> Option<String> {
     // Importing MPyC logs hints (missing numpy, gmpy2) to stdout first.
     let stdout = String::from_utf8_lossy(&output.stdout);
     let version = stdout.lines().last().unwrap_or_default().trim();
-    if is_wanted_version(version) {
+    if mpyc::is_pinned_release(version) {
         None
     } else {
         Some(format!("it has mpyc {version}, not {MPYC_VERSION}"))
     }
-}
-
-/// Whether `version` is MPYC_VERSION or a patch release of it.
-fn is_wanted_version(version: &str) -> bool {
-    version
-        .strip_prefix(MPYC_VERSION)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 /// Takes an exclusive lock on `path`, held until the returned file is dropped.
@@ -211,7 +202,7 @@ async fn build_venv(
             "--disable-pip-version-check",
             "--no-input",
         ])
-        .arg(format!("mpyc=={MPYC_VERSION}"))
+        .arg(mpyc::requirement())
         .stdin(Stdio::null())
         .output()
         .await
@@ -306,14 +297,5 @@ mod tests {
             home_from(env(&vars)),
             Some(PathBuf::from("/home/u/.cache/partyline"))
         );
-    }
-
-    #[test]
-    fn accepts_only_mpyc_0_11_and_its_patch_releases() {
-        assert!(is_wanted_version("0.11"));
-        assert!(is_wanted_version("0.11.1"));
-        assert!(!is_wanted_version("0.110"));
-        assert!(!is_wanted_version("0.10"));
-        assert!(!is_wanted_version(""));
     }
 }

@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use partyline_launch::{
-    LaunchError, MPYC_VERSION, PythonSource, ensure_managed_python, ensure_python,
-};
+use partyline_launch::mpyc::{self, VERSION as MPYC_VERSION};
+use partyline_launch::{LaunchError, PythonSource, ensure_managed_python, ensure_python};
 
 fn no_progress(_: &str) {}
 
@@ -36,7 +35,10 @@ async fn explicit_python_without_mpyc_says_how_to_install_it() {
         .unwrap_err()
         .to_string();
     assert!(message.contains("No module named 'mpyc'"), "{message}");
-    assert!(message.contains("-m pip install mpyc==0.11"), "{message}");
+    assert!(
+        message.contains(&format!("-m pip install {}", mpyc::requirement())),
+        "{message}"
+    );
 }
 
 /// Needs PyPI and takes about half a minute: builds the managed environment
@@ -53,7 +55,11 @@ async fn concurrent_managed_setups_build_one_environment_that_imports_mpyc() {
     );
     let python = a.unwrap();
     assert_eq!(python, b.unwrap());
-    assert_eq!(python, home.path().join("python-mpyc-0.11/bin/python"));
+    assert_eq!(
+        python,
+        home.path()
+            .join(format!("python-mpyc-{MPYC_VERSION}/bin/python"))
+    );
 
     let messages = messages.into_inner().unwrap();
     let builds = messages
@@ -70,12 +76,12 @@ async fn concurrent_managed_setups_build_one_environment_that_imports_mpyc() {
     assert!(
         messages
             .iter()
-            .any(|line| line.starts_with("installing mpyc 0.11")),
+            .any(|line| line.starts_with(&format!("installing mpyc {MPYC_VERSION}"))),
         "{messages:?}"
     );
 
     let output = std::process::Command::new(&python)
-        .args(["-c", "import mpyc; print(mpyc.__version__)"])
+        .args(["-c", mpyc::PRINT_VERSION])
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -86,7 +92,8 @@ async fn concurrent_managed_setups_build_one_environment_that_imports_mpyc() {
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();
     entries.sort();
-    assert_eq!(entries, ["python-mpyc-0.11", "python-mpyc-0.11.lock"]);
+    let venv = format!("python-mpyc-{MPYC_VERSION}");
+    assert_eq!(entries, [venv.clone(), format!("{venv}.lock")]);
 
     // Reuse is silent, and the result also passes as an explicit --python.
     let again = ensure_managed_python(home.path(), &|line: &str| panic!("rebuilt: {line}"));

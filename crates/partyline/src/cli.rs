@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use partyline_launch::mpyc;
 
 const LONG_ABOUT: &str = "\
 partyline connects the parties of an MPC computation (MPyC or any TCP-based framework) over
@@ -116,13 +117,14 @@ pub struct CreateArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Examples:\n  partyline join 'https://h:7700/join#pl1.…' -- examples/secretsanta.py\n  \
+#[command(after_help = format!(
+    "Examples:\n  partyline join 'https://h:7700/join#pl1.…' -- examples/secretsanta.py\n  \
 partyline join INVITE --name alice --report run.json -- python3 my_mpc.py 42\n\n\
 PROGRAM gets MPyC's flags appended: -M N -I INDEX -P 127.0.0.1:PORT (one per party). Any \
 other TCP program can read PARTYLINE_PARTIES, PARTYLINE_INDEX and PARTYLINE_ADDRS instead \
-(with --no-mpyc-flags). A PROGRAM ending in .py runs with a Python that has MPyC 0.11."
-)]
+(with --no-mpyc-flags). A PROGRAM ending in .py runs with a Python that has MPyC {}.",
+    mpyc::VERSION
+))]
 pub struct JoinArgs {
     /// The invite printed by `partyline create`.
     pub invite: String,
@@ -148,11 +150,18 @@ pub struct JoinArgs {
     pub program: Vec<String>,
 }
 
+/// `--python`'s help, naming the pinned MPyC release.
+pub fn python_help() -> String {
+    format!(
+        "Python interpreter with mpyc {} installed; default: a venv partyline manages \
+         (created on first use under ~/.cache/partyline)",
+        mpyc::VERSION
+    )
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct PythonArgs {
-    /// Python interpreter with mpyc 0.11 installed; default: a venv partyline manages
-    /// (created on first use under ~/.cache/partyline).
-    #[arg(long, env = "PARTYLINE_PYTHON")]
+    #[arg(long, env = "PARTYLINE_PYTHON", help = python_help())]
     pub python: Option<PathBuf>,
 }
 

@@ -11,11 +11,12 @@ pub mod tcp;
 pub mod wireguard;
 
 use std::fmt;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+use partyline_launch::mpyc;
 
 use crate::error::{LabError, Result};
 use crate::process::{NsProcess, tail};
@@ -137,21 +138,6 @@ pub struct Outcome {
     pub stdout: Vec<String>,
 }
 
-/// MPyC's `-M -I -P` flags for party `index` with parties at `addrs`.
-pub fn mpyc_flags(addrs: &[Ipv4Addr], index: usize, port: u16) -> Vec<String> {
-    let mut flags = vec![
-        "-M".into(),
-        addrs.len().to_string(),
-        "-I".into(),
-        index.to_string(),
-    ];
-    for addr in addrs {
-        flags.push("-P".into());
-        flags.push(format!("{addr}:{port}"));
-    }
-    flags
-}
-
 /// Waits for all parties, killing the rest when one fails or the deadline
 /// passes, and gathers the outcome.
 pub fn finish(mut parties: Vec<NsProcess>, started: Instant, deadline: Instant) -> Result<Outcome> {
@@ -207,7 +193,7 @@ pub fn finish(mut parties: Vec<NsProcess>, started: Instant, deadline: Instant) 
         .collect();
     let counts: Vec<Option<u64>> = outputs
         .iter()
-        .map(|(o, e)| mpyc_bytes(o).or_else(|| mpyc_bytes(e)))
+        .map(|(o, e)| mpyc::bytes_sent(o).or_else(|| mpyc::bytes_sent(e)))
         .collect();
     let bytes = counts.iter().copied().sum::<Option<u64>>();
     Ok(Outcome {
@@ -218,33 +204,4 @@ pub fn finish(mut parties: Vec<NsProcess>, started: Instant, deadline: Instant) 
         error,
         stdout: outputs.into_iter().map(|(o, _)| o).collect(),
     })
-}
-
-/// MPyC's own count from its last log line, `… bytes sent: N`.
-fn mpyc_bytes(log: &str) -> Option<u64> {
-    log.lines()
-        .rev()
-        .find_map(|l| l.split("bytes sent: ").nth(1))
-        .and_then(|n| n.trim().parse().ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_mpyc_byte_count() {
-        let log = "2025 Start MPyC runtime v0.11\n2025 Stop MPyC -- elapsed time: 0:00:02.27|bytes sent: 171648\n";
-        assert_eq!(mpyc_bytes(log), Some(171_648));
-        assert_eq!(mpyc_bytes("nothing"), None);
-    }
-
-    #[test]
-    fn flags_list_every_party() {
-        let addrs = [Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)];
-        assert_eq!(
-            mpyc_flags(&addrs, 1, 7000).join(" "),
-            "-M 2 -I 1 -P 10.0.0.1:7000 -P 10.0.0.2:7000"
-        );
-    }
 }

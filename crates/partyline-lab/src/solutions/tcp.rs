@@ -7,11 +7,13 @@
 //! working directory, subject and subjectAltName `MPyC party {i}`). In real
 //! life the CA key holder must hand every party its certificate over a
 //! trusted channel, which this time does not include.
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Context, Outcome, Solution, finish, mpyc_flags};
+use partyline_launch::mpyc;
+
+use super::{Context, Outcome, Solution, finish};
 use crate::error::{LabError, Result};
 use crate::process::NsProcess;
 use crate::shell;
@@ -40,13 +42,17 @@ pub fn run_mpyc(
     ssl: bool,
     setup: Option<Duration>,
 ) -> Result<Outcome> {
+    let sockets: Vec<SocketAddr> = addrs
+        .iter()
+        .map(|&ip| SocketAddr::new(ip.into(), ctx.port))
+        .collect();
     let started = Instant::now();
     let mut parties = Vec::new();
     for (i, host) in ctx.lab.parties.iter().enumerate() {
         let mut args = ctx.program();
-        args.extend(mpyc_flags(addrs, i, ctx.port));
+        args.extend(mpyc::connection_flags(&sockets, i));
         if ssl {
-            args.push("--ssl".into());
+            args.push(mpyc::SSL_FLAG.into());
         }
         parties.push(NsProcess::spawn(
             &format!("party{i}"),
@@ -68,12 +74,12 @@ fn n_links(n: usize) -> usize {
     n * n.saturating_sub(1) / 2
 }
 
-/// A CA in `dir/ca` and each party's certificate in its `.config`.
+/// A CA in `dir/ca` and each party's certificate where MPyC's `--ssl` looks.
 fn make_certificates(ctx: &Context, n: usize) -> Result<()> {
     let ca = ctx.dir.join("ca");
     std::fs::create_dir_all(&ca).map_err(LabError::io(&ca))?;
     let p = |path: &Path| path.to_string_lossy().into_owned();
-    let (ca_key, ca_crt) = (ca.join("mpyc_ca.key"), ca.join("mpyc_ca.crt"));
+    let (ca_key, ca_crt) = (ca.join("mpyc_ca.key"), ca.join(mpyc::SSL_CA_FILE));
     shell::run(
         "openssl",
         [
@@ -95,12 +101,12 @@ fn make_certificates(ctx: &Context, n: usize) -> Result<()> {
         ],
     )?;
     for i in 0..n {
-        let config = ctx.party_dir(i).join(".config");
+        let config = ctx.party_dir(i).join(mpyc::SSL_DIR);
         std::fs::create_dir_all(&config).map_err(LabError::io(&config))?;
-        let name = format!("MPyC party {i}");
-        let key = config.join(format!("party_{i}.key"));
+        let name = mpyc::ssl_subject(i);
+        let key = config.join(mpyc::ssl_key_file(i));
         let csr = ca.join(format!("party_{i}.csr"));
-        let crt = config.join(format!("party_{i}.crt"));
+        let crt = config.join(mpyc::ssl_cert_file(i));
         let ext = ca.join(format!("party_{i}.ext"));
         std::fs::write(&ext, format!("subjectAltName=DNS:{name}\n")).map_err(LabError::io(&ext))?;
         shell::run(
@@ -140,7 +146,7 @@ fn make_certificates(ctx: &Context, n: usize) -> Result<()> {
                 &p(&ext),
             ],
         )?;
-        let copy = config.join("mpyc_ca.crt");
+        let copy = config.join(mpyc::SSL_CA_FILE);
         std::fs::copy(&ca_crt, &copy).map_err(LabError::io(&copy))?;
     }
     Ok(())

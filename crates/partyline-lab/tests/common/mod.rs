@@ -41,7 +41,7 @@ pub fn exe() -> PathBuf {
     .clone()
 }
 
-/// partyline's managed Python with mpyc 0.11, built on first use.
+/// partyline's managed Python with the pinned mpyc, built on first use.
 pub fn python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
@@ -54,7 +54,7 @@ pub fn python() -> PathBuf {
                     partyline_launch::PythonSource::Managed,
                     &|status| eprintln!("{status}"),
                 ))
-                .expect("a Python with mpyc 0.11")
+                .expect("a Python with the pinned mpyc")
         })
         .clone()
 }

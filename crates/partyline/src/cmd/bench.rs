@@ -11,6 +11,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use partyline_lab::report::median;
+use partyline_launch::mpyc;
 use partyline_mesh::{Forwarder, MeshConfig, PartyEndpoint, connect_all};
 use partyline_server::RunningServer;
 use partyline_session::Coordinator;
@@ -81,8 +83,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
                 wall[i].push(run.wall_secs);
             }
         }
-        let [tcp, direct, relay] = mpyc.map(|v| median(&v));
-        let [tcp_wall, direct_wall, relay_wall] = wall.map(|v| median(&v));
+        let [tcp, direct, relay] = mpyc.map(|mut v| median(&mut v).unwrap_or(f64::NAN));
+        let [tcp_wall, direct_wall, relay_wall] =
+            wall.map(|mut v| median(&mut v).unwrap_or(f64::NAN));
         println!(
             "| {} | {parties} | {tcp:.3} | {direct:.3} | {relay:.3} | {:.2} | {:.2} | {tcp_wall:.2} | {direct_wall:.2} | {relay_wall:.2} |",
             program_label(&program),
@@ -137,26 +140,9 @@ fn program_label(program: &[String]) -> String {
         .join(" ")
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
-}
-
 struct Timing {
     mpyc_secs: f64,
     wall_secs: f64,
-}
-
-/// MPyC's own measure, from its last log line: `elapsed time: H:MM:SS.ffffff|bytes sent: N`.
-fn mpyc_elapsed(stdout: &str) -> Option<f64> {
-    let text = stdout.rsplit("elapsed time: ").next()?;
-    let clock = text.split('|').next()?;
-    let mut parts = clock.trim().split(':');
-    let hours: f64 = parts.next()?.parse().ok()?;
-    let minutes: f64 = parts.next()?.parse().ok()?;
-    let seconds: f64 = parts.next()?.parse().ok()?;
-    Some(hours * 3600.0 + minutes * 60.0 + seconds)
 }
 
 /// Waits for every party and returns the timing; any failure fails the bench.
@@ -173,8 +159,8 @@ async fn collect(children: Vec<tokio::process::Child>, started: Instant) -> anyh
             );
         }
         let elapsed =
-            mpyc_elapsed(&stdout).context("a party printed no MPyC 'elapsed time' line")?;
-        slowest = slowest.max(elapsed);
+            mpyc::elapsed(&stdout).context("a party printed no MPyC 'elapsed time' line")?;
+        slowest = slowest.max(elapsed.as_secs_f64());
     }
     Ok(Timing {
         mpyc_secs: slowest,
@@ -183,13 +169,9 @@ async fn collect(children: Vec<tokio::process::Child>, started: Instant) -> anyh
 }
 
 async fn run_plain_tcp(python: &Path, parties: u16, program: &[String]) -> anyhow::Result<Timing> {
-    let mut ports = Vec::new();
+    let mut addrs = Vec::new();
     for _ in 0..parties {
-        ports.push(
-            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-                .local_addr()?
-                .port(),
-        );
+        addrs.push(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?);
     }
     let started = Instant::now();
     let mut children = Vec::new();
@@ -197,11 +179,7 @@ async fn run_plain_tcp(python: &Path, parties: u16, program: &[String]) -> anyho
         let mut command = Command::new(python);
         command
             .args(program)
-            .args(["-M", &parties.to_string(), "-I", &index.to_string()]);
-        for port in &ports {
-            command.args(["-P", &format!("127.0.0.1:{port}")]);
-        }
-        command
+            .args(mpyc::connection_flags(&addrs, usize::from(index)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -353,20 +331,6 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-
-    #[test]
-    fn reads_mpyc_elapsed_time() {
-        let out =
-            "2026-11-25 21:46:10,723 Stop MPyC -- elapsed time: 0:01:02.500|bytes sent: 11596\n";
-        assert_eq!(mpyc_elapsed(out), Some(62.5));
-        assert_eq!(mpyc_elapsed("no such line"), None);
-    }
-
-    #[test]
-    fn median_of_odd_and_even() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0]), 4.0);
-    }
 
     #[test]
     fn labels_name_the_file() {

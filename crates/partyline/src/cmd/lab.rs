@@ -105,8 +105,7 @@ pub struct RunArgs {
     /// MNIST data and CNN weights for mpyc-cnn (default: ../shared/data/cnn if it exists).
     #[arg(long, env = "PARTYLINE_CNN_DATA")]
     pub cnn_data: Option<PathBuf>,
-    /// Python with mpyc 0.11 (default: partyline's managed one).
-    #[arg(long, env = "PARTYLINE_PYTHON")]
+    #[arg(long, env = "PARTYLINE_PYTHON", help = crate::cli::python_help())]
     pub python: Option<PathBuf>,
     /// No progress bar (for logs).
     #[arg(long)]

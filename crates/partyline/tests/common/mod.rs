@@ -2,7 +2,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -20,7 +20,7 @@ pub fn repo_file(path: &str) -> String {
         .into_owned()
 }
 
-/// A Python with mpyc 0.11: partyline's own managed venv, built once.
+/// A Python with the pinned mpyc: partyline's own managed venv, built once.
 pub fn python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
@@ -34,7 +34,7 @@ pub fn python() -> PathBuf {
                     partyline_launch::PythonSource::Managed,
                     &|status| eprintln!("{status}"),
                 ))
-                .expect("a Python with mpyc 0.11")
+                .expect("a Python with the pinned mpyc")
         })
         .clone()
 }
@@ -227,27 +227,21 @@ pub fn run_session(
         .collect()
 }
 
-fn free_port() -> u16 {
+fn free_addr() -> SocketAddr {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
 }
 
 /// The same program over MPyC's own plain TCP, one process per party.
 pub fn run_plain_tcp(parties: usize, program: &[String]) -> Vec<Output> {
-    let ports: Vec<u16> = (0..parties).map(|_| free_port()).collect();
+    let addrs: Vec<SocketAddr> = (0..parties).map(|_| free_addr()).collect();
     let children: Vec<Child> = (0..parties)
         .map(|i| {
-            let mut command = Command::new(python());
-            command
+            Command::new(python())
                 .args(program)
-                .args(["-M", &parties.to_string(), "-I", &i.to_string()]);
-            for port in &ports {
-                command.args(["-P", &format!("127.0.0.1:{port}")]);
-            }
-            command
+                .args(partyline_launch::mpyc::connection_flags(&addrs, i))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
