@@ -154,7 +154,7 @@ impl Party {
     /// The session fingerprint, equal on every party exactly when all hold the same roster.
     #[wasm_bindgen(getter)]
     pub fn fingerprint(&self) -> String {
-        self.inner.roster.fingerprint()
+        self.inner.roster.fingerprint().to_string()
     }
 
     /// The roster in seat order: `[{index, name, endpoint, you}]`.

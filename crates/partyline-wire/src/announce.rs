@@ -7,6 +7,7 @@
 //! The key is derived with BLAKE3's KDF from the invite secret and session id;
 //! the MAC is keyed BLAKE3, and comparing `blake3::Hash` values is constant-time.
 use serde::{Deserialize, Serialize};
+use unicode_normalization::{UnicodeNormalization, is_nfc};
 
 use crate::{EndpointKey, Invite, SessionId};
 
@@ -48,19 +49,92 @@ pub enum AnnounceError {
     Malformed(String),
     #[error("it belongs to another session ({0}); it was replayed")]
     WrongSession(SessionId),
-    #[error(
-        "its name {0:?} is empty, longer than {MAX_NAME_CHARS} characters or contains control characters"
-    )]
-    BadName(String),
+    #[error("its name {name:?} {problem}")]
+    BadName { name: String, problem: NameProblem },
 }
 
-/// Checks a display name: short and printable, so that it can be shown safely.
-pub fn check_name(name: &str) -> Result<(), AnnounceError> {
-    let count = name.chars().count();
-    if count == 0 || count > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(AnnounceError::BadName(name.to_string()));
+/// What is wrong with a party name; see [`check_name`] for the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    #[error("is empty: give a name")]
+    Empty,
+    #[error("is longer than {MAX_NAME_CHARS} characters: give a shorter one")]
+    TooLong,
+    #[error(
+        "is not in Unicode normal form C (NFC): the same text can be written with other code points, so names could look alike and differ"
+    )]
+    NotNfc,
+    #[error("begins or ends with a space, or has two spaces in a row: remove the extra spaces")]
+    Spacing,
+    #[error(
+        "contains {} (U+{:04X}); a name may hold only letters, digits, spaces and `-`, `_`, `.`",
+        describe(*.0), u32::from(*.0)
+    )]
+    Character(char),
+}
+
+/// A character as an error message shows it: one that Rust would escape
+/// (invisible, formatting, control) only by its code point, printed elsewhere.
+fn describe(c: char) -> String {
+    if c.escape_debug().count() == 1 {
+        format!("{c:?}")
+    } else {
+        "an invisible or formatting character".to_string()
     }
-    Ok(())
+}
+
+/// Checks a party name against partyline's character set, so that every party
+/// sees it alike and two names that look the same cannot both exist.
+///
+/// A name is 1 to [`MAX_NAME_CHARS`] characters in Unicode normal form C,
+/// made of letters and digits of any script (Unicode `Alphabetic` and
+/// `Numeric`, which includes the combining vowel signs some scripts need),
+/// spaces and `-`, `_`, `.`, with no space at either end and never two in a
+/// row. Everything else is refused: control characters, zero-width and
+/// joiner characters (U+200B..U+200D, U+FEFF), the bidirectional marks and
+/// overrides (U+200E, U+200F, U+202A..U+202E, U+2066..U+2069), other
+/// punctuation and symbols. A name that is not NFC is refused rather than
+/// changed, because the roster's fingerprint covers the exact bytes; callers
+/// that take a name from a person normalise it first with [`normalize_name`].
+///
+/// Letters that merely look alike across scripts (Latin `a`, Cyrillic `а`)
+/// are allowed: the fingerprint differs, but a person reading the roster
+/// cannot tell them apart.
+pub fn check_name(name: &str) -> Result<(), AnnounceError> {
+    name_problem(name).map_or(Ok(()), |problem| {
+        Err(AnnounceError::BadName {
+            name: name.to_string(),
+            problem,
+        })
+    })
+}
+
+fn name_problem(name: &str) -> Option<NameProblem> {
+    let count = name.chars().count();
+    if count == 0 {
+        return Some(NameProblem::Empty);
+    }
+    if count > MAX_NAME_CHARS {
+        return Some(NameProblem::TooLong);
+    }
+    if !is_nfc(name) {
+        return Some(NameProblem::NotNfc);
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|&c| !(c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.')))
+    {
+        return Some(NameProblem::Character(bad));
+    }
+    if name.starts_with(' ') || name.ends_with(' ') || name.contains("  ") {
+        return Some(NameProblem::Spacing);
+    }
+    None
+}
+
+/// A name typed by a person, in normal form C, as [`check_name`] wants it.
+pub fn normalize_name(typed: &str) -> String {
+    typed.nfc().collect()
 }
 
 /// The MAC key of one session, derived from its invite.
@@ -180,12 +254,82 @@ mod tests {
         assert_eq!(err, AnnounceError::WrongSession(SessionId([9; 16])));
     }
 
+    fn problem(name: &str) -> Option<NameProblem> {
+        match check_name(name) {
+            Ok(()) => None,
+            Err(AnnounceError::BadName { problem, .. }) => Some(problem),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Zero-width, joiner, byte-order and bidirectional characters.
+    const INVISIBLE: &[char] = &[
+        '\u{200B}', '\u{200C}', '\u{200D}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}',
+        '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+        '\u{FEFF}', '\u{00AD}', '\u{2060}', '\u{061C}',
+    ];
+
     #[test]
     fn names_are_checked() {
-        assert!(check_name("bob").is_ok());
-        assert!(check_name("").is_err());
-        assert!(check_name("a\u{1b}[2J").is_err());
-        assert!(check_name(&"x".repeat(MAX_NAME_CHARS + 1)).is_err());
+        for good in [
+            "bob",
+            "Dr. Zoë Müller-Lüdenscheidt",
+            "o_o 2",
+            "李小龙",
+            "देवनागरी",
+            "١٢٣",
+        ] {
+            assert_eq!(problem(good), None, "{good:?}");
+        }
+        assert_eq!(problem(""), Some(NameProblem::Empty));
+        assert_eq!(
+            problem("a\u{1b}[2J"),
+            Some(NameProblem::Character('\u{1b}'))
+        );
+        assert_eq!(
+            problem(&"x".repeat(MAX_NAME_CHARS + 1)),
+            Some(NameProblem::TooLong)
+        );
+        assert_eq!(problem(" bob"), Some(NameProblem::Spacing));
+        assert_eq!(problem("bob "), Some(NameProblem::Spacing));
+        assert_eq!(problem("bo  b"), Some(NameProblem::Spacing));
+        assert_eq!(problem("bob\tx"), Some(NameProblem::Character('\t')));
+        assert_eq!(problem("bob@x"), Some(NameProblem::Character('@')));
+        for &c in INVISIBLE {
+            assert_eq!(
+                problem(&format!("al{c}ice")),
+                Some(NameProblem::Character(c))
+            );
+        }
+    }
+
+    #[test]
+    fn non_nfc_names_are_refused_and_normalize_name_fixes_them() {
+        let decomposed = "Zoe\u{0308}";
+        assert_eq!(problem(decomposed), Some(NameProblem::NotNfc));
+        assert_eq!(normalize_name(decomposed), "Zo\u{00EB}");
+        assert_eq!(problem(&normalize_name(decomposed)), None);
+    }
+
+    #[test]
+    fn bad_name_message_names_the_character_without_printing_it() {
+        let message = check_name("al\u{200B}ice").unwrap_err().to_string();
+        assert!(message.contains("U+200B"), "{message}");
+        assert!(message.contains("letters, digits"), "{message}");
+        assert!(!message.contains('\u{200B}'), "{message}");
+    }
+
+    #[test]
+    fn an_announcement_with_a_bad_name_does_not_verify() {
+        let key = AnnouncementKey::derive(&invite(5));
+        let a = Announcement {
+            name: "al\u{202E}ice".into(),
+            ..announcement()
+        };
+        assert!(matches!(
+            key.verify(&key.sign(&a)),
+            Err(AnnounceError::BadName { .. })
+        ));
     }
 
     proptest! {
@@ -197,7 +341,27 @@ mod tests {
         }
 
         #[test]
-        fn any_announcement_round_trips(name in "[a-zA-Z0-9 ]{1,40}", endpoint in any::<[u8; 32]>(), at in any::<u64>()) {
+        fn an_invisible_character_anywhere_is_refused(
+            name in "[a-z]{1,20}", at in 0usize..21, pick in 0usize..18,
+        ) {
+            let at = at.min(name.len());
+            let bad = format!("{}{}{}", &name[..at], INVISIBLE[pick], &name[at..]);
+            prop_assert_eq!(problem(&bad), Some(NameProblem::Character(INVISIBLE[pick])));
+        }
+
+        #[test]
+        fn checked_names_are_nfc_and_allowed_characters_only(name in "\\PC{1,40}") {
+            if problem(&name).is_none() {
+                prop_assert!(is_nfc(&name));
+                prop_assert!(name.chars().all(|c| c.is_alphanumeric() || " -_.".contains(c)));
+                prop_assert_eq!(name.trim(), name.as_str());
+            }
+            let normal = normalize_name(&name);
+            prop_assert!(is_nfc(&normal));
+        }
+
+        #[test]
+        fn any_announcement_round_trips(name in "[a-zA-Z0-9]{1,20}( [a-zA-Z0-9_.-]{1,19})?", endpoint in any::<[u8; 32]>(), at in any::<u64>()) {
             let key = AnnouncementKey::derive(&invite(5));
             let a = Announcement { name, endpoint: EndpointKey(endpoint), joined_at_ms: at, ..announcement() };
             prop_assert_eq!(key.verify(&key.sign(&a)).unwrap(), a);

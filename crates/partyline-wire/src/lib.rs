@@ -11,15 +11,19 @@
 //! - [`announce`]: a party's signed announcement of its endpoint and addresses.
 //! - [`roster`]: turns the announcements the server hands out into a verified,
 //!   ordered roster and the session fingerprint, or says exactly what was wrong.
+//! - [`fingerprint`]: the session fingerprint as BIP39 words, full and short
+//!   form, and the check of what a person typed against it.
 //! - [`api`]: the JSON bodies of the coordinator's HTTP API.
 #![forbid(unsafe_code)]
 
 pub mod announce;
 pub mod api;
+pub mod fingerprint;
 pub mod invite;
 pub mod roster;
 
 pub use announce::{Announcement, AnnouncementKey, SignedAnnouncement};
+pub use fingerprint::Fingerprint;
 pub use invite::{CertPin, Invite, InviteError, InviteSecret, SessionId};
 pub use roster::{Member, Roster, RosterError};
 

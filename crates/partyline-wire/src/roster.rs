@@ -3,12 +3,16 @@
 //! The coordinator is not trusted: it may drop, add, alter or replay
 //! announcements. A roster is accepted only if every announcement verifies
 //! under the invite's key, there are exactly as many as the invite says, no
-//! endpoint appears twice, and our own announcement is among them unchanged.
+//! endpoint and no name appears twice, and our own announcement is among them
+//! unchanged. Names are compared ignoring case (`Alice` and `alice` read
+//! aloud the same); every party applies the same check, so a duplicate stops
+//! the session on all of them.
 //! Seats are ordered by (join time, endpoint id), data every party sees
 //! identically, so all parties agree on every MPyC index without asking anyone.
 use std::collections::HashSet;
 
 use crate::announce::{AnnounceError, Announcement, AnnouncementKey, SignedAnnouncement};
+use crate::fingerprint::Fingerprint;
 use crate::{EndpointKey, Invite, SessionId};
 
 /// One party in a verified roster.
@@ -48,6 +52,10 @@ pub enum RosterError {
     #[error("the coordinator lists endpoint {0} twice; this party refuses to start")]
     DuplicateEndpoint(String),
     #[error(
+        "two parties joined with the name {0:?} (names must be unique, ignoring case), so nobody could tell them apart; every party refuses to start: create a new session and join with distinct names"
+    )]
+    DuplicateName(String),
+    #[error(
         "our own announcement is missing from the coordinator's list although it is full; the coordinator replaced it, so this party refuses to start"
     )]
     MissingSelf,
@@ -82,10 +90,14 @@ impl Roster {
         let key = AnnouncementKey::derive(invite);
         let mut announcements = verify_all(&key, signed)?;
         let expected = usize::from(invite.parties);
-        let mut seen = HashSet::new();
+        let mut endpoints = HashSet::new();
+        let mut names = HashSet::new();
         for a in &announcements {
-            if !seen.insert(a.endpoint) {
+            if !endpoints.insert(a.endpoint) {
                 return Err(RosterError::DuplicateEndpoint(a.endpoint.short()));
+            }
+            if !names.insert(a.name.to_lowercase()) {
+                return Err(RosterError::DuplicateName(a.name.clone()));
             }
         }
         if announcements.len() > expected {
@@ -120,23 +132,19 @@ impl Roster {
         }))
     }
 
-    /// A short code, equal on every party exactly when all parties hold the
-    /// same roster. Reading it aloud to each other out of band catches a
+    /// The session fingerprint, equal on every party exactly when all parties
+    /// hold the same roster: the session id and every seat's endpoint and name,
+    /// in seat order. Reading it aloud to each other out of band catches a
     /// coordinator that showed different parties different rosters.
-    pub fn fingerprint(&self) -> String {
-        let mut hasher = blake3::Hasher::new_derive_key("partyline 2026-11 session fingerprint v1");
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut hasher = blake3::Hasher::new_derive_key("partyline 2026-11 session fingerprint v2");
         hasher.update(&self.session.0);
         for m in &self.members {
             hasher.update(&m.endpoint.0);
             hasher.update(&(m.name.len() as u64).to_le_bytes());
             hasher.update(m.name.as_bytes());
         }
-        let code = data_encoding::BASE32_NOPAD.encode(&hasher.finalize().as_bytes()[..10]);
-        code.as_bytes()
-            .chunks(4)
-            .map(|c| std::str::from_utf8(c).expect("base32 is ascii"))
-            .collect::<Vec<_>>()
-            .join("-")
+        Fingerprint::from_hash(hasher.finalize().as_bytes())
     }
 
     pub fn own(&self) -> &Member {
@@ -157,6 +165,7 @@ impl Roster {
 mod tests {
     use super::*;
     use crate::{CertPin, InviteSecret};
+    use proptest::prelude::*;
 
     fn invite(parties: u16, secret: u8) -> Invite {
         Invite::new(
@@ -200,7 +209,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(other_view.fingerprint(), roster.fingerprint());
-        assert_eq!(roster.fingerprint().len(), 19);
+        assert_eq!(roster.fingerprint().words().count(), Fingerprint::WORDS);
     }
 
     #[test]
@@ -268,5 +277,76 @@ mod tests {
             .unwrap()
             .fingerprint();
         assert_ne!(f1, f2);
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_ignoring_case() {
+        let inv = invite(3, 1);
+        let list = [
+            signed(&inv, "alice", 1, 1),
+            signed(&inv, "bob", 2, 2),
+            signed(&inv, "Alice", 3, 3),
+        ];
+        let err = Roster::build(&inv, &EndpointKey([1; 32]), &list).unwrap_err();
+        assert_eq!(err, RosterError::DuplicateName("Alice".into()));
+        assert!(err.to_string().contains("unique"), "{err}");
+        // Refused while parties are still missing too: the session cannot succeed.
+        let err = Roster::build(
+            &inv,
+            &EndpointKey([1; 32]),
+            &list[..1]
+                .iter()
+                .chain(&list[2..])
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_err();
+        assert_eq!(err, RosterError::DuplicateName("Alice".into()));
+    }
+
+    /// The fingerprint of the full two-party roster built from `alice` and `bob` as given.
+    fn fingerprint_of(inv: &Invite, a: SignedAnnouncement, b: SignedAnnouncement) -> Fingerprint {
+        Roster::build(inv, &EndpointKey([1; 32]), &[a, b])
+            .unwrap()
+            .unwrap()
+            .fingerprint()
+    }
+
+    proptest! {
+        #[test]
+        fn same_roster_same_fingerprint_in_any_order(
+            a in "[a-z]{1,10}", b in "[0-9]{1,10}", ka in 2u8..=255, at in 0u64..100, bt in 0u64..100,
+        ) {
+            let inv = invite(2, 1);
+            let (sa, sb) = (signed(&inv, &a, 1, at), signed(&inv, &b, ka, bt));
+            let one = fingerprint_of(&inv, sa.clone(), sb.clone());
+            prop_assert_eq!(one, fingerprint_of(&inv, sb, sa));
+            prop_assert!(one.matches(&one.to_string()));
+        }
+
+        #[test]
+        fn any_change_changes_the_fingerprint(
+            a in "[a-z]{1,10}", b in "[0-9]{1,10}", other in "[0-9]{1,10}", ka in 2u8..=255, kb in 2u8..=255,
+        ) {
+            let inv = invite(2, 1);
+            let base = fingerprint_of(&inv, signed(&inv, &a, 1, 1), signed(&inv, &b, ka, 2));
+            if other != b {
+                let renamed = fingerprint_of(&inv, signed(&inv, &a, 1, 1), signed(&inv, &other, ka, 2));
+                prop_assert_ne!(base, renamed);
+            }
+            if kb != ka {
+                let rekeyed = fingerprint_of(&inv, signed(&inv, &a, 1, 1), signed(&inv, &b, kb, 2));
+                prop_assert_ne!(base, rekeyed);
+            }
+            let reseated = fingerprint_of(&inv, signed(&inv, &a, 1, 3), signed(&inv, &b, ka, 2));
+            prop_assert_ne!(base, reseated);
+            let other_session = Invite { session: SessionId([7; 16]), ..inv.clone() };
+            let moved = fingerprint_of(
+                &other_session,
+                signed(&other_session, &a, 1, 1),
+                signed(&other_session, &b, ka, 2),
+            );
+            prop_assert_ne!(base, moved);
+        }
     }
 }

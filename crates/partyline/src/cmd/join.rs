@@ -11,7 +11,7 @@ use partyline_mesh::{
     CloseCode, Forwarder, MeshConfig, PartyEndpoint, PeerEventKind, PeerLink, connect_all,
 };
 use partyline_session::{Coordinator, SessionError, announce_and_wait};
-use partyline_wire::announce::check_name;
+use partyline_wire::announce::{check_name, normalize_name};
 use partyline_wire::{Announcement, Invite, Roster};
 
 use crate::cli::{JoinArgs, PythonArgs};
@@ -33,6 +33,7 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
         .clone()
         .or_else(|| config.name.clone())
         .unwrap_or_else(default_name);
+    let name = normalize_name(&name);
     check_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
     let timeout = Duration::from_secs(args.timeout);
 
@@ -255,7 +256,7 @@ fn build_report(roster: &Roster, links: &[PeerLink], setup_ms: u64, exit_code: i
         session: roster.session.to_string(),
         index: roster.own_index,
         parties: roster.members.len(),
-        fingerprint: roster.fingerprint(),
+        fingerprint: roster.fingerprint().to_string(),
         peers: links
             .iter()
             .map(|link| {
