@@ -1,4 +1,15 @@
 //! `partyline join`: announce, wait for everyone, build the mesh, run the program.
+//!
+//! [`run`] is a driver of phases (find Python, bind the endpoint, announce and
+//! wait, connect, forward, run the program), each a function of its own. Two
+//! small types keep the exits in one place, after mini-redis' `Shutdown` and
+//! `DbDropGuard`:
+//! - [`Shutdown`] catches Ctrl-C once for the whole run; every phase races against it.
+//! - [`Seat`] owns what we hold in the session (the endpoint, our announcement,
+//!   the peer links). A phase that stops the run returns an [`End`] saying how
+//!   to leave, and the driver hands it to [`Seat::leave`], the one place that
+//!   withdraws, tells the peers and closes.
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -12,7 +23,9 @@ use partyline_mesh::{
 };
 use partyline_session::{Coordinator, SessionError, announce_and_wait};
 use partyline_wire::announce::{check_name, normalize_name};
+use partyline_wire::api::ServerInfo;
 use partyline_wire::{Announcement, Invite, Roster};
+use tokio::sync::watch;
 
 use crate::cli::{JoinArgs, PythonArgs};
 use crate::config::Config;
@@ -28,113 +41,45 @@ const INTERRUPTED: i32 = 130;
 
 pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
     let invite: Invite = args.invite.parse()?;
-    let name = args
-        .name
-        .clone()
-        .or_else(|| config.name.clone())
-        .unwrap_or_else(default_name);
-    let name = normalize_name(&name);
-    check_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
-    let timeout = Duration::from_secs(args.timeout);
-
+    let name = party_name(args.name.as_deref(), config)?;
     let coordinator = Coordinator::new(&invite.server, invite.pin);
     let info = coordinator.info().await?;
+    let python = python_for(&args.program, &args.python, config).await?;
+    let party = bind_endpoint(&info, &invite, args.relay_only).await?;
+    let mut shutdown = Shutdown::listen();
+    let mut seat = Seat::take(&coordinator, &invite, name, party, args.relay_only);
 
-    let python = if args.program[0].ends_with(".py") {
-        Some(find_python(&args.python, config).await?)
-    } else {
-        None
+    let end = match drive(&mut seat, &args, &invite, python, &mut shutdown).await {
+        Ok(end) | Err(end) => end,
     };
+    seat.leave(end.how).await;
+    if let Some(note) = end.note {
+        eprintln!("partyline: {note}");
+    }
+    if let (Some(report), Some(path)) = (end.report, &args.report) {
+        let json = serde_json::to_string_pretty(&report).expect("reports serialize");
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    end.outcome
+}
 
-    let party = PartyEndpoint::bind(&MeshConfig {
-        relay_url: info.relay_url.clone(),
-        relay_quic_port: info.relay_quic_port,
-        pin: invite.pin,
-        relay_only: args.relay_only,
-    })
-    .await?;
-    let own = Announcement {
-        session: invite.session,
-        name: name.clone(),
-        endpoint: party.key(),
-        relay_url: Some(party.relay_url()),
-        addrs: if args.relay_only {
-            Vec::new()
-        } else {
-            party.direct_addrs()
-        },
-        joined_at_ms: unix_millis(),
-    };
-
-    let waiting = spinner(format!("joining session {} as {name}", invite.session));
-    let wait = announce_and_wait(&coordinator, &invite, &own, timeout, |p| {
-        waiting.set_message(format!(
-            "{} of {} parties joined: {}",
-            p.joined.len(),
-            p.expected,
-            p.joined.join(", ")
-        ));
-    });
-    let roster = tokio::select! {
-        roster = wait => roster,
-        _ = tokio::signal::ctrl_c() => {
-            waiting.finish_and_clear();
-            let _ = coordinator.leave(&invite.session, &own.endpoint).await;
-            party.close().await;
-            eprintln!("partyline: interrupted while waiting; left the session");
-            return Ok(INTERRUPTED);
-        }
-    };
-    waiting.finish_and_clear();
-    let roster = match roster {
-        Ok(roster) => roster,
-        Err(error) => {
-            // Giving up frees our seat for a retry. After a refused roster the
-            // session is spoiled for everyone, and withdrawing would only hide
-            // the forged roster from the parties still waiting for it.
-            if matches!(error, SessionError::JoinTimeout { .. }) {
-                let _ = coordinator.leave(&invite.session, &own.endpoint).await;
-            }
-            party.close().await;
-            return Err(error.into());
-        }
-    };
+/// The phases from announcing to the program's end. `Err` is an early end.
+async fn drive(
+    seat: &mut Seat<'_>,
+    args: &JoinArgs,
+    invite: &Invite,
+    python: Option<PathBuf>,
+    shutdown: &mut Shutdown,
+) -> Result<End, End> {
+    let timeout = Duration::from_secs(args.timeout);
+    let roster = wait_for_roster(seat, invite, timeout, shutdown).await?;
     let roster_complete = Instant::now();
     print_roster(&roster);
 
-    let connecting = spinner(format!("connecting to {} peers", roster.members.len() - 1));
-    let links = tokio::select! {
-        links = connect_all(&party, &roster, timeout) => links,
-        _ = tokio::signal::ctrl_c() => {
-            connecting.finish_and_clear();
-            party.close().await;
-            eprintln!("partyline: interrupted while connecting");
-            return Ok(INTERRUPTED);
-        }
-    };
-    connecting.finish_and_clear();
-    let links = match links {
-        Ok(links) => links,
-        Err(error) => {
-            party.close().await;
-            return Err(error.into());
-        }
-    };
+    seat.links = connect(seat, &roster, timeout, shutdown).await?;
     let setup_ms = roster_complete.elapsed().as_millis() as u64;
-
-    let program_addr = free_local_port()?;
-    let forwarder = Forwarder::start(&links, roster.own_index, program_addr).await?;
-    for link in &links {
-        let (path, rtt) = link.path();
-        eprintln!(
-            "partyline: connected to party {} ({}) via {}{}",
-            link.member.index,
-            link.member.name,
-            path.as_str(),
-            rtt.map(|r| format!(", rtt {:.1} ms", r.as_secs_f64() * 1000.0))
-                .unwrap_or_default()
-        );
-    }
+    let forwarder = forward(&seat.links, &roster, &seat.own.name).await?;
     eprintln!(
         "partyline: mesh ready in {setup_ms} ms; starting {}",
         args.program.join(" ")
@@ -149,42 +94,293 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
         python,
         workdir: None,
     };
-    let outcome = run_program(&spec, &links, &name).await;
-
-    let code = match &outcome {
+    let (how, code) = match run_program(&spec, &seat.links, &seat.own.name, shutdown).await {
         Outcome::Exited(code) => {
             forwarder.drain(DRAIN_LIMIT).await;
-            let (close, reason) = if *code == 0 {
-                (CloseCode::Finished, "program finished".to_string())
+            let how = if code == 0 {
+                Leave::End(CloseCode::Finished, "program finished".to_string())
             } else {
-                (
-                    CloseCode::ProgramFailed,
-                    format!("its program exited with code {code}"),
-                )
+                let reason = format!("its program exited with code {code}");
+                Leave::End(CloseCode::ProgramFailed, reason)
             };
-            for link in &links {
-                close.close(&link.conn, &reason);
-            }
-            *code
+            (how, code)
         }
-        Outcome::Aborted { reason, code } => {
-            for link in &links {
-                CloseCode::Aborted.close(&link.conn, reason);
-            }
-            *code
-        }
+        Outcome::Aborted { reason, code } => (Leave::End(CloseCode::Aborted, reason), code),
     };
-    let report = build_report(&roster, &links, setup_ms, code);
-    party.close().await;
-    if code == 0 {
-        let _ = coordinator.done(&invite.session).await;
+    Ok(End {
+        report: Some(build_report(&roster, &seat.links, setup_ms, code)),
+        ..End::with(how, Ok(code))
+    })
+}
+
+/// Ctrl-C, caught once for the whole run, so that no phase misses it.
+struct Shutdown(watch::Receiver<bool>);
+
+/// The user pressed Ctrl-C while a phase ran.
+struct Interrupted;
+
+impl Shutdown {
+    fn listen() -> Self {
+        let (pressed, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = pressed.send(true);
+            }
+        });
+        Self(rx)
     }
-    if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report).expect("reports serialize");
-        std::fs::write(path, json)
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+
+    /// Resolves once Ctrl-C was pressed; never, if the signal cannot be caught.
+    async fn pressed(&mut self) {
+        if self.0.wait_for(|pressed| *pressed).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
-    Ok(code)
+
+    async fn race<T>(&mut self, phase: impl Future<Output = T>) -> Result<T, Interrupted> {
+        tokio::select! {
+            out = phase => Ok(out),
+            () = self.pressed() => Err(Interrupted),
+        }
+    }
+}
+
+/// Our place in the session from the moment our endpoint exists: the
+/// endpoint, our announcement, and once connected the links to the peers.
+///
+/// Every run ends in [`Seat::leave`]. Leaving is async (withdrawing, flushing
+/// the close frames), which `Drop` cannot do; so `Drop` is only a safety net
+/// for a seat never left (a panic): it aborts the links, which is synchronous.
+struct Seat<'a> {
+    coordinator: &'a Coordinator,
+    own: Announcement,
+    party: PartyEndpoint,
+    links: Vec<PeerLink>,
+    left: bool,
+}
+
+/// How we let go of our seat.
+enum Leave {
+    /// Take our announcement back, so that the seat can be taken again
+    /// (Ctrl-C or a timeout while waiting for the others).
+    Withdraw,
+    /// Only close the endpoint: no peer is connected yet. After a refused
+    /// roster the session is spoiled for everyone, and withdrawing would only
+    /// hide the forged roster from the parties still waiting for it.
+    Close,
+    /// Tell every peer why we end, with this close code; then close.
+    End(CloseCode, String),
+}
+
+/// How a run ends: how to leave the seat, what to say once left, the report
+/// and the exit code (or error).
+struct End {
+    how: Leave,
+    note: Option<&'static str>,
+    report: Option<Report>,
+    outcome: anyhow::Result<i32>,
+}
+
+impl End {
+    fn with(how: Leave, outcome: anyhow::Result<i32>) -> Self {
+        Self {
+            how,
+            note: None,
+            report: None,
+            outcome,
+        }
+    }
+
+    fn interrupted(how: Leave, note: &'static str) -> Self {
+        Self {
+            note: Some(note),
+            ..Self::with(how, Ok(INTERRUPTED))
+        }
+    }
+}
+
+impl<'a> Seat<'a> {
+    fn take(
+        coordinator: &'a Coordinator,
+        invite: &Invite,
+        name: String,
+        party: PartyEndpoint,
+        relay_only: bool,
+    ) -> Self {
+        let own = Announcement {
+            session: invite.session,
+            name,
+            endpoint: party.key(),
+            relay_url: Some(party.relay_url()),
+            addrs: if relay_only {
+                Vec::new()
+            } else {
+                party.direct_addrs()
+            },
+            joined_at_ms: unix_millis(),
+        };
+        Self {
+            coordinator,
+            own,
+            party,
+            links: Vec::new(),
+            left: false,
+        }
+    }
+
+    async fn leave(mut self, how: Leave) {
+        self.left = true;
+        match &how {
+            Leave::Withdraw => {
+                let _ = self
+                    .coordinator
+                    .leave(&self.own.session, &self.own.endpoint)
+                    .await;
+            }
+            Leave::Close => {}
+            Leave::End(code, reason) => {
+                for link in &self.links {
+                    code.close(&link.conn, reason);
+                }
+            }
+        }
+        self.party.close().await;
+        if matches!(how, Leave::End(CloseCode::Finished, _)) {
+            let _ = self.coordinator.done(&self.own.session).await;
+        }
+    }
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        if !self.left {
+            for link in &self.links {
+                CloseCode::Aborted.close(&link.conn, "its partyline stopped unexpectedly");
+            }
+        }
+    }
+}
+
+fn party_name(flag: Option<&str>, config: &Config) -> anyhow::Result<String> {
+    let name = flag
+        .map(str::to_string)
+        .or_else(|| config.name.clone())
+        .unwrap_or_else(default_name);
+    let name = normalize_name(&name);
+    check_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    Ok(name)
+}
+
+/// A Python with MPyC, if the program is a Python script.
+async fn python_for(
+    program: &[String],
+    args: &PythonArgs,
+    config: &Config,
+) -> anyhow::Result<Option<PathBuf>> {
+    if program[0].ends_with(".py") {
+        Ok(Some(find_python(args, config).await?))
+    } else {
+        Ok(None)
+    }
+}
+
+async fn bind_endpoint(
+    info: &ServerInfo,
+    invite: &Invite,
+    relay_only: bool,
+) -> anyhow::Result<PartyEndpoint> {
+    Ok(PartyEndpoint::bind(&MeshConfig {
+        relay_url: info.relay_url.clone(),
+        relay_quic_port: info.relay_quic_port,
+        pin: invite.pin,
+        relay_only,
+    })
+    .await?)
+}
+
+async fn wait_for_roster(
+    seat: &Seat<'_>,
+    invite: &Invite,
+    timeout: Duration,
+    shutdown: &mut Shutdown,
+) -> Result<Roster, End> {
+    let waiting = spinner(format!(
+        "joining session {} as {}",
+        invite.session, seat.own.name
+    ));
+    let wait = announce_and_wait(seat.coordinator, invite, &seat.own, timeout, |p| {
+        waiting.set_message(format!(
+            "{} of {} parties joined: {}",
+            p.joined.len(),
+            p.expected,
+            p.joined.join(", ")
+        ));
+    });
+    let waited = shutdown.race(wait).await;
+    waiting.finish_and_clear();
+    match waited {
+        Ok(Ok(roster)) => Ok(roster),
+        Ok(Err(error)) => {
+            // Giving up frees our seat for a retry; a refused roster must stay visible.
+            let how = if matches!(error, SessionError::JoinTimeout { .. }) {
+                Leave::Withdraw
+            } else {
+                Leave::Close
+            };
+            Err(End::with(how, Err(error.into())))
+        }
+        Err(Interrupted) => Err(End::interrupted(
+            Leave::Withdraw,
+            "interrupted while waiting; left the session",
+        )),
+    }
+}
+
+async fn connect(
+    seat: &Seat<'_>,
+    roster: &Roster,
+    timeout: Duration,
+    shutdown: &mut Shutdown,
+) -> Result<Vec<PeerLink>, End> {
+    let connecting = spinner(format!("connecting to {} peers", roster.members.len() - 1));
+    let connected = shutdown
+        .race(connect_all(&seat.party, roster, timeout))
+        .await;
+    connecting.finish_and_clear();
+    match connected {
+        Ok(Ok(links)) => Ok(links),
+        Ok(Err(error)) => Err(End::with(Leave::Close, Err(error.into()))),
+        Err(Interrupted) => Err(End::interrupted(
+            Leave::Close,
+            "interrupted while connecting",
+        )),
+    }
+}
+
+/// Starts the local tunnel ends for our program and says how each peer is reached.
+async fn forward(links: &[PeerLink], roster: &Roster, name: &str) -> Result<Forwarder, End> {
+    let started = match free_local_port() {
+        Ok(program_addr) => Forwarder::start(links, roster.own_index, program_addr)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(error) => Err(error),
+    };
+    let forwarder = started.map_err(|error| {
+        let reason = format!("{name} could not set up its program's connections");
+        End::with(Leave::End(CloseCode::Aborted, reason), Err(error))
+    })?;
+    for link in links {
+        let (path, rtt) = link.path();
+        eprintln!(
+            "partyline: connected to party {} ({}) via {}{}",
+            link.member.index,
+            link.member.name,
+            path.as_str(),
+            rtt.map(|r| format!(", rtt {:.1} ms", r.as_secs_f64() * 1000.0))
+                .unwrap_or_default()
+        );
+    }
+    Ok(forwarder)
 }
 
 enum Outcome {
@@ -195,7 +391,12 @@ enum Outcome {
 }
 
 /// Runs the program until it exits, a peer ends the session, or Ctrl-C.
-async fn run_program(spec: &ProgramSpec, links: &[PeerLink], name: &str) -> Outcome {
+async fn run_program(
+    spec: &ProgramSpec,
+    links: &[PeerLink],
+    name: &str,
+    shutdown: &mut Shutdown,
+) -> Outcome {
     let mut program = match RunningProgram::spawn(spec) {
         Ok(program) => program,
         Err(error) => {
@@ -207,7 +408,6 @@ async fn run_program(spec: &ProgramSpec, links: &[PeerLink], name: &str) -> Outc
         }
     };
     let mut peer_events = watch_peers(links);
-    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         tokio::select! {
             status = program.wait() => {
@@ -226,7 +426,7 @@ async fn run_program(spec: &ProgramSpec, links: &[PeerLink], name: &str) -> Outc
                 let _ = program.terminate(TERMINATE_GRACE).await;
                 return Outcome::Aborted { reason: format!("{name} stopped because {event}"), code: 1 };
             }
-            _ = &mut interrupted => {
+            () = shutdown.pressed() => {
                 eprintln!("partyline: interrupted; ending the session for every party");
                 let _ = program.terminate(TERMINATE_GRACE).await;
                 return Outcome::Aborted { reason: format!("{name} pressed Ctrl-C"), code: INTERRUPTED };
