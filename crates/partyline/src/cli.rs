@@ -119,15 +119,24 @@ pub struct CreateArgs {
 #[derive(Args, Debug)]
 #[command(after_help = format!(
     "Examples:\n  partyline join 'https://h:7700/join#pl1.…' -- examples/secretsanta.py\n  \
-partyline join INVITE --name alice --report run.json -- python3 my_mpc.py 42\n\n\
+partyline join INVITE --name alice --report run.json -- python3 my_mpc.py 42\n  \
+partyline join --invite-file invite.txt -- examples/securesum.py\n  \
+PARTYLINE_INVITE='https://h:7700/join#pl1.…' partyline join -- examples/securesum.py\n  \
+partyline join - -- examples/securesum.py          (paste the invite, press Enter)\n\n\
+The invite comes from exactly one of: the INVITE argument, `-` (a line on stdin), \
+--invite-file or PARTYLINE_INVITE. Every local user can read a command line (ps, /proc), so on \
+a shared machine use one of the other three.\n\n\
 PROGRAM gets MPyC's flags appended: -M N -I INDEX -P 127.0.0.1:PORT (one per party). Any \
 other TCP program can read PARTYLINE_PARTIES, PARTYLINE_INDEX and PARTYLINE_ADDRS instead \
 (with --no-mpyc-flags). A PROGRAM ending in .py runs with a Python that has MPyC {}.",
     mpyc::VERSION
 ))]
 pub struct JoinArgs {
-    /// The invite printed by `partyline create`.
-    pub invite: String,
+    /// The invite printed by `partyline create`, or `-` to read it from stdin.
+    pub invite: Option<String>,
+    /// Read the invite from FILE instead (e.g. the output of `partyline create`).
+    #[arg(long, value_name = "FILE")]
+    pub invite_file: Option<PathBuf>,
     /// Your name as the other parties see it.
     #[arg(long, env = "PARTYLINE_NAME")]
     pub name: Option<String>,

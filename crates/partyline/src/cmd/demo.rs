@@ -138,9 +138,10 @@ pub(super) fn join_command(
     program: &[String],
 ) -> Command {
     let mut command = Command::new(exe);
+    // In the environment, not on the command line, where other local users could read it.
     command
+        .env("PARTYLINE_INVITE", invite.to_string())
         .arg("join")
-        .arg(invite.to_string())
         .args(["--name", name]);
     command.args(flags);
     if relay_only {

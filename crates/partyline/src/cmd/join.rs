@@ -10,12 +10,13 @@
 //!   to leave, and the driver hands it to [`Seat::leave`], the one place that
 //!   withdraws, tells the peers and closes.
 use std::future::Future;
+use std::io::IsTerminal;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use partyline_launch::{ProgramSpec, PythonSource, RunningProgram, ensure_python, exit_code};
 use partyline_mesh::ending::watch_peers;
 use partyline_mesh::{
@@ -38,9 +39,11 @@ const TERMINATE_GRACE: Duration = Duration::from_secs(3);
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// Exit code after Ctrl-C, as shells use for SIGINT.
 const INTERRUPTED: i32 = 130;
+/// The environment variable that can hold the invite, off the command line.
+const INVITE_VAR: &str = "PARTYLINE_INVITE";
 
 pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
-    let invite: Invite = args.invite.parse()?;
+    let invite = read_invite(&args)?;
     let name = party_name(args.name.as_deref(), config)?;
     let coordinator = Coordinator::new(&invite.server, invite.pin);
     let info = coordinator.info().await?;
@@ -259,6 +262,55 @@ impl Drop for Seat<'_> {
             }
         }
     }
+}
+
+/// Reads the invite from the one place it was given: the argument, `-` (a line
+/// on stdin), --invite-file or the environment. Every local user can read a
+/// command line; the other three stay private to us.
+fn read_invite(args: &JoinArgs) -> anyhow::Result<Invite> {
+    let from_env = std::env::var(INVITE_VAR)
+        .ok()
+        .filter(|text| !text.trim().is_empty());
+    let text = match (&args.invite, &args.invite_file, from_env) {
+        (Some(arg), None, None) if arg == "-" => read_invite_line()?,
+        (Some(arg), None, None) => arg.clone(),
+        (None, Some(path), None) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the invite from {}", path.display()))?,
+        (None, None, Some(text)) => text,
+        (None, None, None) => bail!(
+            "no invite given: pass it as the argument, `-` to read it from stdin, \
+             --invite-file FILE, or set {INVITE_VAR}; on a shared machine use one of the last three"
+        ),
+        (arg, file, env) => {
+            let given = [
+                arg.as_ref().map(|_| "the INVITE argument"),
+                file.as_ref().map(|_| "--invite-file"),
+                env.as_ref().map(|_| INVITE_VAR),
+            ];
+            let given: Vec<&str> = given.into_iter().flatten().collect();
+            bail!(
+                "the invite is given more than once ({}); give it in exactly one way",
+                given.join(" and ")
+            )
+        }
+    };
+    Ok(text.trim().parse()?)
+}
+
+/// One line from stdin. Blocking is fine here: nothing else runs yet.
+fn read_invite_line() -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("partyline: paste the invite and press Enter:");
+    }
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .context("cannot read the invite from stdin")?;
+    if line.trim().is_empty() {
+        bail!("stdin ended before an invite was read: give the invite as one line on stdin");
+    }
+    Ok(line)
 }
 
 fn party_name(flag: Option<&str>, config: &Config) -> anyhow::Result<String> {

@@ -4,8 +4,9 @@
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::sync::{OnceLock, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_partyline");
@@ -115,15 +116,57 @@ pub struct Party {
     pub name: String,
     pub child: Child,
     pub report: PathBuf,
+    stderr: Option<StderrTap>,
     _dir: tempfile::TempDir,
+}
+
+/// A party's stderr, read as it comes so that a test can wait for a line.
+struct StderrTap {
+    lines: mpsc::Receiver<String>,
+    /// Everything read, returned when the stream ends.
+    reader: JoinHandle<Vec<u8>>,
+}
+
+impl StderrTap {
+    fn start(stderr: ChildStderr) -> Self {
+        let (tx, lines) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                all.extend_from_slice(line.as_bytes());
+                all.push(b'\n');
+                let _ = tx.send(line);
+            }
+            all
+        });
+        Self { lines, reader }
+    }
 }
 
 impl Party {
     pub fn join(invite: &str, name: &str, flags: &[&str], program: &[String]) -> Self {
+        Self::start(name, flags, program, |command| {
+            command.arg(invite);
+        })
+    }
+
+    /// A `join` whose invite (and stdin) `give_invite` sets up.
+    pub fn start(
+        name: &str,
+        flags: &[&str],
+        program: &[String],
+        give_invite: impl FnOnce(&mut Command),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().join("report.json");
-        let child = Command::new(BIN)
-            .args(["join", invite, "--name", name, "--timeout", "120"])
+        let mut command = Command::new(BIN);
+        command
+            .env_remove("PARTYLINE_INVITE")
+            .arg("join")
+            .stdin(Stdio::null());
+        give_invite(&mut command);
+        let child = command
+            .args(["--name", name, "--timeout", "120"])
             .arg("--python")
             .arg(python())
             .arg("--report")
@@ -131,7 +174,6 @@ impl Party {
             .args(flags)
             .arg("--")
             .args(program)
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -140,7 +182,25 @@ impl Party {
             name: name.to_string(),
             child,
             report,
+            stderr: None,
             _dir: dir,
+        }
+    }
+
+    /// Waits until the party writes a line to stderr containing `needle`, and returns it.
+    pub fn wait_for_stderr(&mut self, needle: &str, limit: Duration) -> String {
+        let child = &mut self.child;
+        let tap = self
+            .stderr
+            .get_or_insert_with(|| StderrTap::start(child.stderr.take().unwrap()));
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tap.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("{} never wrote {needle:?} on stderr", self.name),
+            }
         }
     }
 
@@ -150,22 +210,29 @@ impl Party {
             name,
             mut child,
             report,
+            stderr,
             _dir,
         } = self;
         let deadline = Instant::now() + limit;
+        let mut timed_out = false;
         while child.try_wait().unwrap().is_none() {
             if Instant::now() > deadline {
                 let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "{name} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                timed_out = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let out = child.wait_with_output().unwrap();
+        let mut out = child.wait_with_output().unwrap();
+        if let Some(tap) = stderr {
+            out.stderr = tap.reader.join().unwrap();
+        }
+        assert!(
+            !timed_out,
+            "{name} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report = std::fs::read_to_string(&report)
             .ok()
             .map(|text| serde_json::from_str(&text).unwrap());
