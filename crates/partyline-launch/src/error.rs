@@ -72,6 +72,20 @@ pub enum LaunchError {
     },
 
     #[error(
+        "could not reserve a port on 127.0.0.1 for the program: {source}; check that the loopback interface is up"
+    )]
+    ListenerBind { source: io::Error },
+
+    #[error(
+        "party {index}'s listening socket is at {listener} but its own address is {addr}; this is a bug in partyline, please report it"
+    )]
+    ListenerMismatch {
+        index: usize,
+        listener: std::net::SocketAddr,
+        addr: std::net::SocketAddr,
+    },
+
+    #[error(
         "{program} was not found: check the path (a program in the current directory needs `./`; otherwise it must be on PATH)"
     )]
     ProgramNotFound { program: String },

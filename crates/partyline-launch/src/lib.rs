@@ -17,14 +17,19 @@
 //!   one the user gave, or a virtual environment partyline builds and reuses.
 //! - [`program`]: [`ProgramSpec`], the program's command line (with MPyC's
 //!   connection flags) and environment.
+//! - [`listener`]: [`ProgramListener`], the loopback socket partyline binds
+//!   for the program and hands to it, and the Python hook (`sitecustomize.py`)
+//!   that makes MPyC listen on it instead of on every interface.
 //! - [`run`]: [`RunningProgram`], starting, waiting for and stopping the
 //!   program, and [`exit_code`], the code partyline exits with.
 //! - [`error`]: [`LaunchError`], what went wrong and what to do about it.
-//! - `sys`: the crate's only unsafe code, two thin libc calls (parent-death
-//!   signal, SIGTERM) that std and tokio do not offer.
+//! - `sys`: the crate's only unsafe code, thin libc calls (parent-death
+//!   signal, keeping the listening socket open across exec, SIGTERM) that std
+//!   and tokio do not offer.
 #![deny(unsafe_code)]
 
 pub mod error;
+pub mod listener;
 pub mod mpyc;
 pub mod program;
 pub mod python;
@@ -32,6 +37,7 @@ pub mod run;
 mod sys;
 
 pub use error::LaunchError;
+pub use listener::{LISTEN_FD_ENV, ProgramListener};
 pub use program::ProgramSpec;
 pub use python::{PythonSource, ensure_managed_python, ensure_python};
 pub use run::{RunningProgram, exit_code};

@@ -8,6 +8,7 @@ use std::process::Stdio;
 use tokio::process::Command;
 
 use crate::error::LaunchError;
+use crate::listener::ProgramListener;
 use crate::{mpyc, sys};
 
 /// The interpreter for a `.py` program when [`ProgramSpec::python`] is unset.
@@ -36,6 +37,12 @@ pub struct ProgramSpec {
     pub python: Option<PathBuf>,
     /// The program's working directory; partyline's own when unset.
     pub workdir: Option<PathBuf>,
+    /// The socket the program listens on, bound by partyline on loopback at
+    /// `addrs[index]` and handed to the program by
+    /// [`crate::RunningProgram::spawn`] (see [`crate::listener`]). `None`
+    /// leaves the program to bind `addrs[index]` itself, on whatever
+    /// interfaces it likes.
+    pub listener: Option<ProgramListener>,
 }
 
 impl ProgramSpec {
@@ -49,7 +56,8 @@ impl ProgramSpec {
             .collect()
     }
 
-    /// The command that starts the program: stdin is closed, stdout and
+    /// The command that starts the program, without the listening socket
+    /// (which [`crate::RunningProgram::spawn`] adds): stdin is closed, stdout and
     /// stderr are partyline's own (MPyC logs to stdout), and the program is
     /// killed when partyline drops it or dies.
     ///
@@ -105,6 +113,15 @@ impl ProgramSpec {
                 index: self.index,
                 parties: self.parties,
                 addrs: self.addrs.len(),
+            });
+        }
+        if let Some(listener) = &self.listener
+            && listener.addr() != self.addrs[self.index]
+        {
+            return Err(LaunchError::ListenerMismatch {
+                index: self.index,
+                listener: listener.addr(),
+                addr: self.addrs[self.index],
             });
         }
         if self.interpreter().is_some() {
@@ -169,6 +186,7 @@ mod tests {
             ],
             python: None,
             workdir: None,
+            listener: None,
         }
     }
 
@@ -240,5 +258,11 @@ mod tests {
         let mut bad = spec(&["prog"]);
         bad.index = 3;
         assert!(bad.check().is_err());
+        let mut bad = spec(&["prog"]);
+        bad.listener = Some(ProgramListener::bind().unwrap());
+        assert!(matches!(
+            bad.check(),
+            Err(LaunchError::ListenerMismatch { index: 1, .. })
+        ));
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::process::Child;
 
 use crate::error::LaunchError;
+use crate::listener::PythonHook;
 use crate::program::ProgramSpec;
 use crate::sys;
 
@@ -17,10 +18,13 @@ use crate::sys;
 pub struct RunningProgram {
     child: Child,
     name: String,
+    /// Kept until the program is done: Python processes it starts read it too.
+    _hook: Option<PythonHook>,
 }
 
 impl RunningProgram {
-    /// Starts the program described by `spec`.
+    /// Starts the program described by `spec`, handing it `spec.listener`
+    /// (with the Python hook that serves MPyC on it) when there is one.
     ///
     /// On Linux the program is killed when the calling thread's process dies;
     /// call this from a thread that lives as long as the program (see
@@ -28,23 +32,33 @@ impl RunningProgram {
     pub fn spawn(spec: &ProgramSpec) -> Result<Self, LaunchError> {
         spec.check()?;
         let name = spec.display_name();
-        let child = spec
-            .command()
-            .spawn()
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::NotFound => LaunchError::ProgramNotFound {
-                    program: name.clone(),
-                },
-                io::ErrorKind::PermissionDenied => LaunchError::ProgramNotExecutable {
-                    program: name.clone(),
-                },
-                _ => LaunchError::ProgramSpawn {
-                    program: name.clone(),
-                    source,
-                },
-            })?;
+        let mut command = spec.command();
+        let hook = match &spec.listener {
+            Some(listener) => {
+                let hook = PythonHook::install()?;
+                listener.hand_to(&mut command, &hook)?;
+                Some(hook)
+            }
+            None => None,
+        };
+        let child = command.spawn().map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => LaunchError::ProgramNotFound {
+                program: name.clone(),
+            },
+            io::ErrorKind::PermissionDenied => LaunchError::ProgramNotExecutable {
+                program: name.clone(),
+            },
+            _ => LaunchError::ProgramSpawn {
+                program: name.clone(),
+                source,
+            },
+        })?;
         tracing::debug!(pid = ?child.id(), argv = ?spec.argv(), "started the program");
-        Ok(Self { child, name })
+        Ok(Self {
+            child,
+            name,
+            _hook: hook,
+        })
     }
 
     /// The program's process id, until it has been waited for.

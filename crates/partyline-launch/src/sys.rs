@@ -1,7 +1,8 @@
-//! The crate's only unsafe code: two thin libc calls that neither std nor
-//! tokio offers.
+//! The crate's only unsafe code: thin libc calls that neither std nor tokio
+//! offers.
 
 use std::io;
+use std::os::fd::RawFd;
 
 use tokio::process::Command;
 
@@ -33,6 +34,27 @@ pub(crate) fn kill_with_parent(cmd: &mut Command) {
             // no signal will ever come: the child was reparented already.
             if std::os::unix::process::parent_id() != parent {
                 return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Lets the child keep descriptor `fd` open across exec.
+///
+/// std opens every descriptor close-on-exec. Clearing the flag in the forked
+/// child, just before exec, touches only the child's own descriptor table:
+/// partyline's copy stays close-on-exec, so no other program partyline
+/// starts inherits the socket.
+#[allow(unsafe_code)]
+pub(crate) fn keep_open_across_exec(cmd: &mut Command, fd: RawFd) {
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // fcntl, which is async-signal-safe; it neither allocates nor locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags == -1 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1 {
+                return Err(io::Error::last_os_error());
             }
             Ok(())
         });

@@ -22,6 +22,7 @@ fn spec(program: &[&str]) -> ProgramSpec {
         ],
         python: None,
         workdir: None,
+        listener: None,
     }
 }
 

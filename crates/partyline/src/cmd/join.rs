@@ -11,13 +11,14 @@
 //!   withdraws, tells the peers and closes.
 use std::future::Future;
 use std::io::IsTerminal;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use partyline_launch::{ProgramSpec, PythonSource, RunningProgram, ensure_python, exit_code};
+use partyline_launch::{
+    ProgramListener, ProgramSpec, PythonSource, RunningProgram, ensure_python, exit_code,
+};
 use partyline_mesh::ending::watch_peers;
 use partyline_mesh::{
     CloseCode, Forwarder, MeshConfig, PartyEndpoint, PeerEventKind, PeerLink, connect_all,
@@ -82,7 +83,7 @@ async fn drive(
 
     seat.links = connect(seat, &roster, timeout, shutdown).await?;
     let setup_ms = roster_complete.elapsed().as_millis() as u64;
-    let forwarder = forward(&seat.links, &roster, &seat.own.name).await?;
+    let (forwarder, listener) = forward(&seat.links, &roster, &seat.own.name).await?;
     eprintln!(
         "partyline: mesh ready in {setup_ms} ms; starting {}",
         args.program.join(" ")
@@ -96,6 +97,7 @@ async fn drive(
         addrs: forwarder.addrs.clone(),
         python,
         workdir: None,
+        listener: Some(listener),
     };
     let (how, code) = match run_program(&spec, &seat.links, &seat.own.name, shutdown).await {
         Outcome::Exited(code) => {
@@ -409,15 +411,21 @@ async fn connect(
     }
 }
 
-/// Starts the local tunnel ends for our program and says how each peer is reached.
-async fn forward(links: &[PeerLink], roster: &Roster, name: &str) -> Result<Forwarder, End> {
-    let started = match free_local_port() {
-        Ok(program_addr) => Forwarder::start(links, roster.own_index, program_addr)
+/// Binds our program's listening socket, starts the local tunnel ends for
+/// our program and says how each peer is reached.
+async fn forward(
+    links: &[PeerLink],
+    roster: &Roster,
+    name: &str,
+) -> Result<(Forwarder, ProgramListener), End> {
+    let started = match ProgramListener::bind() {
+        Ok(listener) => Forwarder::start(links, roster.own_index, listener.addr())
             .await
+            .map(|forwarder| (forwarder, listener))
             .map_err(anyhow::Error::from),
-        Err(error) => Err(error),
+        Err(error) => Err(error.into()),
     };
-    let forwarder = started.map_err(|error| {
+    let (forwarder, listener) = started.map_err(|error| {
         let reason = format!("{name} could not set up its program's connections");
         End::with(Leave::End(CloseCode::Aborted, reason), Err(error))
     })?;
@@ -432,7 +440,7 @@ async fn forward(links: &[PeerLink], roster: &Roster, name: &str) -> Result<Forw
                 .unwrap_or_default()
         );
     }
-    Ok(forwarder)
+    Ok((forwarder, listener))
 }
 
 enum Outcome {
@@ -537,15 +545,6 @@ pub async fn find_python(args: &PythonArgs, config: &Config) -> anyhow::Result<P
     let python = ensure_python(source, &|status| bar.set_message(status.to_string())).await;
     bar.finish_and_clear();
     Ok(python?)
-}
-
-/// A free port on loopback for our program to listen on. The port is released
-/// before the program binds it; another process could take it in between,
-/// which the program then reports as "address in use".
-fn free_local_port() -> anyhow::Result<SocketAddr> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot find a free local port")?;
-    Ok(listener.local_addr()?)
 }
 
 fn default_name() -> String {

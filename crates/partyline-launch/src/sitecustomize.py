@@ -1,0 +1,73 @@
+"""partyline's hook: the party's program listens on the socket partyline bound.
+
+partyline binds the program's port on 127.0.0.1 itself, keeps the socket open
+for the program (its file descriptor is in PARTYLINE_LISTEN_FD) and puts this
+file first on PYTHONPATH. MPyC 0.11 calls `loop.create_server(factory,
+port=PORT)` with no host, which would listen on every interface; here that
+call (host None, the handed socket's port) serves on the handed socket
+instead, so only local processes (partyline's tunnels) can reach the program,
+and no other process can take the port first. Nothing else changes.
+
+A sitecustomize module the user or the system had is run after this one.
+"""
+
+import os
+import socket
+import sys
+
+
+def _handed_socket():
+    """The listening TCP socket partyline handed over, or None."""
+    try:
+        fd = int(os.environ["PARTYLINE_LISTEN_FD"])
+        sock = socket.socket(fileno=fd)
+    except (KeyError, ValueError, OSError):
+        # Not set, or not a socket here: a process started by the program
+        # inherits the variable but not the socket.
+        return None
+    listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    if sock.type != socket.SOCK_STREAM or not listening:
+        sock.detach()
+        return None
+    # Processes the program starts must not hold the program's port open.
+    sock.set_inheritable(False)
+    return sock
+
+
+def _serve_on_handed_socket(handed):
+    import asyncio.base_events
+
+    handed_port = handed.getsockname()[1]
+    original = asyncio.base_events.BaseEventLoop.create_server
+    unused = [handed]
+
+    async def create_server(self, protocol_factory, host=None, port=None, **kwargs):
+        if unused and host is None and port == handed_port and kwargs.get("sock") is None:
+            kwargs.pop("sock", None)
+            return await original(self, protocol_factory, sock=unused.pop(), **kwargs)
+        return await original(self, protocol_factory, host, port, **kwargs)
+
+    asyncio.base_events.BaseEventLoop.create_server = create_server
+    # MPyC would otherwise pick uvloop when it is installed, whose event loop
+    # does not go through asyncio's create_server (and so would fail to bind
+    # the port partyline holds).
+    os.environ.setdefault("MPYC_NOUVLOOP", "1")
+
+
+def _run_next_sitecustomize():
+    import importlib.machinery
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    rest = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
+    if spec is not None and spec.loader is not None:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+
+_handed = _handed_socket()
+if _handed is not None:
+    _serve_on_handed_socket(_handed)
+del _handed
+_run_next_sitecustomize()
