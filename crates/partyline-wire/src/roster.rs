@@ -46,6 +46,13 @@ pub enum RosterError {
         reason: AnnounceError,
     },
     #[error(
+        "the party in entry {position} announced a name partyline refuses: {reason}; it could be shown misleadingly, so every party refuses to start: create a new session, and that party joins with a plain name"
+    )]
+    BadName {
+        position: usize,
+        reason: AnnounceError,
+    },
+    #[error(
         "the coordinator lists {got} parties but the invite is for {expected}; it added a seat, so this party refuses to start"
     )]
     TooMany { expected: usize, got: usize },
@@ -72,8 +79,11 @@ pub fn verify_all(
         .iter()
         .enumerate()
         .map(|(position, s)| {
-            key.verify(s)
-                .map_err(|reason| RosterError::BadAnnouncement { position, reason })
+            key.verify(s).map_err(|reason| match reason {
+                // Names are checked only once the MAC verified: an invite holder chose it.
+                AnnounceError::BadName { .. } => RosterError::BadName { position, reason },
+                reason => RosterError::BadAnnouncement { position, reason },
+            })
         })
         .collect()
 }
@@ -277,6 +287,21 @@ mod tests {
             .unwrap()
             .fingerprint();
         assert_ne!(f1, f2);
+    }
+
+    #[test]
+    fn an_invite_holder_with_a_bad_name_is_refused_as_such() {
+        let inv = invite(2, 1);
+        let list = [
+            signed(&inv, "alice", 1, 1),
+            signed(&inv, "b\u{200B}ob", 2, 2),
+        ];
+        let err = Roster::build(&inv, &EndpointKey([1; 32]), &list).unwrap_err();
+        assert!(
+            matches!(err, RosterError::BadName { position: 1, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("U+200B"), "{err}");
     }
 
     #[test]
