@@ -7,19 +7,23 @@
 //! comes from a user-space NFQUEUE delay stage (this kernel has no netem),
 //! loss from iptables' statistic match, rate from tc token buckets. Every
 //! run gets its own name prefix, and everything is removed at the end, also
-//! after an error or Ctrl-C. All of it needs root.
+//! after an error or Ctrl-C. All of it needs root, except the `loopback`
+//! scenario ([`Scenario::loopback`]): every party a process on this machine,
+//! nothing emulated, what `partyline bench` runs.
 //!
 //! # Layout
 //! - [`topology`]: [`Lab`], building the namespaces, links and routes of a
-//!   [`TopologySpec`], and removing them when dropped.
+//!   [`TopologySpec`] (or nothing, on loopback), and removing them when dropped.
 //! - [`nat`]: [`NatKind`] and the iptables rules of each kind of router.
 //! - [`delay`]: the delay stage (`partyline lab delay-stage`).
 //! - [`shaping`]: loss rules and rate limits.
-//! - [`scenario`]: [`Scenario`]s (regions and round-trip times), built in or from TOML.
+//! - [`scenario`]: [`Scenario`]s (regions and round-trip times), built in or
+//!   from TOML, and the loopback one.
 //! - [`workload`]: the MPC programs and their sizes; fetching MPyC's demos.
 //! - [`solutions`]: tcp, tcp-ssl, partyline, partyline-relay, wireguard.
-//! - [`runner`]: the matrix with its progress bar.
-//! - [`report`]: CSV rows and the markdown summary; [`plot`]: PNG and SVG charts.
+//! - [`runner`]: the matrix of [`runner::Case`]s with its progress bar.
+//! - [`report`]: CSV rows, the markdown summary and the one [`report::median`];
+//!   [`plot`]: PNG and SVG charts.
 //! - [`cleanup`]: removing a lab's leftovers by prefix (`partyline lab clean`).
 //! - [`interrupt`]: Ctrl-C and SIGTERM become an error that unwinds to the
 //!   drop guards.

@@ -1,6 +1,6 @@
 //! Long-running processes inside the lab's namespaces: started with
-//! `ip netns exec`, output to files, waited for with a deadline, and killed
-//! when dropped so that none outlives the lab.
+//! `ip netns exec` (or directly, on loopback), output to files, waited for
+//! with a deadline, and killed when dropped so that none outlives the lab.
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -22,11 +22,12 @@ pub struct NsProcess {
 }
 
 impl NsProcess {
-    /// Starts `program args` in namespace `ns`, in working directory `dir`,
-    /// with stdout and stderr to `dir/<name>.out` and `dir/<name>.err`.
+    /// Starts `program args` in namespace `ns` (`None`: this machine's own
+    /// network), in working directory `dir`, with stdout and stderr to
+    /// `dir/<name>.out` and `dir/<name>.err`.
     pub fn spawn(
         name: &str,
-        ns: &str,
+        ns: Option<&str>,
         dir: &Path,
         program: &Path,
         args: &[String],
@@ -34,7 +35,7 @@ impl NsProcess {
     ) -> Result<Self> {
         let stdout = dir.join(format!("{name}.out"));
         let stderr = dir.join(format!("{name}.err"));
-        let mut command = shell::command_in_ns(ns, program);
+        let mut command = shell::command_on_host(ns, program);
         command
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))

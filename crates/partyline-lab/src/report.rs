@@ -1,5 +1,6 @@
 //! The matrix's results: one CSV row per run (failed runs too), and a
-//! markdown summary with medians and ratios to `tcp`.
+//! markdown summary with medians and ratios to `tcp`; [`median`] is the one
+//! median the workspace uses.
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{LabError, Result};
 
 pub const CSV_HEADER: &str =
-    "scenario,solution,parties,demo,size,repeat,status,wall_s,bytes,setup_s,paths,error";
+    "scenario,solution,parties,demo,size,repeat,status,wall_s,mpyc_s,bytes,setup_s,paths,error";
 
 /// One run.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,8 @@ pub struct Row {
     /// `ok` or `failed`.
     pub status: String,
     pub wall_s: Option<f64>,
+    /// MPyC's own run time of the slowest party ([`crate::solutions::Outcome::mpyc`]).
+    pub mpyc_s: Option<f64>,
     pub bytes: Option<u64>,
     pub setup_s: Option<f64>,
     pub paths: String,
@@ -44,6 +47,7 @@ impl Row {
             self.repeat.to_string(),
             quote(&self.status),
             num(self.wall_s),
+            num(self.mpyc_s),
             self.bytes.map(|b| b.to_string()).unwrap_or_default(),
             num(self.setup_s),
             quote(&self.paths),
@@ -85,6 +89,8 @@ impl CsvWriter {
     }
 }
 
+/// The median: the middle value, or the mean of the two middle values of an
+/// even count; `None` for no values. Sorts `values`.
 pub fn median(values: &mut [f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
@@ -103,10 +109,15 @@ type Key = (String, String, String, usize, String);
 
 /// Median wall time (s) of the successful runs per table line.
 pub fn median_walls(rows: &[Row]) -> BTreeMap<Key, f64> {
+    medians(rows, |row| row.wall_s)
+}
+
+/// Median of `value` over the successful runs per table line.
+fn medians(rows: &[Row], value: impl Fn(&Row) -> Option<f64>) -> BTreeMap<Key, f64> {
     let mut groups: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
     for row in rows.iter().filter(|r| r.ok()) {
-        if let Some(wall) = row.wall_s {
-            groups.entry(key(row)).or_default().push(wall);
+        if let Some(v) = value(row) {
+            groups.entry(key(row)).or_default().push(v);
         }
     }
     groups
@@ -129,6 +140,7 @@ fn key(row: &Row) -> Key {
 /// solution, in the order the rows came.
 pub fn summary(rows: &[Row], command: &str) -> String {
     let walls = median_walls(rows);
+    let mpyc_times = medians(rows, |row| row.mpyc_s);
     let mut lines: Vec<Key> = Vec::new();
     for row in rows {
         let k = key(row);
@@ -140,10 +152,13 @@ pub fn summary(rows: &[Row], command: &str) -> String {
     out.push_str("# partyline lab results\n\n");
     out.push_str(&format!("Command: `{command}`\n\n"));
     out.push_str("Wall time: from starting the parties' processes to the last one exiting (partyline: including joining and connecting). ");
-    out.push_str("Ratio: median wall time over `tcp`'s on the same line. Bytes: MPyC's payload count summed over parties. ");
+    out.push_str(
+        "MPyC: MPyC's own time from start to shutdown (the computation alone), slowest party. ",
+    );
+    out.push_str("Ratios: median over `tcp`'s median on the same line. Bytes: MPyC's payload count summed over parties. ");
     out.push_str("Set-up: partyline's mesh set-up (slowest party), tcp-ssl's certificate generation, wireguard's configuration.\n\n");
-    out.push_str("| scenario | demo | size | parties | solution | ok/runs | median wall s | ratio to tcp | median set-up s | median MB sent | paths |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| scenario | demo | size | parties | solution | ok/runs | median wall s | ratio to tcp | median MPyC s | MPyC ratio to tcp | median set-up s | median MB sent | paths |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for k in &lines {
         let group: Vec<&Row> = rows.iter().filter(|r| key(r) == *k).collect();
         let ok: Vec<&&Row> = group.iter().filter(|r| r.ok()).collect();
@@ -155,10 +170,11 @@ pub fn summary(rows: &[Row], command: &str) -> String {
             k.3,
             "tcp".to_string(),
         );
-        let ratio = match (wall, walls.get(&tcp_key)) {
-            (Some(w), Some(t)) if *t > 0.0 => format!("{:.2}", w / t),
+        let ratio = |this: Option<f64>, tcp: Option<&f64>| match (this, tcp) {
+            (Some(x), Some(t)) if *t > 0.0 => format!("{:.2}", x / t),
             _ => "–".into(),
         };
+        let mpyc = mpyc_times.get(k).copied();
         let mut setups: Vec<f64> = ok.iter().filter_map(|r| r.setup_s).collect();
         let mut mbs: Vec<f64> = ok
             .iter()
@@ -175,7 +191,7 @@ pub fn summary(rows: &[Row], command: &str) -> String {
             .map(|r| format!(" (failed: {})", short(&r.error)))
             .unwrap_or_default();
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {}/{}{} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {}/{}{} | {} | {} | {} | {} | {} | {} | {} |\n",
             k.0,
             k.1,
             k.2,
@@ -185,7 +201,9 @@ pub fn summary(rows: &[Row], command: &str) -> String {
             group.len(),
             failure,
             fmt(wall, 2),
-            ratio,
+            ratio(wall, walls.get(&tcp_key)),
+            fmt(mpyc, 3),
+            ratio(mpyc, mpyc_times.get(&tcp_key)),
             fmt(median(&mut setups), 2),
             fmt(median(&mut mbs), 2),
             paths
@@ -217,6 +235,7 @@ mod tests {
             repeat: 0,
             status: if ok { "ok" } else { "failed" }.into(),
             wall_s: Some(wall),
+            mpyc_s: Some(wall / 2.0),
             bytes: Some(1_000_000),
             setup_s: None,
             paths: String::new(),
@@ -245,11 +264,13 @@ mod tests {
         ];
         let text = summary(&rows, "partyline lab run");
         assert!(
-            text.contains("| s | d | low | 3 | tcp | 2/2 | 3.00 | 1.00 |"),
+            text.contains("| s | d | low | 3 | tcp | 2/2 | 3.00 | 1.00 | 1.500 | 1.00 |"),
             "{text}"
         );
         assert!(
-            text.contains("| partyline | 1/2 (failed: boom, \"badly\") | 6.00 | 2.00 |"),
+            text.contains(
+                "| partyline | 1/2 (failed: boom, \"badly\") | 6.00 | 2.00 | 3.000 | 2.00 |"
+            ),
             "{text}"
         );
     }

@@ -1,7 +1,9 @@
 //! The benchmark matrix: every scenario × party count builds one lab, in
-//! which every demo × size × repetition × solution runs once, with a
-//! progress bar. Each run becomes a CSV row at once (failed runs too); at
-//! the end come the markdown summary and the plots.
+//! which every case (demo and size) with that many parties runs once per
+//! repetition and solution, with a progress bar. The solutions take turns
+//! within each repetition, so that drifting machine load affects them alike.
+//! Each run becomes a CSV row at once (failed runs too); at the end come the
+//! markdown summary and the plots.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,14 +22,40 @@ use crate::{interrupt, plot, report};
 /// The first TCP port MPyC parties listen on; each run takes the next.
 const FIRST_PORT: u16 = 20000;
 
+/// One workload at one party count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Case {
+    pub parties: usize,
+    pub demo: Demo,
+    pub size: Size,
+}
+
+impl Case {
+    /// Every party count × demo × size, grouped by party count.
+    pub fn all(parties: &[usize], demos: &[Demo], sizes: &[Size]) -> Vec<Self> {
+        let mut cases = Vec::new();
+        for &parties in parties {
+            for &demo in demos {
+                for &size in sizes {
+                    cases.push(Self {
+                        parties,
+                        demo,
+                        size,
+                    });
+                }
+            }
+        }
+        cases
+    }
+}
+
 /// What to run, and where to write the results.
 #[derive(Debug, Clone)]
 pub struct Matrix {
     pub scenarios: Vec<Scenario>,
-    pub parties: Vec<usize>,
+    /// Run in this order within each lab; one lab per party count.
+    pub cases: Vec<Case>,
     pub solutions: Vec<Solution>,
-    pub demos: Vec<Demo>,
-    pub sizes: Vec<Size>,
     pub repeat: usize,
     /// Per party, in order (the last repeats); empty: all public.
     pub nats: Vec<NatKind>,
@@ -55,12 +83,8 @@ pub fn run(matrix: &Matrix) -> Result<Results> {
     interrupt::install()?;
     std::fs::create_dir_all(&matrix.out).map_err(LabError::io(&matrix.out))?;
     let mut csv = CsvWriter::create(&matrix.out.join("results.csv"))?;
-    let total = matrix.scenarios.len()
-        * matrix.parties.len()
-        * matrix.demos.len()
-        * matrix.sizes.len()
-        * matrix.repeat
-        * matrix.solutions.len();
+    let total =
+        matrix.scenarios.len() * matrix.cases.len() * matrix.repeat * matrix.solutions.len();
     let bar = if matrix.show_progress {
         ProgressBar::new(total as u64)
     } else {
@@ -71,22 +95,28 @@ pub fn run(matrix: &Matrix) -> Result<Results> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
 
-    let mut workloads = Vec::new();
-    for &demo in &matrix.demos {
-        for &size in &matrix.sizes {
-            bar.set_message(format!("preparing {demo} ({size})"));
-            workloads.push((
-                demo,
-                size,
-                Workload::prepare(demo, size, &matrix.sources).map_err(|e| e.to_string()),
-            ));
+    let mut workloads: Vec<(Demo, Size, std::result::Result<Workload, String>)> = Vec::new();
+    for case in &matrix.cases {
+        if !workloads
+            .iter()
+            .any(|(d, s, _)| (*d, *s) == (case.demo, case.size))
+        {
+            bar.set_message(format!("preparing {} ({})", case.demo, case.size));
+            let workload = Workload::prepare(case.demo, case.size, &matrix.sources);
+            workloads.push((case.demo, case.size, workload.map_err(|e| e.to_string())));
+        }
+    }
+    let mut party_counts: Vec<usize> = Vec::new();
+    for case in &matrix.cases {
+        if !party_counts.contains(&case.parties) {
+            party_counts.push(case.parties);
         }
     }
 
     let mut rows = Vec::new();
     let mut port = FIRST_PORT;
     for scenario in &matrix.scenarios {
-        for &n in &matrix.parties {
+        for &n in &party_counts {
             interrupt::check()?;
             let dir = matrix
                 .out
@@ -106,7 +136,11 @@ pub fn run(matrix: &Matrix) -> Result<Results> {
             if matches!(lab_cell.lab, Err(LabError::Interrupted)) {
                 return Err(LabError::Interrupted);
             }
-            for (demo, size, workload) in &workloads {
+            for case in matrix.cases.iter().filter(|c| c.parties == n) {
+                let (demo, size, workload) = workloads
+                    .iter()
+                    .find(|(d, s, _)| (*d, *s) == (case.demo, case.size))
+                    .ok_or_else(|| LabError::invalid("case", "its workload was not prepared"))?;
                 for repeat in 0..matrix.repeat {
                     for &solution in &matrix.solutions {
                         bar.set_message(format!(
@@ -172,12 +206,12 @@ impl LabCell {
         std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
         let n = lab.parties.len();
         let ctx = Context {
+            ports: lab.mpyc_ports(port)?,
             lab,
             exe: &matrix.exe,
             workload,
             dir: dir.to_path_buf(),
             timeout: matrix.timeout,
-            port,
             mpyc_extra: mpyc::benchmark_threshold_flags(n),
         };
         match solution {
@@ -221,6 +255,7 @@ fn to_row(
         repeat,
         status: "failed".into(),
         wall_s: None,
+        mpyc_s: None,
         bytes: None,
         setup_s: None,
         paths: String::new(),
@@ -230,6 +265,7 @@ fn to_row(
         Ok(o) => Row {
             status: if o.error.is_none() { "ok" } else { "failed" }.into(),
             wall_s: Some(o.wall.as_secs_f64()),
+            mpyc_s: o.mpyc.map(|d| d.as_secs_f64()),
             bytes: o.bytes,
             setup_s: o.setup.map(|s| s.as_secs_f64()),
             paths: o.paths,

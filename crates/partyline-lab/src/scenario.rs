@@ -27,6 +27,11 @@ pub struct Scenario {
     /// One entry per pair of regions (in either order), including each
     /// region with itself.
     pub links: Vec<Link>,
+    /// Every party and the server on this machine's loopback, without
+    /// namespaces (the built-in `loopback` scenario only; a file cannot ask
+    /// for it).
+    #[serde(skip)]
+    pub loopback: bool,
 }
 
 /// The path between two regions, the same in both directions.
@@ -64,35 +69,43 @@ impl Link {
 /// Round-trip time between two hosts in the same region (one data centre).
 const SAME_REGION_RTT_MS: f64 = 1.0;
 
-/// The built-in scenarios, in the reference study's order.
+/// The name of the scenario that needs no root: see [`Scenario::loopback`].
+pub const LOOPBACK: &str = "loopback";
+
+/// The built-in scenarios, in the reference study's order, then `loopback`.
 pub fn builtin() -> Vec<Scenario> {
     let same = |r: &str| Link::new(r, r, SAME_REGION_RTT_MS);
+    let scenario = |name: &str, description: &str, regions: &[&str], links| Scenario {
+        name: name.into(),
+        description: description.into(),
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        links,
+        loopback: false,
+    };
     vec![
-        Scenario {
-            name: "one-region".into(),
-            description: "all parties in one region (Amsterdam)".into(),
-            regions: vec!["ams".into()],
-            links: vec![same("ams")],
-        },
-        Scenario {
-            name: "two-near".into(),
-            description: "two nearby regions: Amsterdam and Frankfurt (RTT 10 ms)".into(),
-            regions: vec!["ams".into(), "fra".into()],
-            links: vec![same("ams"), same("fra"), Link::new("ams", "fra", 10.0)],
-        },
-        Scenario {
-            name: "two-far".into(),
-            description: "two distant regions: Amsterdam and New York (RTT 75 ms)".into(),
-            regions: vec!["ams".into(), "nyc".into()],
-            links: vec![same("ams"), same("nyc"), Link::new("ams", "nyc", 75.0)],
-        },
-        Scenario {
-            name: "three-far".into(),
-            description: "several distant regions: Amsterdam, New York, Singapore \
-                          (RTT 75, 160, 230 ms)"
-                .into(),
-            regions: vec!["ams".into(), "nyc".into(), "sgp".into()],
-            links: vec![
+        scenario(
+            "one-region",
+            "all parties in one region (Amsterdam)",
+            &["ams"],
+            vec![same("ams")],
+        ),
+        scenario(
+            "two-near",
+            "two nearby regions: Amsterdam and Frankfurt (RTT 10 ms)",
+            &["ams", "fra"],
+            vec![same("ams"), same("fra"), Link::new("ams", "fra", 10.0)],
+        ),
+        scenario(
+            "two-far",
+            "two distant regions: Amsterdam and New York (RTT 75 ms)",
+            &["ams", "nyc"],
+            vec![same("ams"), same("nyc"), Link::new("ams", "nyc", 75.0)],
+        ),
+        scenario(
+            "three-far",
+            "several distant regions: Amsterdam, New York, Singapore (RTT 75, 160, 230 ms)",
+            &["ams", "nyc", "sgp"],
+            vec![
                 same("ams"),
                 same("nyc"),
                 same("sgp"),
@@ -100,11 +113,30 @@ pub fn builtin() -> Vec<Scenario> {
                 Link::new("ams", "sgp", 160.0),
                 Link::new("nyc", "sgp", 230.0),
             ],
-        },
+        ),
+        Scenario::loopback(),
     ]
 }
 
 impl Scenario {
+    /// Every party and the server as processes on this machine, talking over
+    /// 127.0.0.1: no namespaces, so no root, and nothing emulated (no
+    /// delay, loss, rate or NAT). What it measures is the solutions' own
+    /// overhead, e.g. partyline's tunnel against MPyC's plain TCP; it is
+    /// what `partyline bench` runs. WireGuard needs namespaces and is not
+    /// available here.
+    pub fn loopback() -> Self {
+        Self {
+            name: LOOPBACK.into(),
+            description: "every party on this machine's loopback: no namespaces, no root, \
+                          nothing emulated (tcp, tcp-ssl, partyline, partyline-relay)"
+                .into(),
+            regions: vec!["local".into()],
+            links: vec![Link::new("local", "local", 0.0)],
+            loopback: true,
+        }
+    }
+
     /// A built-in scenario by name, or one from a TOML file (a path ending in
     /// `.toml`).
     pub fn find(name: &str) -> Result<Self> {
@@ -135,11 +167,24 @@ impl Scenario {
         Ok(scenario)
     }
 
-    /// Every pair of regions has exactly one link with sane numbers.
+    /// Every pair of regions has exactly one link with sane numbers; the
+    /// loopback scenario has nothing to emulate.
     pub fn validate(&self) -> Result<()> {
         let what = format!("scenario {:?}", self.name);
         if self.regions.is_empty() {
             return Err(LabError::invalid(what, "it has no regions"));
+        }
+        if self.loopback
+            && self
+                .links
+                .iter()
+                .any(|l| l.rtt_ms > 0.0 || l.jitter_ms > 0.0 || l.loss > 0.0)
+        {
+            return Err(LabError::invalid(
+                what,
+                "loopback emulates no delay, jitter or loss (that needs namespaces and root): \
+                 drop --loss and --jitter, or pick another scenario",
+            ));
         }
         for link in &self.links {
             let sane = link.rtt_ms.is_finite()

@@ -31,11 +31,32 @@ where
     output(command)
 }
 
+/// Runs `program args…` on a host: inside namespace `ns`, or, for `None`
+/// (the loopback scenario), right here.
+pub fn on_host<I, S>(ns: Option<&str>, program: &str, args: I) -> Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    match ns {
+        Some(ns) => in_ns(ns, program, args),
+        None => run(program, args),
+    }
+}
+
 /// `ip netns exec NS PROGRAM`, not yet spawned, for long-running processes.
 pub fn command_in_ns(ns: &str, program: impl AsRef<OsStr>) -> Command {
     let mut command = Command::new("ip");
     command.args(["netns", "exec", ns]).arg(program);
     command
+}
+
+/// [`command_in_ns`], or for `None` (the loopback scenario) the program itself.
+pub fn command_on_host(ns: Option<&str>, program: impl AsRef<OsStr>) -> Command {
+    match ns {
+        Some(ns) => command_in_ns(ns, program),
+        None => Command::new(program),
+    }
 }
 
 fn output(mut command: Command) -> Result<String> {

@@ -22,6 +22,10 @@
 //!
 //! Everything has the lab's per-run prefix; [`Lab`] removes it all when
 //! dropped, also after an error or Ctrl-C.
+//!
+//! The `loopback` scenario builds none of this: every host is this machine
+//! itself at 127.0.0.1 (`ns` is `None`), so it needs no root, and each party's
+//! MPyC listens on a port of its own instead of an address of its own.
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -69,6 +73,15 @@ impl TopologySpec {
         rate_mbit: Option<f64>,
     ) -> Result<Self> {
         scenario.validate()?;
+        if scenario.loopback
+            && (rate_mbit.is_some() || nats.iter().any(|&nat| nat != NatKind::Public))
+        {
+            return Err(LabError::invalid(
+                "scenario loopback",
+                "it emulates no NAT and no rate (that needs namespaces and root): \
+                 drop --nat and --rate, or pick another scenario",
+            ));
+        }
         if !(1..=MAX_PARTIES).contains(&n) {
             return Err(LabError::invalid(
                 "number of parties",
@@ -102,8 +115,8 @@ impl TopologySpec {
 /// A host where a program runs: the server or a party.
 #[derive(Debug, Clone)]
 pub struct Host {
-    /// Its namespace.
-    pub ns: String,
+    /// Its namespace; `None`: this machine's own network (loopback scenario).
+    pub ns: Option<String>,
     /// Its own address (behind a NAT: the private one).
     pub ip: Ipv4Addr,
     /// The address the Internet sees (its own, or its outermost router's).
@@ -117,8 +130,8 @@ pub struct Host {
 pub struct Lab {
     pub prefix: String,
     pub spec: TopologySpec,
-    /// The internet router's namespace.
-    pub inet: String,
+    /// The internet router's namespace (none in the loopback scenario).
+    pub inet: Option<String>,
     pub server: Host,
     pub parties: Vec<Host>,
     /// Logs of processes the lab itself runs (the delay stage).
@@ -136,15 +149,19 @@ impl Lab {
     /// Builds the topology. `exe` is the partyline binary (it runs the delay
     /// stage); `dir` receives the lab's own logs.
     pub fn build(spec: TopologySpec, exe: &Path, dir: &Path) -> Result<Self> {
+        if spec.scenario.loopback {
+            return Self::loopback(spec, dir);
+        }
         shell::check_prerequisites()?;
         interrupt::install()?;
         std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
         let prefix = format!("{PREFIX_ROOT}{:06x}", rand::random::<u32>() & 0xff_ffff);
         let (_, server_ip) = site_net(0);
+        let inet = format!("{prefix}-inet");
         let mut lab = Self {
-            inet: format!("{prefix}-inet"),
+            inet: Some(inet.clone()),
             server: Host {
-                ns: format!("{prefix}-srv"),
+                ns: Some(format!("{prefix}-srv")),
                 ip: server_ip,
                 public_ip: server_ip,
                 nat: NatKind::Public,
@@ -159,9 +176,8 @@ impl Lab {
         };
         tracing::info!("building lab {}", lab.prefix);
         // From here on, an error drops `lab`, which removes what exists.
-        let inet = lab.inet.clone();
         lab.add_namespace(&inet, true)?;
-        let server_ns = lab.server.ns.clone();
+        let server_ns = format!("{}-srv", lab.prefix);
         lab.add_namespace(&server_ns, false)?;
         lab.connect_site(0, &server_ns, None, None)?;
         for i in 0..lab.spec.parties.len() {
@@ -169,8 +185,63 @@ impl Lab {
             let host = lab.add_party(i)?;
             lab.parties.push(host);
         }
-        lab.start_delay_and_loss(exe)?;
+        lab.start_delay_and_loss(&inet, exe)?;
         Ok(lab)
+    }
+
+    /// The loopback scenario: every host is this machine at 127.0.0.1.
+    fn loopback(spec: TopologySpec, dir: &Path) -> Result<Self> {
+        interrupt::install()?;
+        std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
+        let host = |region: &str| Host {
+            ns: None,
+            ip: Ipv4Addr::LOCALHOST,
+            public_ip: Ipv4Addr::LOCALHOST,
+            nat: NatKind::Public,
+            region: region.to_string(),
+        };
+        Ok(Self {
+            prefix: format!("loopback-{:06x}", rand::random::<u32>() & 0xff_ffff),
+            inet: None,
+            server: host(&spec.scenario.regions[0]),
+            parties: spec.parties.iter().map(|p| host(&p.region)).collect(),
+            dir: dir.to_path_buf(),
+            namespaces: Vec::new(),
+            delay_stage: None,
+            spec,
+        })
+    }
+
+    /// Whether this is the loopback scenario (no namespaces).
+    pub fn is_loopback(&self) -> bool {
+        self.spec.scenario.loopback
+    }
+
+    /// The port each party's MPyC listens on for one run: `port` for all in
+    /// namespaces (each party has its own address); on loopback, where they
+    /// share 127.0.0.1, a free port each.
+    pub fn mpyc_ports(&self, port: u16) -> Result<Vec<u16>> {
+        if !self.is_loopback() {
+            return Ok(vec![port; self.parties.len()]);
+        }
+        // Held together, so that the ports differ; released before MPyC
+        // binds them, which another process could take in between (MPyC
+        // then says so and the run counts as failed).
+        let listeners = (0..self.parties.len())
+            .map(|_| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|source| LabError::Spawn {
+                command: "bind a free loopback port".into(),
+                source,
+            })?;
+        listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|source| LabError::Spawn {
+                command: "read a loopback port".into(),
+                source,
+            })
     }
 
     fn add_namespace(&mut self, ns: &str, forwarding: bool) -> Result<()> {
@@ -195,9 +266,12 @@ impl Lab {
         down: Option<f64>,
     ) -> Result<Ipv4Addr> {
         let (gateway, public) = site_net(k);
+        let inet = self.inet.as_deref().ok_or_else(|| {
+            LabError::invalid("lab", "the loopback scenario has no internet namespace")
+        })?;
         let inet_if = format!("s{k}");
-        veth(&self.inet, &inet_if, ns, "wan")?;
-        address(&self.inet, &inet_if, gateway)?;
+        veth(inet, &inet_if, ns, "wan")?;
+        address(inet, &inet_if, gateway)?;
         address(ns, "wan", public)?;
         shell::run(
             "ip",
@@ -215,7 +289,7 @@ impl Lab {
             crate::shaping::limit_rate(ns, "wan", rate)?;
         }
         if let Some(rate) = down {
-            crate::shaping::limit_rate(&self.inet, &inet_if, rate)?;
+            crate::shaping::limit_rate(inet, &inet_if, rate)?;
         }
         Ok(public)
     }
@@ -277,7 +351,7 @@ impl Lab {
             }
         };
         Ok(Host {
-            ns: host_ns,
+            ns: Some(host_ns),
             ip,
             public_ip,
             nat: spec.nat,
@@ -313,9 +387,9 @@ impl Lab {
             .collect()
     }
 
-    fn start_delay_and_loss(&mut self, exe: &Path) -> Result<()> {
+    fn start_delay_and_loss(&mut self, inet: &str, exe: &Path) -> Result<()> {
         let sites = self.sites();
-        crate::shaping::install_loss(&self.inet, &sites, &self.spec.scenario)?;
+        crate::shaping::install_loss(inet, &sites, &self.spec.scenario)?;
         let delayed = self
             .spec
             .scenario
@@ -339,7 +413,7 @@ impl Lab {
             "--config".into(),
             path.to_string_lossy().into_owned(),
         ];
-        let mut stage = NsProcess::spawn("delay-stage", &self.inet, &self.dir, exe, &args, &[])?;
+        let mut stage = NsProcess::spawn("delay-stage", Some(inet), &self.dir, exe, &args, &[])?;
         let line = stage.wait_for_line(Instant::now() + STAGE_START)?;
         if line != delay::READY {
             return Err(LabError::DelayStage(format!(
@@ -350,7 +424,7 @@ impl Lab {
         // Without --queue-bypass: should the stage die, traffic stops and
         // runs fail visibly instead of silently running without delay.
         shell::in_ns(
-            &self.inet,
+            inet,
             "iptables",
             [
                 "-A",

@@ -13,6 +13,7 @@
 //! | `secretsanta` (examples/secretsanta.py, n people) | n=4 | n=8 | n=16 | rounds |
 //! | `securesum` (examples/securesum.py, deterministic) | – | – | – | rounds |
 //! | `bulk` (examples/bulk.py, MB per party) | 1 | 10 | 50 | volume |
+//! | `sort` (examples/sort.py, n numbers per party, fixed cost) | n=8 | n=16 | n=32 | rounds |
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,14 +31,16 @@ pub enum Demo {
     SecretSanta,
     SecureSum,
     Bulk,
+    Sort,
 }
 
-pub const DEMOS: [Demo; 5] = [
+pub const DEMOS: [Demo; 6] = [
     Demo::MpycSecretSanta,
     Demo::MpycCnn,
     Demo::SecretSanta,
     Demo::SecureSum,
     Demo::Bulk,
+    Demo::Sort,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +58,7 @@ impl Demo {
             Self::SecretSanta => "secretsanta",
             Self::SecureSum => "securesum",
             Self::Bulk => "bulk",
+            Self::Sort => "sort",
         }
     }
 
@@ -71,6 +75,7 @@ impl Demo {
             Self::SecretSanta => vec![pick("4", "8", "16")],
             Self::SecureSum => Vec::new(),
             Self::Bulk => vec![pick("1", "10", "50")],
+            Self::Sort => vec![pick("8", "16", "32")],
         }
     }
 }
@@ -122,20 +127,6 @@ impl FromStr for Size {
     }
 }
 
-/// The repository's example programs, built into the binary so that the
-/// lab runs the same code wherever it is started from.
-const EXAMPLES: [(Demo, &str); 3] = [
-    (
-        Demo::SecretSanta,
-        include_str!("../../../examples/secretsanta.py"),
-    ),
-    (
-        Demo::SecureSum,
-        include_str!("../../../examples/securesum.py"),
-    ),
-    (Demo::Bulk, include_str!("../../../examples/bulk.py")),
-];
-
 /// Where the lab finds what workloads need.
 #[derive(Debug, Clone)]
 pub struct Sources {
@@ -163,7 +154,7 @@ impl Workload {
     /// Prepares `demo` at `size`: downloads and builds what it needs once.
     pub fn prepare(demo: Demo, size: Size, sources: &Sources) -> Result<Self> {
         let (program, python, cnn_data) = match demo {
-            Demo::SecretSanta | Demo::SecureSum | Demo::Bulk => {
+            Demo::SecretSanta | Demo::SecureSum | Demo::Bulk | Demo::Sort => {
                 (example(sources, demo)?, sources.python.clone(), None)
             }
             Demo::MpycSecretSanta => (
@@ -216,15 +207,12 @@ impl Workload {
     }
 }
 
-/// One of the repository's examples, written into the cache.
+/// One of the repository's examples (built into the binary), written into the cache.
 fn example(sources: &Sources, demo: Demo) -> Result<PathBuf> {
     let dir = sources.cache.join("examples");
     std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
     let path = dir.join(format!("{demo}.py"));
-    let text = EXAMPLES
-        .iter()
-        .find(|(d, _)| *d == demo)
-        .map(|(_, text)| *text)
+    let text = mpyc::example(&format!("{demo}.py"))
         .ok_or_else(|| LabError::invalid("example", demo.to_string()))?;
     std::fs::write(&path, text).map_err(LabError::io(&path))?;
     Ok(path)

@@ -6,9 +6,9 @@ use common::*;
 use partyline_lab::{NatKind, shell};
 
 /// Average RTT in ms of `count` pings from namespace `ns` to `ip`.
-fn ping_ms(ns: &str, ip: &str, count: u32) -> f64 {
-    let out = shell::in_ns(
-        ns,
+fn ping_ms(ns: &Option<String>, ip: &str, count: u32) -> f64 {
+    let out = shell::on_host(
+        ns.as_deref(),
         "ping",
         ["-q", "-c", &count.to_string(), "-i", "0.1", "-W", "2", ip],
     )

@@ -22,7 +22,7 @@ fn configured_loss_shows_in_ping() {
         .args([
             "netns",
             "exec",
-            &lab.parties[0].ns,
+            lab.parties[0].ns.as_deref().expect("a namespace"),
             "ping",
             "-q",
             "-c",
@@ -81,7 +81,7 @@ fn configured_rate_shows_in_a_tcp_transfer() {
     let python = std::path::PathBuf::from("python3");
     let mut receiver = NsProcess::spawn(
         "receiver",
-        &lab.parties[1].ns,
+        lab.parties[1].ns.as_deref(),
         dir.path(),
         &python,
         &["-c".into(), RECEIVER.into()],
@@ -97,7 +97,7 @@ fn configured_rate_shows_in_a_tcp_transfer() {
     let bytes = 3_000_000u64;
     let mut sender = NsProcess::spawn(
         "sender",
-        &lab.parties[0].ns,
+        lab.parties[0].ns.as_deref(),
         dir.path(),
         &python,
         &[

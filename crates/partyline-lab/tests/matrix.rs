@@ -2,8 +2,6 @@
 //! Secret Santa (low) × every solution gives a CSV, a summary and plots.
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 #[test]
@@ -11,12 +9,8 @@ fn small_matrix_writes_csv_summary_and_plots() {
     require_root();
     let labs_before = partyline_lab::cleanup::namespaces_with_prefix("pllab-");
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("results");
-    let python = python();
-    let out = Command::new(exe())
-        .args([
-            "lab",
-            "run",
+    let (stdout, rows) = lab_run(
+        &[
             "--scenario",
             "one-region,two-near",
             "--parties",
@@ -29,23 +23,14 @@ fn small_matrix_writes_csv_summary_and_plots() {
             "tcp,tcp-ssl,partyline,partyline-relay,wireguard",
             "--timeout",
             "180",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&out_dir)
-        .arg("--python")
-        .arg(&python)
-        .env("PARTYLINE_HOME", dir.path().join("home"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "lab run failed\n{stdout}\n{stderr}");
-    let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
-    let rows: Vec<&str> = csv.lines().skip(1).collect();
-    assert_eq!(rows.len(), 2 * 5, "{csv}");
-    let failed: Vec<&&str> = rows.iter().filter(|r| !r.contains(",ok,")).collect();
+        ],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(rows.len(), 2 * 5, "{rows:#?}");
+    let failed: Vec<&String> = rows.iter().filter(|r| !r.contains(",ok,")).collect();
     assert!(failed.is_empty(), "failed runs:\n{failed:#?}\n{stdout}");
+    let out_dir = dir.path().join("results");
     let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
     assert!(
         summary.contains("| one-region | mpyc-secretsanta | low | 3 | tcp | 1/1 |"),

@@ -76,7 +76,11 @@ fn udp_blocked_completes_via_the_relay_over_tcp() {
     let prefix = lab.prefix.clone();
     let server = partyline::Server::start(&lab, &exe(), dir.path()).unwrap();
     // The firewall drops every UDP packet, so whatever completes went over TCP.
-    let blocked = lab.parties[1].ns.replace("-p1", "-p1r");
+    let blocked = lab.parties[1]
+        .ns
+        .as_deref()
+        .expect("a namespace")
+        .replace("-p1", "-p1r");
     let outcome = securesum(&lab, dir.path(), |ctx| partyline::run(ctx, &server, false));
     assert_eq!(outcome.paths, "relay:1");
     assert_eq!(results(&outcome)[0].len(), 3);

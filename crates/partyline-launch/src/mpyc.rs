@@ -1,5 +1,6 @@
 //! Everything partyline knows about MPyC, in one place: the pinned release,
-//! its command-line flags, its threshold rule and its log lines.
+//! its command-line flags, its threshold rule, its log lines, and
+//! partyline's own example programs.
 //!
 //! partyline runs MPyC programs unmodified and talks to MPyC only through its
 //! command line and its log. The launcher, the lab and `partyline bench` all
@@ -113,6 +114,30 @@ pub const SSL_CA_FILE: &str = "mpyc_ca.crt";
 /// against: its subjectAltName (and common name) must be `DNS:` this.
 pub fn ssl_subject(index: usize) -> String {
     format!("MPyC party {index}")
+}
+
+/// partyline's own MPyC programs (`examples/` in the repository), built in so
+/// that the demo and the lab run the same code from an installed executable:
+/// (file name, source).
+pub const EXAMPLES: [(&str, &str); 4] = [
+    (
+        "secretsanta.py",
+        include_str!("../../../examples/secretsanta.py"),
+    ),
+    (
+        "securesum.py",
+        include_str!("../../../examples/securesum.py"),
+    ),
+    ("bulk.py", include_str!("../../../examples/bulk.py")),
+    ("sort.py", include_str!("../../../examples/sort.py")),
+];
+
+/// The source of example `file_name` (e.g. `sort.py`), if there is one.
+pub fn example(file_name: &str) -> Option<&'static str> {
+    EXAMPLES
+        .iter()
+        .find(|(name, _)| *name == file_name)
+        .map(|(_, source)| *source)
 }
 
 /// MPyC's last log line, `… Stop MPyC -- elapsed time: H:MM:SS.ffffff|bytes

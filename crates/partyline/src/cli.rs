@@ -45,7 +45,7 @@ pub enum Command {
     Join(JoinArgs),
     /// Run a whole session on this machine: a server and N parties, each its own process.
     Demo(DemoArgs),
-    /// Measure partyline against plain TCP: MPyC programs and raw streams, side by side.
+    /// Measure partyline against plain TCP on this machine: MPyC programs side by side, no root.
     Bench(BenchArgs),
     /// Emulated Internet (namespaces, NATs, latency) and the benchmark matrix; needs root.
     Lab(crate::cmd::lab::LabArgs),
@@ -195,14 +195,33 @@ pub struct DemoArgs {
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Prints two markdown tables: MPyC programs over plain TCP, partyline \
-direct and partyline relay-only (medians, ratios to TCP), and a 1 KB ping-pong and bulk echo \
-through a partyline tunnel against loopback TCP. Everything runs on this machine."
+    after_help = "Runs the lab's loopback scenario: every party a process on this machine, \
+no root, nothing emulated. Workloads: securesum.py (3 parties), sort.py 16 (3), secretsanta.py 8 \
+(3), bulk.py 10 (3), sort.py 8 (5); each solution runs once per repetition, in turns. Prints the \
+summary: median wall time (start to exit of every party process, with partyline's joining) and \
+MPyC's own time (the computation), each with its ratio to plain tcp. --out gets results.csv, \
+summary.md, plots/ and runs/ (every process's output), as with `partyline lab run`. Exits 1 if a \
+run failed.\n\n\
+Examples:\n  partyline bench\n  \
+partyline bench --repeat 1 --out /tmp/bench\n  \
+partyline bench --solutions tcp,tcp-ssl,partyline,partyline-relay\n  \
+partyline lab run --scenario loopback --demo sort --size high --parties 3,5   (other workloads)\n  \
+cargo bench -p partyline-mesh      (1 KB round trip and bulk echo through a tunnel vs TCP)"
 )]
 pub struct BenchArgs {
-    /// Runs of each workload in each way; the median is reported.
+    /// Runs of each workload with each solution; medians are reported.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
+    /// Solutions: tcp, tcp-ssl, partyline, partyline-relay (wireguard needs `partyline lab`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tcp,partyline,partyline-relay"
+    )]
+    pub solutions: Vec<String>,
+    /// Output folder.
+    #[arg(long, default_value = "bench-results")]
+    pub out: PathBuf,
     #[command(flatten)]
-    pub python: PythonArgs,
+    pub run: crate::cmd::lab::RunFlags,
 }

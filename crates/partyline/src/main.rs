@@ -8,7 +8,6 @@
 mod cli;
 mod cmd;
 mod config;
-mod examples;
 mod progress;
 mod report;
 

@@ -6,6 +6,9 @@
 //! - [`partyline`]: `partyline join` in every party namespace against a
 //!   `partyline serve` in the server namespace, direct or `--relay-only`.
 //! - [`wireguard`]: a userspace WireGuard mesh (boringtun), MPyC over it.
+//!
+//! All but wireguard also run in the loopback scenario (no namespaces, no
+//! root), where every process runs on this machine.
 pub mod partyline;
 pub mod tcp;
 pub mod wireguard;
@@ -85,8 +88,8 @@ pub struct Context<'a> {
     /// This run's directory; party i works in `party{i}/`.
     pub dir: PathBuf,
     pub timeout: Duration,
-    /// The TCP port MPyC parties listen on (each on its own address).
-    pub port: u16,
+    /// The TCP port each party's MPyC listens on (see [`Lab::mpyc_ports`]).
+    pub ports: Vec<u16>,
     /// MPyC flags every party gets, e.g. a threshold.
     pub mpyc_extra: Vec<String>,
 }
@@ -130,6 +133,9 @@ pub struct Outcome {
     pub setup: Option<Duration>,
     /// Payload bytes MPyC sent, over all parties (MPyC's own count).
     pub bytes: Option<u64>,
+    /// MPyC's own run time (start to shutdown) of the slowest party, from
+    /// its log: the computation without process start-up and joining.
+    pub mpyc: Option<Duration>,
     /// Which paths carried the traffic, e.g. `direct:6` or `relay:2 direct:4`.
     pub paths: String,
     /// Why the run failed; `None` if every party exited with 0.
@@ -191,17 +197,24 @@ pub fn finish(mut parties: Vec<NsProcess>, started: Instant, deadline: Instant) 
         .iter()
         .map(|p| (p.stdout_text(), p.stderr_text()))
         .collect();
-    let counts: Vec<Option<u64>> = outputs
-        .iter()
-        .map(|(o, e)| mpyc::bytes_sent(o).or_else(|| mpyc::bytes_sent(e)))
-        .collect();
-    let bytes = counts.iter().copied().sum::<Option<u64>>();
+    let bytes = from_every_log(&outputs, mpyc::bytes_sent).map(|counts| counts.iter().sum());
+    let mpyc = from_every_log(&outputs, mpyc::elapsed).and_then(|times| times.into_iter().max());
     Ok(Outcome {
         wall,
         setup: None,
         bytes,
+        mpyc,
         paths: String::new(),
         error,
         stdout: outputs.into_iter().map(|(o, _)| o).collect(),
     })
+}
+
+/// What `read` finds in every party's log (stdout, else stderr: MPyC logs to
+/// stdout, but a program may send its log elsewhere); `None` unless all have it.
+fn from_every_log<T>(outputs: &[(String, String)], read: fn(&str) -> Option<T>) -> Option<Vec<T>> {
+    outputs
+        .iter()
+        .map(|(stdout, stderr)| read(stdout).or_else(|| read(stderr)))
+        .collect()
 }

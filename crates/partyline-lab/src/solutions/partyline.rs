@@ -1,6 +1,6 @@
 //! partyline itself: `partyline serve` in the server namespace, and per run
-//! `partyline create` there and `partyline join` in every party namespace,
-//! exactly the commands real parties type.
+//! `partyline create` there and `partyline join` in every party namespace
+//! (on loopback: all on this machine), exactly the commands real parties type.
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,7 +11,9 @@ use crate::process::NsProcess;
 use crate::shell;
 use crate::topology::Lab;
 
-/// The coordinator's port on the server's public address (the relay takes the next).
+/// The coordinator's port on the server's public address (the relay takes
+/// the next). On loopback the server takes any free ports instead: 7700 may
+/// be in use on this machine.
 pub const PORT: u16 = 7700;
 /// How long `partyline serve` may take to start.
 const SERVE_START: Duration = Duration::from_secs(30);
@@ -27,17 +29,19 @@ impl Server {
     pub fn start(lab: &Lab, exe: &Path, dir: &Path) -> Result<Self> {
         let data = dir.join("server-data");
         std::fs::create_dir_all(&data).map_err(LabError::io(&data))?;
+        let port = if lab.is_loopback() { 0 } else { PORT };
         let args = vec![
             "serve".into(),
             "--listen".into(),
-            format!("{}:{PORT}", lab.server.ip),
+            format!("{}:{port}", lab.server.ip),
             "--data-dir".into(),
             data.to_string_lossy().into_owned(),
             // Every run creates a session from the same address.
             "--creates-per-minute".into(),
             "10000".into(),
         ];
-        let mut process = NsProcess::spawn("server", &lab.server.ns, dir, exe, &args, &[])?;
+        let mut process =
+            NsProcess::spawn("server", lab.server.ns.as_deref(), dir, exe, &args, &[])?;
         let line = process.wait_for_line(Instant::now() + SERVE_START)?;
         let link = line
             .strip_prefix("partyline server ready: ")
@@ -53,8 +57,8 @@ impl Server {
 
 pub fn run(ctx: &Context, server: &Server, relay_only: bool) -> Result<Outcome> {
     let n = ctx.parties();
-    let created = shell::in_ns(
-        &ctx.lab.server.ns,
+    let created = shell::on_host(
+        ctx.lab.server.ns.as_deref(),
         &ctx.exe.to_string_lossy(),
         [
             "create",
@@ -94,7 +98,7 @@ pub fn run(ctx: &Context, server: &Server, relay_only: bool) -> Result<Outcome> 
         args.extend(ctx.program());
         parties.push(NsProcess::spawn(
             &format!("party{i}"),
-            &host.ns,
+            host.ns.as_deref(),
             &dir,
             ctx.exe,
             &args,

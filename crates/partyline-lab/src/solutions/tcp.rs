@@ -44,7 +44,8 @@ pub fn run_mpyc(
 ) -> Result<Outcome> {
     let sockets: Vec<SocketAddr> = addrs
         .iter()
-        .map(|&ip| SocketAddr::new(ip.into(), ctx.port))
+        .zip(&ctx.ports)
+        .map(|(&ip, &port)| SocketAddr::new(ip.into(), port))
         .collect();
     let started = Instant::now();
     let mut parties = Vec::new();
@@ -56,7 +57,7 @@ pub fn run_mpyc(
         }
         parties.push(NsProcess::spawn(
             &format!("party{i}"),
-            &host.ns,
+            host.ns.as_deref(),
             &ctx.party_dir(i),
             &ctx.workload.python,
             &args,

@@ -30,6 +30,19 @@ fn tunnel_ip(i: usize) -> Ipv4Addr {
 
 pub fn run(ctx: &Context) -> Result<Outcome> {
     ctx.require_public(Solution::Wireguard)?;
+    let namespaces: Vec<&str> = ctx
+        .lab
+        .parties
+        .iter()
+        .map(|host| host.ns.as_deref())
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            LabError::invalid(
+                Solution::Wireguard.as_str(),
+                "it needs network namespaces (and root) for its interfaces; the loopback \
+                 scenario runs tcp, tcp-ssl, partyline and partyline-relay",
+            )
+        })?;
     for tool in ["boringtun-cli", "wg"] {
         if !on_path(tool) {
             return Err(LabError::MissingTool { tool: tool.into() });
@@ -42,13 +55,13 @@ pub fn run(ctx: &Context) -> Result<Outcome> {
     let setup_started = Instant::now();
     let keys: Vec<(String, String)> = (0..n).map(|_| keypair()).collect::<Result<_>>()?;
     let result = (|| {
-        for (i, host) in ctx.lab.parties.iter().enumerate() {
+        for (i, &ns) in namespaces.iter().enumerate() {
             let dir = ctx.party_dir(i);
             ctx.workload.setup_dir(&dir)?;
             let key_file = dir.join("wg.key");
             std::fs::write(&key_file, &keys[i].0).map_err(LabError::io(&key_file))?;
             let name = &names[i];
-            let mut daemon = shell::command_in_ns(&host.ns, "boringtun-cli");
+            let mut daemon = shell::command_in_ns(ns, "boringtun-cli");
             daemon
                 .args([name.as_str(), "--disable-drop-privileges"])
                 .env("WG_SUDO", "1");
@@ -81,12 +94,12 @@ pub fn run(ctx: &Context) -> Result<Outcome> {
                     format!("{}/32", tunnel_ip(j)),
                 ]);
             }
-            shell::in_ns(&host.ns, "wg", &args)?;
+            shell::in_ns(ns, "wg", &args)?;
             shell::run(
                 "ip",
                 [
                     "-n",
-                    &host.ns,
+                    ns,
                     "addr",
                     "add",
                     &format!("{}/24", tunnel_ip(i)),
@@ -94,10 +107,7 @@ pub fn run(ctx: &Context) -> Result<Outcome> {
                     name,
                 ],
             )?;
-            shell::run(
-                "ip",
-                ["-n", &host.ns, "link", "set", name, "mtu", "1420", "up"],
-            )?;
+            shell::run("ip", ["-n", ns, "link", "set", name, "mtu", "1420", "up"])?;
         }
         let setup = setup_started.elapsed();
         let addrs: Vec<Ipv4Addr> = (0..n).map(tunnel_ip).collect();
@@ -105,15 +115,15 @@ pub fn run(ctx: &Context) -> Result<Outcome> {
         outcome.paths = format!("wireguard:{}", n * n.saturating_sub(1) / 2);
         Ok(outcome)
     })();
-    stop(ctx, &names);
+    stop(&namespaces, &names);
     result
 }
 
 /// Stops this run's boringtun daemons (they daemonize, so their PIDs are
 /// found by name among the processes of each party namespace).
-fn stop(ctx: &Context, names: &[String]) {
-    for (host, name) in ctx.lab.parties.iter().zip(names) {
-        let pids = shell::run("ip", ["netns", "pids", &host.ns]).unwrap_or_default();
+fn stop(namespaces: &[&str], names: &[String]) {
+    for (ns, name) in namespaces.iter().zip(names) {
+        let pids = shell::run("ip", ["netns", "pids", ns]).unwrap_or_default();
         for pid in pids.split_whitespace() {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             if comm.trim() == "boringtun-cli" {

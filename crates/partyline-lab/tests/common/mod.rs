@@ -89,7 +89,7 @@ pub fn securesum(
         workload: &workload,
         dir: dir.join("run"),
         timeout: Duration::from_secs(120),
-        port: 20000,
+        ports: lab.mpyc_ports(20000).unwrap(),
         mpyc_extra: Vec::new(),
     };
     std::fs::create_dir_all(&ctx.dir).unwrap();
@@ -104,19 +104,19 @@ pub fn securesum(
 
 /// The result lines (`sum:`, `product:`, `max:`) of each party.
 pub fn results(outcome: &Outcome) -> Vec<Vec<String>> {
-    outcome
-        .stdout
-        .iter()
-        .map(|out| {
-            out.lines()
-                .filter(|l| {
-                    ["sum:", "product:", "max:"]
-                        .iter()
-                        .any(|k| l.starts_with(k))
-                })
-                .map(str::to_string)
-                .collect()
+    outcome.stdout.iter().map(|out| result_lines(out)).collect()
+}
+
+/// securesum's result lines (`sum:`, `product:`, `max:`) in one party's stdout.
+pub fn result_lines(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|l| {
+            ["sum:", "product:", "max:"]
+                .iter()
+                .any(|k| l.starts_with(k))
         })
+        .map(str::to_string)
         .collect()
 }
 
@@ -131,4 +131,27 @@ pub fn assert_nothing_left(prefix: &str) {
         .filter(|l| l.contains(prefix) && !l.contains("ps -eo"))
         .collect();
     assert!(procs.is_empty(), "processes left behind: {procs:?}");
+}
+
+/// `partyline lab run ARGS --quiet --out DIR/results --python P` with its
+/// own home in `dir` and `extra_env`; fails the test unless it succeeded.
+/// Returns its stdout and the CSV's rows (without the header).
+pub fn lab_run(args: &[&str], dir: &Path, extra_env: &[(&str, &str)]) -> (String, Vec<String>) {
+    let out_dir = dir.join("results");
+    let out = Command::new(exe())
+        .args(["lab", "run"])
+        .args(args)
+        .args(["--quiet", "--out"])
+        .arg(&out_dir)
+        .arg("--python")
+        .arg(python())
+        .env("PARTYLINE_HOME", dir.join("home"))
+        .envs(extra_env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "lab run failed\n{stdout}\n{stderr}");
+    let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
+    (stdout, csv.lines().skip(1).map(str::to_string).collect())
 }

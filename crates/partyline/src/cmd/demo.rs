@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
+use partyline_launch::mpyc;
 use partyline_server::{RunningServer, ServerConfig};
 use partyline_session::Coordinator;
 use partyline_wire::{Invite, InviteSecret};
@@ -28,7 +29,10 @@ pub async fn run(args: DemoArgs, verbose: u8) -> anyhow::Result<i32> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     let program = if args.program.is_empty() {
-        let path = crate::examples::write_to(dir.path(), "secretsanta.py")?;
+        let path = dir.path().join("secretsanta.py");
+        let source = mpyc::example("secretsanta.py").context("secretsanta.py is built in")?;
+        std::fs::write(&path, source)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         vec![path.to_string_lossy().into_owned()]
     } else {
         args.program.clone()

@@ -1,24 +1,28 @@
 //! `partyline lab`: the emulated Internet and the benchmark matrix (the
 //! `partyline-lab` crate does the work; this file only parses and wires).
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use partyline_lab::runner::Matrix;
+use partyline_lab::runner::{Case, Matrix};
 use partyline_lab::workload::Sources;
-use partyline_lab::{
-    Demo, Lab, NatKind, Scenario, Size, Solution, TopologySpec, cleanup, interrupt,
-};
-use partyline_launch::{PythonSource, ensure_python};
+use partyline_lab::{Demo, Lab, NatKind, Scenario, Size, TopologySpec, cleanup, interrupt};
+use partyline_launch::mpyc;
+
+use crate::cli::PythonArgs;
+use crate::config::Config;
 
 #[derive(Args, Debug)]
 #[command(
     about = "Emulated Internet on this machine (network namespaces, NATs, latency) and the MPC benchmark matrix",
-    after_help = "Needs root. Everything a lab creates is named pllab-XXXXXX-… and removed at the end, \
-also after an error or Ctrl-C; `partyline lab clean` removes what a killed lab left.\n\n\
+    after_help = "Needs root, except for the loopback scenario (every party a process on this machine, \
+nothing emulated; what `partyline bench` runs). Everything a lab creates is named pllab-XXXXXX-… \
+and removed at the end, also after an error or Ctrl-C; `partyline lab clean` removes what a \
+killed lab left.\n\n\
 Examples:\n  partyline lab scenarios\n  \
 partyline lab run --scenario one-region,two-far --parties 3,5 --demo mpyc-secretsanta --out results\n  \
+partyline lab run --scenario loopback --demo sort --size low,medium --solutions tcp,partyline   (no root)\n  \
 partyline lab up --scenario two-far --parties 2 --nat cone,symmetric     (explore with ip netns exec)"
 )]
 pub struct LabArgs {
@@ -65,15 +69,22 @@ pub struct TopologyArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Demos and sizes:\n  \
+#[command(after_help = format!("Demos and sizes:\n  \
 mpyc-secretsanta  MPyC's secretsanta.py (from the mpyc-web wheel), N = 4 / 8 / 12\n  \
 mpyc-cnn          MPyC's np_cnnmnist.py, batch 1 / 2 / 4 images (needs --cnn-data; numpy venv built once)\n  \
 secretsanta       examples/secretsanta.py, n = 4 / 8 / 16\n  \
 securesum         examples/securesum.py (deterministic: sum, product, max)\n  \
-bulk              examples/bulk.py, 1 / 10 / 50 MB per party\n\n\
-With 8 or more parties every solution runs MPyC with -T 1.\n\
-Output in --out: results.csv (one row per run, failures included), summary.md (medians, ratio to \
-tcp), plots/*.png and *.svg (wall time vs parties), runs/ (every process's output).")]
+bulk              examples/bulk.py, 1 / 10 / 50 MB per party\n  \
+sort              examples/sort.py, n = 8 / 16 / 32 numbers per party (fixed cost)\n\n\
+With {} or more parties every solution runs MPyC with -T 1. In the loopback scenario every \
+solution but wireguard runs, without root.\n\
+Output in --out: results.csv (one row per run, failures included), summary.md (medians of wall \
+time and of MPyC's own time, ratios to tcp), plots/*.png and *.svg (wall time vs parties), runs/ \
+(every process's output).\n\n\
+Examples:\n  partyline lab run --scenario two-far --parties 3,5 --out results\n  \
+partyline lab run --scenario loopback --demo secretsanta,bulk --size medium --repeat 3",
+    mpyc::LOW_THRESHOLD_FROM
+))]
 pub struct RunArgs {
     #[command(flatten)]
     pub topology: TopologyArgs,
@@ -99,17 +110,24 @@ pub struct RunArgs {
     /// Output folder.
     #[arg(long, default_value = "lab-results")]
     pub out: PathBuf,
-    /// Seconds one run may take before it counts as failed.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
     /// MNIST data and CNN weights for mpyc-cnn (default: ../shared/data/cnn if it exists).
     #[arg(long, env = "PARTYLINE_CNN_DATA")]
     pub cnn_data: Option<PathBuf>,
-    #[arg(long, env = "PARTYLINE_PYTHON", help = crate::cli::python_help())]
-    pub python: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// The flags `lab run` and `bench` share.
+#[derive(Args, Debug)]
+pub struct RunFlags {
+    /// Seconds one run may take before it counts as failed.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
     /// No progress bar (for logs).
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub python: PythonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -128,7 +146,7 @@ pub struct CleanArgs {
     pub prefix: String,
 }
 
-pub async fn run(args: LabArgs) -> anyhow::Result<i32> {
+pub async fn run(args: LabArgs, config: &Config) -> anyhow::Result<i32> {
     match args.command {
         LabCommand::DelayStage { config } => {
             tokio::task::spawn_blocking(move || partyline_lab::delay::run_stage(&config)).await??;
@@ -153,7 +171,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
         LabCommand::Up(args) => up(args).await,
-        LabCommand::Run(args) => run_matrix(args).await,
+        LabCommand::Run(args) => run_matrix(args, config).await,
     }
 }
 
@@ -189,6 +207,12 @@ async fn up(args: UpArgs) -> anyhow::Result<i32> {
         .into_iter()
         .next()
         .context("give one --scenario")?;
+    if scenario.loopback {
+        anyhow::bail!(
+            "the loopback scenario has no namespaces to explore: pick another --scenario \
+             (see `partyline lab scenarios`)"
+        );
+    }
     let nats: Vec<NatKind> = parse_all(&args.topology.nat)?;
     let spec = TopologySpec::new(scenario, args.parties, &nats, args.topology.rate)?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<i32> {
@@ -197,17 +221,23 @@ async fn up(args: UpArgs) -> anyhow::Result<i32> {
             .tempdir()?;
         let lab = Lab::build(spec, &exe, dir.path())?;
         println!("lab {} is up (Ctrl-C removes it):", lab.prefix);
-        println!("  internet router: {}", lab.inet);
-        println!("  server:  {}  {}", lab.server.ns, lab.server.ip);
+        let ns = |ns: &Option<String>| ns.clone().unwrap_or_default();
+        println!("  internet router: {}", ns(&lab.inet));
+        println!("  server:  {}  {}", ns(&lab.server.ns), lab.server.ip);
         for (i, p) in lab.parties.iter().enumerate() {
             println!(
                 "  party {i}: {}  {} (public {}, {}, {})",
-                p.ns, p.ip, p.public_ip, p.nat, p.region
+                ns(&p.ns),
+                p.ip,
+                p.public_ip,
+                p.nat,
+                p.region
             );
         }
         println!(
             "try: ip netns exec {} ping {}",
-            lab.parties[0].ns, lab.server.ip
+            ns(&lab.parties[0].ns),
+            lab.server.ip
         );
         while !interrupt::requested() {
             std::thread::sleep(Duration::from_millis(100));
@@ -218,40 +248,72 @@ async fn up(args: UpArgs) -> anyhow::Result<i32> {
     .await?
 }
 
-async fn run_matrix(args: RunArgs) -> anyhow::Result<i32> {
-    partyline_lab::shell::check_prerequisites()?;
-    let exe = std::env::current_exe().context("cannot find the partyline executable")?;
-    let source = match args.python.clone() {
-        Some(python) => PythonSource::Explicit(python),
-        None => PythonSource::Managed,
-    };
-    let python = ensure_python(source, &|status| eprintln!("partyline lab: {status}")).await?;
+async fn run_matrix(args: RunArgs, config: &Config) -> anyhow::Result<i32> {
+    let scenarios = scenarios(&args.topology)?;
+    // Only namespaces need root: fail early, before anything is prepared.
+    if scenarios.iter().any(|s| !s.loopback) {
+        partyline_lab::shell::check_prerequisites()?;
+    }
     let cnn_data = args.cnn_data.clone().or_else(|| {
         let default = PathBuf::from("../shared/data/cnn");
         default
             .is_dir()
             .then(|| std::path::absolute(&default).unwrap_or(default))
     });
-    let matrix = Matrix {
-        scenarios: scenarios(&args.topology)?,
-        parties: args.parties.clone(),
-        solutions: parse_all::<Solution>(&args.solutions)?,
-        demos: parse_all::<Demo>(&args.demo)?,
-        sizes: parse_all::<Size>(&args.size)?,
-        repeat: args.repeat as usize,
-        nats: parse_all(&args.topology.nat)?,
-        rate_mbit: args.topology.rate,
-        timeout: Duration::from_secs(args.timeout),
-        out: std::path::absolute(&args.out)?,
-        exe,
+    let cases = Case::all(
+        &args.parties,
+        &parse_all::<Demo>(&args.demo)?,
+        &parse_all::<Size>(&args.size)?,
+    );
+    let mut matrix = matrix(
+        scenarios,
+        cases,
+        &args.solutions,
+        (args.repeat, &args.out),
+        &args.run,
+        config,
+    )
+    .await?;
+    matrix.nats = parse_all(&args.topology.nat)?;
+    matrix.rate_mbit = args.topology.rate;
+    matrix.sources.cnn_data = cnn_data;
+    run_and_print(matrix, "partyline lab").await?;
+    Ok(0)
+}
+
+/// A matrix of `cases` with the shared flags, `repeat` repetitions and its
+/// results in `out`; every party public and no rate limit.
+pub(super) async fn matrix(
+    scenarios: Vec<Scenario>,
+    cases: Vec<Case>,
+    solutions: &[String],
+    (repeat, out): (u32, &Path),
+    flags: &RunFlags,
+    config: &Config,
+) -> anyhow::Result<Matrix> {
+    Ok(Matrix {
+        scenarios,
+        cases,
+        solutions: parse_all(solutions)?,
+        repeat: repeat as usize,
+        nats: Vec::new(),
+        rate_mbit: None,
+        timeout: Duration::from_secs(flags.timeout),
+        out: std::path::absolute(out)?,
+        exe: std::env::current_exe().context("cannot find the partyline executable")?,
         sources: Sources {
-            python,
+            python: super::join::find_python(&flags.python, config).await?,
             cache: lab_cache()?,
-            cnn_data,
+            cnn_data: None,
         },
-        show_progress: !args.quiet,
+        show_progress: !flags.quiet,
         command: std::env::args().collect::<Vec<_>>().join(" "),
-    };
+    })
+}
+
+/// Runs `matrix`, prints its summary on stdout and where the files went on
+/// stderr, and returns how many runs failed.
+pub(super) async fn run_and_print(matrix: Matrix, who: &str) -> anyhow::Result<usize> {
     let results =
         tokio::task::spawn_blocking(move || partyline_lab::runner::run(&matrix)).await??;
     let failed = results.rows.iter().filter(|r| !r.ok()).count();
@@ -260,13 +322,13 @@ async fn run_matrix(args: RunArgs) -> anyhow::Result<i32> {
         std::fs::read_to_string(&results.summary).unwrap_or_default()
     );
     eprintln!(
-        "partyline lab: {} runs ({failed} failed): {}, {}, {} plots",
+        "{who}: {} runs ({failed} failed): {}, {}, {} plots",
         results.rows.len(),
         results.csv.display(),
         results.summary.display(),
         results.plots.len()
     );
-    Ok(0)
+    Ok(failed)
 }
 
 /// The lab's cache beside partyline's managed Python: `$PARTYLINE_HOME/lab`,

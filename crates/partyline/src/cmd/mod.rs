@@ -17,7 +17,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Create(args) => create::run(args, &config).await,
         Command::Join(args) => join::run(args, &config).await,
         Command::Demo(args) => demo::run(args, cli.verbose).await,
-        Command::Bench(args) => bench::run(args).await,
-        Command::Lab(args) => lab::run(args).await,
+        Command::Bench(args) => bench::run(args, &config).await,
+        Command::Lab(args) => lab::run(args, &config).await,
     }
 }
