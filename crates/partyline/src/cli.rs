@@ -122,13 +122,17 @@ pub struct CreateArgs {
 partyline join INVITE --name alice --report run.json -- python3 my_mpc.py 42\n  \
 partyline join --invite-file invite.txt -- examples/securesum.py\n  \
 PARTYLINE_INVITE='https://h:7700/join#pl1.…' partyline join -- examples/securesum.py\n  \
-partyline join - -- examples/securesum.py          (paste the invite, press Enter)\n\n\
+partyline join - -- examples/securesum.py          (paste the invite, press Enter)\n  \
+partyline join INVITE --name alice --expect alice,bob,carol --confirm -- examples/securesum.py\n\n\
 The invite comes from exactly one of: the INVITE argument, `-` (a line on stdin), \
 --invite-file or PARTYLINE_INVITE. Every local user can read a command line (ps, /proc), so on \
 a shared machine use one of the other three.\n\n\
 PROGRAM gets MPyC's flags appended: -M N -I INDEX -P 127.0.0.1:PORT (one per party). Any \
 other TCP program can read PARTYLINE_PARTIES, PARTYLINE_INDEX and PARTYLINE_ADDRS instead \
-(with --no-mpyc-flags). A PROGRAM ending in .py runs with a Python that has MPyC {}.",
+(with --no-mpyc-flags). A PROGRAM ending in .py runs with a Python that has MPyC {}.\n\n\
+Check before you share: --expect and --confirm run after the roster is verified and before \
+any connection is made or the program starts. If either refuses, partyline still connects to \
+the other parties, but only to end the session for them, naming the reason; no program runs.",
     mpyc::VERSION
 ))]
 pub struct JoinArgs {
@@ -140,6 +144,16 @@ pub struct JoinArgs {
     /// Your name as the other parties see it.
     #[arg(long, env = "PARTYLINE_NAME")]
     pub name: Option<String>,
+    /// Start the program only if the verified roster holds exactly these names, in any order,
+    /// e.g. alice,bob,carol (you included); otherwise end the session for every party.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub expect: Option<Vec<String>>,
+    /// After the roster and its fingerprint are shown, wait until you type on stdin the
+    /// fingerprint the others read out (its first 6 words or all 12); otherwise end the session
+    /// for every party. The others wait for us to connect meanwhile, up to their --timeout.
+    /// Stdin then cannot carry the invite too.
+    #[arg(long)]
+    pub confirm: bool,
     /// Send everything through the relay, never directly.
     #[arg(long)]
     pub relay_only: bool,

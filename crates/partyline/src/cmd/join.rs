@@ -1,7 +1,8 @@
 //! `partyline join`: announce, wait for everyone, build the mesh, run the program.
 //!
 //! [`run`] is a driver of phases (find Python, bind the endpoint, announce and
-//! wait, connect, forward, run the program), each a function of its own. Two
+//! wait, check the roster (--expect, --confirm), connect, forward, run the
+//! program), each a function of its own. Two
 //! small types keep the exits in one place, after mini-redis' `Shutdown` and
 //! `DbDropGuard`:
 //! - [`Shutdown`] catches Ctrl-C once for the whole run; every phase races against it.
@@ -26,7 +27,7 @@ use partyline_mesh::{
 use partyline_session::{Coordinator, SessionError, announce_and_wait};
 use partyline_wire::announce::{check_name, normalize_name};
 use partyline_wire::api::ServerInfo;
-use partyline_wire::{Announcement, Invite, Roster};
+use partyline_wire::{Announcement, Fingerprint, Invite, Roster};
 use tokio::sync::watch;
 
 use crate::cli::{JoinArgs, PythonArgs};
@@ -46,6 +47,7 @@ const INVITE_VAR: &str = "PARTYLINE_INVITE";
 pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
     let invite = read_invite(&args)?;
     let name = party_name(args.name.as_deref(), config)?;
+    let checks = Checks::from_args(&args)?;
     let coordinator = Coordinator::new(&invite.server, invite.pin);
     let info = coordinator.info().await?;
     let python = python_for(&args.program, &args.python, config).await?;
@@ -53,7 +55,7 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
     let mut shutdown = Shutdown::listen();
     let mut seat = Seat::take(&coordinator, &invite, name, party, args.relay_only);
 
-    let end = match drive(&mut seat, &args, &invite, python, &mut shutdown).await {
+    let end = match drive(&mut seat, &args, &invite, &checks, python, &mut shutdown).await {
         Ok(end) | Err(end) => end,
     };
     seat.leave(end.how).await;
@@ -73,6 +75,7 @@ async fn drive(
     seat: &mut Seat<'_>,
     args: &JoinArgs,
     invite: &Invite,
+    checks: &Checks,
     python: Option<PathBuf>,
     shutdown: &mut Shutdown,
 ) -> Result<End, End> {
@@ -80,6 +83,9 @@ async fn drive(
     let roster = wait_for_roster(seat, invite, timeout, shutdown).await?;
     let roster_complete = Instant::now();
     print_roster(&roster);
+    if let Some(refusal) = checks.run(&roster, shutdown).await? {
+        return Err(refuse(seat, &roster, refusal, timeout, shutdown).await);
+    }
 
     seat.links = connect(seat, &roster, timeout, shutdown).await?;
     let setup_ms = roster_complete.elapsed().as_millis() as u64;
@@ -116,6 +122,140 @@ async fn drive(
         report: Some(build_report(&roster, &seat.links, setup_ms, code)),
         ..End::with(how, Ok(code))
     })
+}
+
+/// What the user asked to check before the program starts (--expect, --confirm).
+struct Checks {
+    expected: Option<Vec<String>>,
+    confirm: bool,
+}
+
+/// Why we will not start the program with this roster.
+#[derive(Debug)]
+enum Refusal {
+    /// The roster's names are not those of --expect.
+    Unexpected {
+        missing: Vec<String>,
+        extra: Vec<String>,
+    },
+    /// The fingerprint typed for --confirm is not this roster's.
+    WrongFingerprint,
+    /// Stdin ended before a fingerprint was typed.
+    NotConfirmed,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Unexpected { missing, extra } => {
+                let mut differences = Vec::new();
+                if !missing.is_empty() {
+                    differences.push(format!("missing: {}", missing.join(", ")));
+                }
+                if !extra.is_empty() {
+                    differences.push(format!("not expected: {}", extra.join(", ")));
+                }
+                write!(
+                    f,
+                    "the roster is not the one --expect names ({})",
+                    differences.join("; ")
+                )
+            }
+            Refusal::WrongFingerprint => {
+                write!(f, "the fingerprint typed is not this session's fingerprint")
+            }
+            Refusal::NotConfirmed => write!(f, "stdin ended before a fingerprint was typed"),
+        }
+    }
+}
+
+impl Refusal {
+    /// The refusal as our exit error, with what to do next.
+    fn error(&self) -> anyhow::Error {
+        let advice = match self {
+            Refusal::Unexpected { .. } => {
+                "Agree with the others on who takes part, then start a new session; if a stranger \
+                 joined, the invite has leaked: share the new one more carefully"
+            }
+            Refusal::WrongFingerprint | Refusal::NotConfirmed => {
+                "If you typed what the others read out, someone sees a different roster: start a \
+                 new session and share its invite only with the parties"
+            }
+        };
+        anyhow::anyhow!("{self}; the program did not start. {advice}")
+    }
+}
+
+impl Checks {
+    /// --expect's names are normalised as every party normalises its own.
+    fn from_args(args: &JoinArgs) -> anyhow::Result<Self> {
+        let expected = match &args.expect {
+            Some(names) => {
+                let names: Vec<String> = names.iter().map(|n| normalize_name(n.trim())).collect();
+                for name in &names {
+                    check_name(name).map_err(|e| anyhow::anyhow!("--expect: {e}"))?;
+                }
+                Some(names)
+            }
+            None => None,
+        };
+        Ok(Self {
+            expected,
+            confirm: args.confirm,
+        })
+    }
+
+    /// `None` if the roster may be used, else why not. Asks the user only
+    /// when the names agree.
+    async fn run(&self, roster: &Roster, shutdown: &mut Shutdown) -> Result<Option<Refusal>, End> {
+        if let Some(expected) = &self.expected {
+            let (missing, extra) = differences(expected, roster);
+            if !missing.is_empty() || !extra.is_empty() {
+                return Ok(Some(Refusal::Unexpected { missing, extra }));
+            }
+        }
+        if !self.confirm {
+            return Ok(None);
+        }
+        eprintln!(
+            "partyline: type the fingerprint the other parties read out (at least its first {} words) and press Enter:",
+            Fingerprint::SHORT_WORDS
+        );
+        let read = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
+        });
+        match shutdown.race(read).await {
+            Err(Interrupted) => Err(End::interrupted(
+                Leave::Close,
+                "interrupted while waiting for the fingerprint",
+            )),
+            Ok(Ok(Ok(typed))) if typed.trim().is_empty() => Ok(Some(Refusal::NotConfirmed)),
+            Ok(Ok(Ok(typed))) if roster.fingerprint().matches(&typed) => Ok(None),
+            Ok(Ok(Ok(_))) => Ok(Some(Refusal::WrongFingerprint)),
+            Ok(Ok(Err(error))) => Err(End::with(
+                Leave::Close,
+                Err(anyhow::Error::new(error).context("cannot read the fingerprint from stdin")),
+            )),
+            Ok(Err(error)) => Err(End::with(Leave::Close, Err(error.into()))),
+        }
+    }
+}
+
+/// The names `expected` has and the roster lacks, and those the roster has
+/// beyond them; both empty when they agree. Order does not matter.
+fn differences(expected: &[String], roster: &Roster) -> (Vec<String>, Vec<String>) {
+    let mut extra: Vec<String> = roster.members.iter().map(|m| m.name.clone()).collect();
+    let mut missing = Vec::new();
+    for name in expected {
+        match extra.iter().position(|n| n == name) {
+            Some(found) => {
+                extra.remove(found);
+            }
+            None => missing.push(name.clone()),
+        }
+    }
+    (missing, extra)
 }
 
 /// Ctrl-C, caught once for the whole run, so that no phase misses it.
@@ -273,6 +413,12 @@ fn read_invite(args: &JoinArgs) -> anyhow::Result<Invite> {
     let from_env = std::env::var(INVITE_VAR)
         .ok()
         .filter(|text| !text.trim().is_empty());
+    if args.confirm && args.invite.as_deref() == Some("-") {
+        bail!(
+            "--confirm reads the fingerprint from stdin, so the invite cannot come from stdin too: \
+             give it in {INVITE_VAR} or with --invite-file"
+        );
+    }
     let text = match (&args.invite, &args.invite_file, from_env) {
         (Some(arg), None, None) if arg == "-" => read_invite_line()?,
         (Some(arg), None, None) => arg.clone(),
@@ -387,6 +533,30 @@ async fn wait_for_roster(
             Leave::Withdraw,
             "interrupted while waiting; left the session",
         )),
+    }
+}
+
+/// Connects only to end the session for the peers with our reason: without
+/// that they would wait for us until their --timeout.
+async fn refuse(
+    seat: &mut Seat<'_>,
+    roster: &Roster,
+    refusal: Refusal,
+    timeout: Duration,
+    shutdown: &mut Shutdown,
+) -> End {
+    eprintln!(
+        "partyline: not starting the program: {refusal}; ending the session for the other parties"
+    );
+    match connect(seat, roster, timeout, shutdown).await {
+        Ok(links) => {
+            seat.links = links;
+            let reason = format!("{} refused to start: {refusal}", seat.own.name);
+            End::with(Leave::End(CloseCode::Aborted, reason), Err(refusal.error()))
+        }
+        Err(interrupted) if interrupted.note.is_some() => interrupted,
+        // Our refusal is the news, not that we could not pass it on.
+        Err(_) => End::with(Leave::Close, Err(refusal.error())),
     }
 }
 
