@@ -233,9 +233,10 @@ impl Party {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let report = std::fs::read_to_string(&report)
-            .ok()
-            .map(|text| serde_json::from_str(&text).unwrap());
+        let report = std::fs::read_to_string(&report).ok().map(|text| {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{name}'s report is not JSON ({e}): {text:?}"))
+        });
         Finished { name, out, report }
     }
 }
