@@ -81,7 +81,6 @@ pub fn run(ctx: &Context, server: &Server, relay_only: bool) -> Result<Outcome> 
         ctx.workload.setup_dir(&dir)?;
         let mut args = vec![
             "join".to_string(),
-            invite.clone(),
             "--name".into(),
             format!("p{i}"),
             "--timeout".into(),
@@ -102,7 +101,8 @@ pub fn run(ctx: &Context, server: &Server, relay_only: bool) -> Result<Outcome> 
             &dir,
             ctx.exe,
             &args,
-            &[],
+            // Off the command line, as the README recommends on shared machines.
+            &[("PARTYLINE_INVITE".to_string(), invite.clone())],
         )?);
     }
     let mut outcome = finish(parties, started, started + ctx.timeout)?;
