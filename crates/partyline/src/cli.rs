@@ -131,8 +131,10 @@ PROGRAM gets MPyC's flags appended: -M N -I INDEX -P 127.0.0.1:PORT (one per par
 other TCP program can read PARTYLINE_PARTIES, PARTYLINE_INDEX and PARTYLINE_ADDRS instead \
 (with --no-mpyc-flags). A PROGRAM ending in .py runs with a Python that has MPyC {}.\n\n\
 Check before you share: --expect and --confirm run after the roster is verified and before \
-any connection is made or the program starts. If either refuses, partyline still connects to \
-the other parties, but only to end the session for them, naming the reason; no program runs.",
+any connection is made or the program starts. If either refuses, our program never starts; \
+partyline still connects to the other parties, but only to end the session for them with the \
+reason. Their programs may have started by then; an MPC program cannot get far without us, and \
+they stop it.",
     mpyc::VERSION
 ))]
 pub struct JoinArgs {
@@ -150,7 +152,7 @@ pub struct JoinArgs {
     pub expect: Option<Vec<String>>,
     /// After the roster and its fingerprint are shown, wait until you type on stdin the
     /// fingerprint the others read out (its first 6 words or all 12); otherwise end the session
-    /// for every party. The others wait for us to connect meanwhile, up to their --timeout.
+    /// for every party. The others wait for you to connect meanwhile, up to their --timeout.
     /// Stdin then cannot carry the invite too.
     #[arg(long)]
     pub confirm: bool,
