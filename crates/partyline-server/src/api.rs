@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::changes::Changes;
-use crate::limits::CreateLimit;
+use crate::limits::{Limits, Refusal, client};
 use crate::store::{NewSession, Store, StoreError};
 
 /// The longest announcement body the server keeps. Real ones are a few
@@ -37,11 +37,15 @@ const MAX_LABEL_CHARS: usize = 100;
 /// for proxies and NATs to keep the connection.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// When to come back after a storage limit: expired sessions are swept
+/// once a minute.
+const STORAGE_RETRY_SECS: u64 = 60;
+
 /// What every request handler can reach.
 pub(crate) struct App {
     pub(crate) store: Store,
     pub(crate) changes: Changes,
-    pub(crate) create_limit: CreateLimit,
+    pub(crate) limits: Limits,
     pub(crate) info: ServerInfo,
     pub(crate) session_ttl: Duration,
     /// Cancelled when the server stops; long-polls answer at once then.
@@ -91,17 +95,10 @@ async fn create_session(
             ));
         }
     }
-    if let Err(wait) = app.create_limit.take(peer.ip(), Instant::now()) {
-        let secs = wait.as_secs() + 1;
-        return Err(Failure {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!(
-                "too many sessions created from {}: try again in {secs} s",
-                peer.ip()
-            ),
-            retry_after: Some(secs),
-        });
-    }
+    app.limits
+        .creates
+        .take(peer.ip(), Instant::now())
+        .map_err(|refusal| Failure::refused(refusal, "sessions created", peer))?;
 
     let now_ms = unix_millis();
     let ttl_ms = u64::try_from(app.session_ttl.as_millis()).unwrap_or(u64::MAX);
@@ -112,6 +109,7 @@ async fn create_session(
         created_at: now_ms / 1000,
         // Rounded up, so a session lives at least its whole time to live.
         expires_at: now_ms.saturating_add(ttl_ms).div_ceil(1000),
+        creator: client(peer.ip()),
     };
     let created = SessionCreated {
         session: session.id,
@@ -119,7 +117,7 @@ async fn create_session(
     };
     let parties = session.parties;
     app.store
-        .create(session)
+        .create(session, now_ms / 1000)
         .await
         .map_err(|e| Failure::from_store(created.session, e))?;
     tracing::info!(session = %created.session, parties, "session created");
@@ -143,6 +141,19 @@ async fn get_session(
     let Query(poll) = query?;
     let wait = Duration::from_secs(poll.wait.unwrap_or(0)).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
+    let unchanged = |view: &SessionView| {
+        poll.seen == Some(view.announcements.len()) && view.state != SessionState::Done
+    };
+    // The first read tells an unknown session (404) before anything is kept
+    // for it; only then does the poll subscribe, and read again.
+    let view = app
+        .store
+        .view(id, unix_secs())
+        .await
+        .map_err(|e| Failure::from_store(id, e))?;
+    if !unchanged(&view) || wait.is_zero() {
+        return Ok(Json(view));
+    }
     let mut changes = app.changes.subscribe(id);
     loop {
         let view = app
@@ -150,9 +161,7 @@ async fn get_session(
             .view(id, unix_secs())
             .await
             .map_err(|e| Failure::from_store(id, e))?;
-        let unchanged =
-            poll.seen == Some(view.announcements.len()) && view.state != SessionState::Done;
-        if !unchanged {
+        if !unchanged(&view) {
             return Ok(Json(view));
         }
         tokio::select! {
@@ -298,6 +307,29 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
+    /// A quota refusal: `429` when `peer` is over its own share of `what`,
+    /// `503` when everybody together is.
+    pub(crate) fn refused(refusal: Refusal, what: &str, peer: SocketAddr) -> Self {
+        let (status, message, wait) = match refusal {
+            Refusal::Client { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many {what} from {}", peer.ip()),
+                retry_after,
+            ),
+            Refusal::Everyone { retry_after } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the server is busy: too many {what} from everybody"),
+                retry_after,
+            ),
+        };
+        let secs = wait.as_secs() + 1;
+        Self {
+            status,
+            message: format!("{message}: try again in {secs} s"),
+            retry_after: Some(secs),
+        }
+    }
+
     fn bad_request(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
@@ -323,6 +355,26 @@ impl Failure {
                 StatusCode::CONFLICT,
                 format!("session {id} is over (a party reported it done); create a new session"),
             ),
+            StoreError::ClientSessions { alive, limit } => {
+                return Self {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    message: format!(
+                        "you have {alive} sessions alive on this server, the most it keeps for \
+                         one address ({limit}): finish or wait for some to expire"
+                    ),
+                    retry_after: Some(STORAGE_RETRY_SECS),
+                };
+            }
+            StoreError::AllSessions { .. } | StoreError::StorageFull { .. } => {
+                tracing::warn!("{error}");
+                return Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: "the server holds as many sessions as it may: \
+                              try again later, or use another server"
+                        .to_string(),
+                    retry_after: Some(STORAGE_RETRY_SECS),
+                };
+            }
             StoreError::Database(_) | StoreError::Task(_) => {
                 tracing::error!(session = %id, "{error}");
                 (
@@ -377,13 +429,22 @@ rejection_into_failure!(JsonRejection, PathRejection, QueryRejection);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreLimits;
 
     /// An app over a fresh database, with one open session for two parties.
     async fn app_with_session(dir: &std::path::Path) -> (Arc<App>, SessionId) {
         let app = Arc::new(App {
-            store: Store::open(&dir.join("db")).unwrap(),
+            store: Store::open(
+                &dir.join("db"),
+                StoreLimits {
+                    live_sessions_per_client: 0,
+                    live_sessions: 0,
+                    announcement_bytes: 0,
+                },
+            )
+            .unwrap(),
             changes: Changes::default(),
-            create_limit: CreateLimit::new(0),
+            limits: Limits::new(&crate::Quotas::unlimited()),
             info: ServerInfo {
                 version: "test".into(),
                 relay_url: "https://127.0.0.1:1".into(),
@@ -399,8 +460,9 @@ mod tests {
             label: None,
             created_at: unix_secs(),
             expires_at: unix_secs() + 3600,
+            creator: "192.0.2.1".parse().unwrap(),
         };
-        app.store.create(session).await.unwrap();
+        app.store.create(session, unix_secs()).await.unwrap();
         (app, id)
     }
 
@@ -465,5 +527,28 @@ mod tests {
             started.elapsed() < MAX_WAIT,
             "the poll ran into its deadline"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_waits_on_existing_sessions_are_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, id) = app_with_session(dir.path()).await;
+        let unknown = get_session(
+            State(app.clone()),
+            Ok(Path(SessionId::random().to_string())),
+            Ok(Query(Poll {
+                seen: Some(0),
+                wait: Some(30),
+            })),
+        )
+        .await;
+        assert_eq!(unknown.err().map(|f| f.status), Some(StatusCode::NOT_FOUND));
+        assert_eq!(app.changes.len(), 0);
+
+        let poll = parked_poll(&app, id).await;
+        assert_eq!(app.changes.len(), 1);
+        app.stopping.cancel();
+        poll.await.unwrap();
+        assert_eq!(app.changes.len(), 0, "the bell outlived its last listener");
     }
 }

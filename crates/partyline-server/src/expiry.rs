@@ -24,7 +24,6 @@ pub(crate) async fn sweep_until_stopped(app: Arc<App>) {
             Ok(n) => tracing::info!(sessions = n, "expired sessions deleted"),
             Err(e) => tracing::error!("cannot delete expired sessions: {e}"),
         }
-        app.changes.forget_idle();
-        app.create_limit.forget_full(Instant::now());
+        app.limits.forget_full(Instant::now());
     }
 }

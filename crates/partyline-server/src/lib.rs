@@ -25,14 +25,18 @@
 //! - `store`: sessions and announcements in SQLite; all state lives there.
 //! - `api`: the HTTP handlers of the coordinator's JSON API.
 //! - `changes`: in-memory doorbells that wake long-polls when a session changes.
-//! - `limits`: how many sessions one client may create per minute.
+//! - `limits`: the quotas: rates per client and in all, things held open.
+//! - `admission`: what each request costs before it reaches a handler.
+//! - `connections`: the connection quota and the first-byte timeout.
 //! - `expiry`: the background sweep that deletes expired sessions.
 //! - `relay`: iroh's relay server and its QUIC address discovery.
 //! - `web`: the browser party's web app, and the relay on the coordinator's origin.
 #![forbid(unsafe_code)]
 
+mod admission;
 mod api;
 mod changes;
+mod connections;
 mod expiry;
 mod limits;
 mod relay;
@@ -46,6 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum_server::tls_rustls::RustlsConfig;
+pub use limits::Quotas;
 pub use partyline_wire::CertPin;
 use partyline_wire::api::ServerInfo;
 use tokio::task::JoinHandle;
@@ -56,6 +61,12 @@ use crate::tls::{Identity, certificate_error};
 
 /// How long open connections get to finish when the server stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Requests one HTTP/2 connection carries at once: a page loads about a
+/// dozen files in parallel.
+const MAX_STREAMS_PER_CONNECTION: u32 = 32;
+/// The most hyper buffers per HTTP/1 connection, either way: a request head,
+/// or a chunk of a file (see `web`).
+const HTTP1_BUFFER_BYTES: usize = 16 * 1024;
 /// The database file in the data directory.
 const DATABASE_FILE: &str = "partyline.sqlite3";
 
@@ -78,8 +89,12 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// How long the server keeps a session.
     pub session_ttl: Duration,
-    /// Sessions one IP address (an IPv6 /64) may create per minute; 0 means no limit.
-    pub max_creates_per_minute_per_ip: u32,
+    /// What one client (an IP address, an IPv6 /64) and everybody together
+    /// may ask of the server.
+    pub quotas: Quotas,
+    /// The most the announcements of all sessions may take together, in
+    /// bytes (the database file grows with them); `0` is no limit.
+    pub max_announcement_bytes: u64,
     /// The browser party's files, served at `/join` and `/web/…`; none: no web app.
     pub web_dir: Option<PathBuf>,
     /// A certificate (PEM chain) and key to serve instead of the self-signed
@@ -96,7 +111,8 @@ impl Default for ServerConfig {
             public_relay_url: None,
             data_dir: default_data_dir(),
             session_ttl: Duration::from_secs(24 * 60 * 60),
-            max_creates_per_minute_per_ip: 30,
+            quotas: Quotas::default(),
+            max_announcement_bytes: 1 << 30,
             web_dir: None,
             tls_files: None,
         }
@@ -271,10 +287,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .map_err(|reason| certificate_error(&data_dir, reason))?;
 
     let database = data_dir.join(DATABASE_FILE);
-    let store = store::Store::open(&database).map_err(|source| ServerError::Database {
-        path: database,
-        source,
-    })?;
+    let quotas = config.quotas;
+    let store_limits = store::StoreLimits {
+        live_sessions_per_client: quotas.live_sessions_per_ip,
+        live_sessions: quotas.live_sessions,
+        announcement_bytes: config.max_announcement_bytes,
+    };
+    let store =
+        store::Store::open(&database, store_limits).map_err(|source| ServerError::Database {
+            path: database,
+            source,
+        })?;
 
     let relay_listen = config.relay_listen.unwrap_or_else(|| {
         let port = match config.listen.port() {
@@ -291,7 +314,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let app = Arc::new(api::App {
         store,
         changes: changes::Changes::default(),
-        create_limit: limits::CreateLimit::new(config.max_creates_per_minute_per_ip),
+        limits: limits::Limits::new(&quotas),
         info: ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             relay_url: relay_url.clone(),
@@ -301,18 +324,44 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         stopping: stopping.clone(),
     });
     let handle = axum_server::Handle::new();
-    let server =
+    let places = limits::Concurrency::new(quotas.connections_per_ip, quotas.connections);
+    let mut server =
         axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(api_tls)))
             .map_err(|source| ServerError::Listen {
                 addr: listen,
                 source,
             })?
             .handle(handle.clone())
-            // Relay traffic passes through this port (`web`): Nagle's algorithm
-            // would hold its small packets back for tens of milliseconds.
-            .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()));
+            .map(|tls| {
+                // Relay traffic passes through this port (`web`): Nagle's algorithm
+                // would hold its small packets back for tens of milliseconds.
+                let tls = tls
+                    .handshake_timeout(quotas.header_timeout)
+                    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                connections::Admit::new(tls, places, quotas.header_timeout)
+            });
+    let http = server.http_builder();
+    // hyper times out slow request heads, and idle kept-alive connections,
+    // only with a timer.
+    http.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(quotas.header_timeout)
+        // hyper buffers up to 400 KB of a response per connection by default;
+        // streamed files need only a chunk or two.
+        .max_buf_size(HTTP1_BUFFER_BYTES);
+    // HTTP/2 has no head timeout: pings find dead peers, and a connection
+    // carries a bounded number of requests at once (waits are counted too).
+    http.http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(quotas.header_timeout)
+        .keep_alive_timeout(quotas.header_timeout)
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let service = api::router(app.clone())
         .merge(web::router(config.web_dir, relay.loopback_http))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            admission::admit,
+        ))
         .into_make_service_with_connect_info::<SocketAddr>();
     let coordinator = tokio::spawn({
         let stopping = stopping.clone();

@@ -9,6 +9,11 @@
 //! Announcements are opaque to the server: it stores the body and MAC exactly
 //! as received. The endpoint id is read out of the body only to recognise a
 //! party announcing again.
+//!
+//! What strangers can make the server keep is bounded here: sessions alive
+//! per client and in all, and the bytes of all announcements together
+//! (each session holds at most `parties` of them, each of bounded size).
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -25,6 +30,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions(expires_at);
 CREATE TABLE IF NOT EXISTS announcements (
     position INTEGER PRIMARY KEY AUTOINCREMENT,
     session  TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
@@ -35,6 +41,17 @@ CREATE TABLE IF NOT EXISTS announcements (
 );
 ";
 
+/// Columns added after the first release, with their types; added to an
+/// older database when it is opened.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    // The client (see `limits::client`) that created the session.
+    ("creator", "TEXT"),
+];
+
+/// How long a done session stays visible, so that every party sees that it
+/// is over, before it is forgotten.
+pub(crate) const DONE_GRACE_SECS: u64 = 10 * 60;
+
 /// Why the store did not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
@@ -44,6 +61,12 @@ pub(crate) enum StoreError {
     Full { parties: u16 },
     #[error("the session is done")]
     Done,
+    #[error("{alive} sessions of this client are alive; the limit is {limit}")]
+    ClientSessions { alive: u64, limit: u32 },
+    #[error("{alive} sessions are alive; the limit is {limit}")]
+    AllSessions { alive: u64, limit: u32 },
+    #[error("announcements take {stored} bytes; the limit is {limit}")]
+    StorageFull { stored: u64, limit: u64 },
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
     #[error("database task failed: {0}")]
@@ -57,6 +80,16 @@ pub(crate) struct NewSession {
     pub(crate) label: Option<String>,
     pub(crate) created_at: u64,
     pub(crate) expires_at: u64,
+    /// The client that creates it, as `limits::client` keys it.
+    pub(crate) creator: IpAddr,
+}
+
+/// What the store refuses to grow beyond; `0` is no limit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoreLimits {
+    pub(crate) live_sessions_per_client: u32,
+    pub(crate) live_sessions: u32,
+    pub(crate) announcement_bytes: u64,
 }
 
 /// The outcome of an announcement.
@@ -69,12 +102,20 @@ pub(crate) struct Announced {
 /// A handle to the database; clones share the connection.
 #[derive(Clone)]
 pub(crate) struct Store {
-    conn: Arc<Mutex<Connection>>,
+    db: Arc<Mutex<Db>>,
+    limits: StoreLimits,
+}
+
+/// The connection, and the bytes its announcements hold (body and MAC),
+/// counted as they change so that checking the limit costs nothing.
+struct Db {
+    conn: Connection,
+    announcement_bytes: u64,
 }
 
 impl Store {
     /// Opens (or creates) the database at `path`.
-    pub(crate) fn open(path: &Path) -> rusqlite::Result<Self> {
+    pub(crate) fn open(path: &Path, limits: StoreLimits) -> rusqlite::Result<Self> {
         let conn = Connection::open(path)?;
         // WAL keeps readers and the writer out of each other's way and makes
         // a commit one append; NORMAL sync is safe with WAL (a power cut can
@@ -84,8 +125,15 @@ impl Store {
         })?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
         conn.execute_batch(SCHEMA)?;
+        add_missing_columns(&conn)?;
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS sessions_creator ON sessions(creator);")?;
+        let announcement_bytes = stored_bytes(&conn)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            db: Arc::new(Mutex::new(Db {
+                conn,
+                announcement_bytes,
+            })),
+            limits,
         })
     }
 
@@ -93,23 +141,54 @@ impl Store {
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
             // A panic while holding the lock cannot leave a half-done write
             // behind (the transaction rolls back), so the connection is fine.
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut conn)
+            let mut db = db.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut db)
         })
         .await?
     }
 
-    pub(crate) async fn create(&self, session: NewSession) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            conn.execute(
-                "INSERT INTO sessions (id, parties, label, state, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /// Stores a new session, unless its creator, or everybody, already has
+    /// as many alive as the limits allow.
+    pub(crate) async fn create(&self, session: NewSession, now: u64) -> Result<(), StoreError> {
+        let limits = self.limits;
+        self.run(move |db| {
+            let tx = db.conn.transaction()?;
+            let creator = session.creator.to_string();
+            if limits.live_sessions_per_client != 0 {
+                let alive: u64 = tx.query_row(
+                    "SELECT COUNT(*) FROM sessions WHERE creator = ?1 AND expires_at > ?2",
+                    params![creator, now],
+                    |row| row.get(0),
+                )?;
+                if alive >= u64::from(limits.live_sessions_per_client) {
+                    return Err(StoreError::ClientSessions {
+                        alive,
+                        limit: limits.live_sessions_per_client,
+                    });
+                }
+            }
+            if limits.live_sessions != 0 {
+                let alive: u64 = tx.query_row(
+                    "SELECT COUNT(*) FROM sessions WHERE expires_at > ?1",
+                    params![now],
+                    |row| row.get(0),
+                )?;
+                if alive >= u64::from(limits.live_sessions) {
+                    return Err(StoreError::AllSessions {
+                        alive,
+                        limit: limits.live_sessions,
+                    });
+                }
+            }
+            tx.execute(
+                "INSERT INTO sessions (id, parties, label, state, created_at, expires_at, creator)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     session.id.to_string(),
                     session.parties,
@@ -117,8 +196,10 @@ impl Store {
                     state_name(SessionState::Open),
                     session.created_at,
                     session.expires_at,
+                    creator,
                 ],
             )?;
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -127,8 +208,8 @@ impl Store {
     /// The session as parties see it, unless it does not exist or expired
     /// before `now` (expired sessions may linger until the next sweep).
     pub(crate) async fn view(&self, id: SessionId, now: u64) -> Result<SessionView, StoreError> {
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
+        self.run(move |db| {
+            let tx = db.conn.transaction()?;
             let session = live_session(&tx, id, now)?;
             Ok(view_of(&tx, id, session)?)
         })
@@ -144,13 +225,23 @@ impl Store {
         signed: SignedAnnouncement,
         now: u64,
     ) -> Result<Announced, StoreError> {
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
+        let limit = self.limits.announcement_bytes;
+        self.run(move |db| {
+            let tx = db.conn.transaction()?;
             let session = live_session(&tx, id, now)?;
             if session.state == SessionState::Done {
                 return Err(StoreError::Done);
             }
             let key = id.to_string();
+            let before = announcement_size(&tx, &key, &endpoint)?;
+            let size = (signed.body.len() + signed.mac.len()) as u64;
+            let stored = db.announcement_bytes.saturating_sub(before);
+            if limit != 0 && size > before && stored + size > limit {
+                return Err(StoreError::StorageFull {
+                    stored: db.announcement_bytes,
+                    limit,
+                });
+            }
             let replaced = tx.execute(
                 "UPDATE announcements SET body = ?3, mac = ?4 WHERE session = ?1 AND endpoint = ?2",
                 params![key, endpoint.to_string(), signed.body, signed.mac],
@@ -175,6 +266,7 @@ impl Store {
             let filled = state == SessionState::Full && session.state != SessionState::Full;
             let view = view_of(&tx, id, Session { state, ..session })?;
             tx.commit()?;
+            db.announcement_bytes = stored + size;
             Ok(Announced { view, filled })
         })
         .await
@@ -189,10 +281,11 @@ impl Store {
         endpoint: EndpointKey,
         now: u64,
     ) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
+        self.run(move |db| {
+            let tx = db.conn.transaction()?;
             let session = live_session(&tx, id, now)?;
             let key = id.to_string();
+            let size = announcement_size(&tx, &key, &endpoint)?;
             let removed = tx.execute(
                 "DELETE FROM announcements WHERE session = ?1 AND endpoint = ?2",
                 params![key, endpoint.to_string()],
@@ -201,17 +294,22 @@ impl Store {
                 set_state(&tx, &key, SessionState::Open)?;
             }
             tx.commit()?;
+            db.announcement_bytes = db.announcement_bytes.saturating_sub(size);
             Ok(())
         })
         .await
     }
 
-    /// Marks the session done.
+    /// Marks the session done; it expires [`DONE_GRACE_SECS`] later.
     pub(crate) async fn finish(&self, id: SessionId, now: u64) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
+        self.run(move |db| {
+            let tx = db.conn.transaction()?;
             live_session(&tx, id, now)?;
             set_state(&tx, &id.to_string(), SessionState::Done)?;
+            tx.execute(
+                "UPDATE sessions SET expires_at = MIN(expires_at, ?2) WHERE id = ?1",
+                params![id.to_string(), now.saturating_add(DONE_GRACE_SECS)],
+            )?;
             tx.commit()?;
             Ok(())
         })
@@ -221,11 +319,50 @@ impl Store {
     /// Deletes the sessions (and their announcements) that expired before
     /// `now`; returns how many.
     pub(crate) async fn delete_expired(&self, now: u64) -> Result<usize, StoreError> {
-        self.run(move |conn| {
-            Ok(conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?)
+        self.run(move |db| {
+            let deleted = db
+                .conn
+                .execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?;
+            db.announcement_bytes = stored_bytes(&db.conn)?;
+            Ok(deleted)
         })
         .await
     }
+}
+
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut statement = conn.prepare("SELECT name FROM pragma_table_info('sessions')")?;
+    let present = statement
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (column, kind) in ADDED_COLUMNS {
+        if !present.iter().any(|name| name == column) {
+            conn.execute_batch(&format!("ALTER TABLE sessions ADD COLUMN {column} {kind};"))?;
+        }
+    }
+    Ok(())
+}
+
+fn stored_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT COALESCE(SUM(LENGTH(CAST(body AS BLOB)) + LENGTH(CAST(mac AS BLOB))), 0) \
+         FROM announcements",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// The bytes `endpoint`'s announcement in the session takes, 0 if it has none.
+fn announcement_size(tx: &Transaction, key: &str, endpoint: &EndpointKey) -> rusqlite::Result<u64> {
+    Ok(tx
+        .query_row(
+            "SELECT LENGTH(CAST(body AS BLOB)) + LENGTH(CAST(mac AS BLOB)) FROM announcements \
+             WHERE session = ?1 AND endpoint = ?2",
+            params![key, endpoint.to_string()],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// A session's own row.

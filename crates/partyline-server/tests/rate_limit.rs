@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 async fn creating_too_many_sessions_gets_429() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
-    config.max_creates_per_minute_per_ip = 3;
+    config.quotas.creates_per_minute_per_ip = 3;
     let (server, client) = common::start(config).await;
     for _ in 0..3 {
         common::create(&client, &server, 2).await;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use partyline_launch::mpyc;
+use partyline_server::Quotas;
 
 const LONG_ABOUT: &str = "\
 partyline connects the parties of an MPC computation (MPyC or any TCP-based framework) over
@@ -57,7 +58,15 @@ pub enum Command {
 so a restart loses nothing and invites stay valid. Parties need to reach the coordinator port \
 (TCP) and the relay port (TCP, and UDP for address discovery): by default the relay uses the \
 next port. Browser parties need only the coordinator port: it serves the web app at /join and \
-passes /relay through to the relay. Browsers trust only a CA-issued certificate: see --tls-cert."
+passes /relay through to the relay. Browsers trust only a CA-issued certificate: see --tls-cert.
+
+The quotas' defaults let 100 sessions a minute through, of up to 16 parties each, from as many \
+addresses or from one address (a NAT) up to the per-IP limits: a party makes about parties + 3 \
+requests (announce, a long-poll per party joining, done) and 2 or 3 changes, a browser party about \
+20 more requests for the page. A client over its own quota gets 429, everybody gets 503 when the \
+server-wide one is spent; both say when to retry (Retry-After). What one IP can make the server \
+store is bounded by --live-sessions-per-ip (each session keeps at most its parties' announcements, \
+8 KiB each, for --session-hours; a done session is forgotten 10 minutes after it ends)."
 )]
 pub struct ServeArgs {
     /// Address for the coordinator's HTTPS API.
@@ -78,9 +87,6 @@ pub struct ServeArgs {
     /// How long a session lives, in hours.
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
     pub session_hours: u64,
-    /// Session creations allowed per minute from one IP address.
-    #[arg(long, default_value_t = 30)]
-    pub creates_per_minute: u32,
     /// The browser party's files (built by scripts/build-web.sh), served at /join; default:
     /// target/web next to the current directory or the binary, if it exists.
     #[arg(long, env = "PARTYLINE_WEB_DIR")]
@@ -92,6 +98,56 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub quotas: QuotaArgs,
+}
+
+/// `partyline serve`'s quotas; "per IP" means per IPv4 address or IPv6 /64, 0 means no limit.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Quotas (per IP: one IPv4 address or IPv6 /64; 0: no limit)")]
+pub struct QuotaArgs {
+    /// Sessions one IP may create per minute.
+    #[arg(long, env = "PARTYLINE_CREATES_PER_MINUTE", default_value_t = Quotas::default().creates_per_minute_per_ip)]
+    pub creates_per_minute: u32,
+    /// Sessions all clients together may create per minute.
+    #[arg(long, env = "PARTYLINE_CREATES_PER_MINUTE_TOTAL", default_value_t = Quotas::default().creates_per_minute)]
+    pub creates_per_minute_total: u32,
+    /// Sessions one IP may have alive (not expired, not done) at once.
+    #[arg(long, env = "PARTYLINE_LIVE_SESSIONS_PER_IP", default_value_t = Quotas::default().live_sessions_per_ip)]
+    pub live_sessions_per_ip: u32,
+    /// Sessions alive at once, all clients together.
+    #[arg(long, env = "PARTYLINE_LIVE_SESSIONS", default_value_t = Quotas::default().live_sessions)]
+    pub live_sessions: u32,
+    /// Requests of any kind one IP may make per minute.
+    #[arg(long, env = "PARTYLINE_REQUESTS_PER_MINUTE_PER_IP", default_value_t = Quotas::default().requests_per_minute_per_ip)]
+    pub requests_per_minute_per_ip: u32,
+    /// Requests per minute, all clients together.
+    #[arg(long, env = "PARTYLINE_REQUESTS_PER_MINUTE", default_value_t = Quotas::default().requests_per_minute)]
+    pub requests_per_minute: u32,
+    /// Changes (announce, leave, done, create) one IP may make per minute.
+    #[arg(long, env = "PARTYLINE_WRITES_PER_MINUTE_PER_IP", default_value_t = Quotas::default().writes_per_minute_per_ip)]
+    pub writes_per_minute_per_ip: u32,
+    /// Changes per minute, all clients together.
+    #[arg(long, env = "PARTYLINE_WRITES_PER_MINUTE", default_value_t = Quotas::default().writes_per_minute)]
+    pub writes_per_minute: u32,
+    /// Long-polls (parties waiting for the others) one IP may hold open at once.
+    #[arg(long, env = "PARTYLINE_WAITS_PER_IP", default_value_t = Quotas::default().waits_per_ip)]
+    pub waits_per_ip: u32,
+    /// Long-polls held open at once, all clients together.
+    #[arg(long, env = "PARTYLINE_WAITS", default_value_t = Quotas::default().waits)]
+    pub waits: u32,
+    /// Connections one IP may hold open to the coordinator port.
+    #[arg(long, env = "PARTYLINE_CONNECTIONS_PER_IP", default_value_t = Quotas::default().connections_per_ip)]
+    pub connections_per_ip: u32,
+    /// Connections to the coordinator port, all clients together (keep it below `ulimit -n`).
+    #[arg(long, env = "PARTYLINE_CONNECTIONS", default_value_t = Quotas::default().connections)]
+    pub connections: u32,
+    /// Seconds a client has to send a request head; idle connections close after as long.
+    #[arg(long, env = "PARTYLINE_HEADER_TIMEOUT", default_value_t = Quotas::default().header_timeout.as_secs(), value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub header_timeout: u64,
+    /// Megabytes all stored announcements may take together (the database grows with them).
+    #[arg(long, env = "PARTYLINE_ANNOUNCEMENT_MB", default_value_t = 1024)]
+    pub announcement_mb: u64,
 }
 
 #[derive(Args, Debug)]

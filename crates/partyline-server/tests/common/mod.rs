@@ -2,6 +2,8 @@
 //! trusts exactly its certificate.
 #![allow(dead_code)] // each test binary uses its own share of the helpers
 
+pub mod process;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -100,4 +102,55 @@ pub async fn within<F: Future>(secs: u64, future: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(secs), future)
         .await
         .expect("took too long")
+}
+
+/// A client that trusts the server's certificate and connects from `source`
+/// (any 127.x.y.z address is this machine, and a different client to the server).
+pub fn client_from(server: &RunningServer, source: &str) -> Client {
+    client_with_pin_from(server.pin(), source)
+}
+
+pub fn client_with_pin_from(pin: CertPin, source: &str) -> Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(partyline_session::tls::pinned_client_config(pin))
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A TLS connection to `addr` with nothing on top: what the test writes is
+/// exactly what the server reads, with no HTTP client to tidy it up.
+pub async fn raw_tls(
+    addr: std::net::SocketAddr,
+    pin: CertPin,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut config = partyline_session::tls::pinned_client_config(pin);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    connector.connect(name, tcp).await.unwrap()
+}
+
+/// `host:port` of an `https://host:port` URL.
+pub fn addr_of(url: &str) -> std::net::SocketAddr {
+    url.trim_start_matches("https://").parse().unwrap()
+}
+
+/// Sends `target` exactly as given in a GET request over a raw TLS
+/// connection; returns the status code and the whole answer.
+pub async fn raw_get(server: &RunningServer, target: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = raw_tls(addr_of(server.url()), server.pin()).await;
+    let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    (status, answer)
 }

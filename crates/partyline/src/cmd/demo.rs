@@ -107,7 +107,7 @@ pub(super) async fn start_local_server(dir: &Path) -> anyhow::Result<RunningServ
         listen: "127.0.0.1:0".parse().expect("valid address"),
         data_dir: dir.join("server"),
         session_ttl: Duration::from_secs(3600),
-        max_creates_per_minute_per_ip: 0,
+        quotas: partyline_server::Quotas::unlimited(),
         ..ServerConfig::default()
     })
     .await

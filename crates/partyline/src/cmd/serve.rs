@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use partyline_server::ServerConfig;
+use partyline_server::{Quotas, ServerConfig};
 
-use crate::cli::ServeArgs;
+use crate::cli::{QuotaArgs, ServeArgs};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let web_dir = args.web_dir.or_else(default_web_dir);
@@ -21,7 +21,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         public_relay_url: args.public_relay_url,
         data_dir: args.data_dir,
         session_ttl: Duration::from_secs(args.session_hours * 3600),
-        max_creates_per_minute_per_ip: args.creates_per_minute,
+        quotas: quotas(&args.quotas),
+        max_announcement_bytes: args.quotas.announcement_mb.saturating_mul(1 << 20),
         web_dir,
         tls_files: args.tls_cert.zip(args.tls_key),
     };
@@ -45,6 +46,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     eprintln!("partyline: stopping the server");
     server.shutdown().await;
     Ok(0)
+}
+
+fn quotas(args: &QuotaArgs) -> Quotas {
+    Quotas {
+        creates_per_minute_per_ip: args.creates_per_minute,
+        creates_per_minute: args.creates_per_minute_total,
+        live_sessions_per_ip: args.live_sessions_per_ip,
+        live_sessions: args.live_sessions,
+        requests_per_minute_per_ip: args.requests_per_minute_per_ip,
+        requests_per_minute: args.requests_per_minute,
+        writes_per_minute_per_ip: args.writes_per_minute_per_ip,
+        writes_per_minute: args.writes_per_minute,
+        waits_per_ip: args.waits_per_ip,
+        waits: args.waits,
+        connections_per_ip: args.connections_per_ip,
+        connections: args.connections,
+        header_timeout: Duration::from_secs(args.header_timeout),
+    }
 }
 
 /// Where scripts/build-web.sh puts the web app: `target/web` of the source
