@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_util::io::ReaderStream;
 
 /// The page a browser opens: the invite link is `https://HOST:PORT/join#pl1.…`.
 const JOIN_PAGE: &str = "index.html";
@@ -47,9 +48,9 @@ pub(crate) fn router(dir: Option<PathBuf>, relay_http: SocketAddr) -> Router {
         .with_state(web)
 }
 
-async fn join_page(State(web): State<Web>) -> Response {
+async fn join_page(State(web): State<Web>, headers: HeaderMap) -> Response {
     match &web.dir {
-        Some(dir) => serve_file(&dir.join(JOIN_PAGE), false).await,
+        Some(dir) => serve_file(&dir.join(JOIN_PAGE), &headers).await,
         None => (
             StatusCode::NOT_FOUND,
             "This partyline server has no web app (start it with --web-dir). \
@@ -75,55 +76,117 @@ async fn asset(
     {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let gzip = headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|coding| coding.trim().starts_with("gzip")));
-    serve_file(&dir.join(relative), gzip).await
+    serve_file(&dir.join(relative), &headers).await
 }
 
 /// Serves `path`, or the `path.gz` that scripts/build-web.sh made next to it
 /// when the browser takes gzip: Pyodide and our wasm shrink from 14 to about
 /// 5 MB, which matters on a phone.
-async fn serve_file(path: &Path, gzip: bool) -> Response {
-    let mut gz = path.as_os_str().to_owned();
-    gz.push(".gz");
-    let compressed = match gzip {
-        true => tokio::fs::read(&gz).await.ok(),
+///
+/// The file is streamed from disk in small chunks, so many browsers loading
+/// Pyodide (13 MB) at once cost the server little memory. Its ETag (size and
+/// modification time) lets a browser that has it already get a `304`.
+async fn serve_file(path: &Path, request: &HeaderMap) -> Response {
+    let opened = match accepts_gzip(request) {
+        true => open_file(&gzip_copy(path))
+            .await
+            .ok()
+            .map(|(file, meta)| (file, meta, true)),
         false => None,
     };
-    let is_compressed = compressed.is_some();
-    let read = match compressed {
-        Some(bytes) => Ok(bytes),
-        None => tokio::fs::read(path).await,
-    };
-    match read {
-        Ok(bytes) => {
-            let mut response = (
-                [
-                    (header::CONTENT_TYPE, content_type(path)),
-                    (header::VARY, "accept-encoding"),
-                    // The page runs Pyodide in a worker; JSPI and wasm need no
-                    // cross-origin isolation, so no COOP/COEP headers are set.
-                    (header::CACHE_CONTROL, "no-cache"),
-                ],
-                bytes,
-            )
-                .into_response();
-            if is_compressed {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    let (file, meta, compressed) = match opened {
+        Some(opened) => opened,
+        None => match open_file(path).await {
+            Ok((file, meta)) => (file, meta, false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return StatusCode::NOT_FOUND.into_response();
             }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot read a web file: {e}");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        },
+    };
+    let etag = entity_tag(&meta, compressed);
+    let mut response = if matches_etag(request, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let body = Body::from_stream(ReaderStream::with_capacity(file, CHUNK_BYTES));
+        let mut response = body.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
+        if compressed {
             response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND.into_response(),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "cannot read a web file: {e}");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
+        response
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    // Names do not change between builds, so browsers ask every time and get
+    // a 304 while the file is the same. The page runs Pyodide in a worker;
+    // JSPI and wasm need no cross-origin isolation, so no COOP/COEP headers.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, etag);
     }
+    response
+}
+
+/// How much of a file is read at a time.
+const CHUNK_BYTES: usize = 16 * 1024;
+
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|coding| coding.trim().starts_with("gzip")))
+}
+
+fn gzip_copy(path: &Path) -> PathBuf {
+    let mut gz = path.as_os_str().to_owned();
+    gz.push(".gz");
+    PathBuf::from(gz)
+}
+
+/// Opens a regular file (a directory is "not found").
+async fn open_file(path: &Path) -> std::io::Result<(tokio::fs::File, std::fs::Metadata)> {
+    let file = tokio::fs::File::open(path).await?;
+    let meta = file.metadata().await?;
+    if meta.is_file() {
+        Ok((file, meta))
+    } else {
+        Err(std::io::ErrorKind::NotFound.into())
+    }
+}
+
+/// A strong ETag from the file's size and modification time, different for
+/// the gzip copy.
+fn entity_tag(meta: &std::fs::Metadata, compressed: bool) -> String {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |since| since.as_nanos());
+    let coding = if compressed { "-gz" } else { "" };
+    format!("\"{:x}-{modified:x}{coding}\"", meta.len())
+}
+
+fn matches_etag(request: &HeaderMap, etag: &str) -> bool {
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag))
 }
 
 /// Browsers compile wasm while it downloads only when it is labelled as such,

@@ -41,6 +41,15 @@ async fn join_page_assets_and_relay_share_the_coordinator_origin() {
         get("/web/missing.js").await.unwrap().status(),
         StatusCode::NOT_FOUND
     );
+    // A browser that has the file already gets a 304 for its ETag.
+    let etag = wasm.headers()["etag"].clone();
+    let again = client
+        .get(format!("{}/web/pkg/party.wasm", server.url()))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(
         get("/web/%2e%2e/%2e%2e/etc/passwd").await.unwrap().status(),
         StatusCode::NOT_FOUND
@@ -61,6 +70,58 @@ async fn join_page_assets_and_relay_share_the_coordinator_origin() {
         .unwrap();
     assert_eq!(upgrade.status(), StatusCode::SWITCHING_PROTOCOLS);
 
+    server.shutdown().await;
+}
+
+/// Paths that try to leave the web directory, sent raw (an HTTP client
+/// would tidy `..` and `%2e%2e` away before sending), find nothing.
+#[tokio::test]
+async fn raw_path_traversal_finds_nothing_outside_the_web_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web");
+    std::fs::create_dir_all(web.join("pkg")).unwrap();
+    std::fs::write(web.join("index.html"), "<title>join</title>").unwrap();
+    std::fs::write(web.join("pkg/party.js"), "// party").unwrap();
+    let secret = "secret outside the web directory";
+    std::fs::write(dir.path().join("secret.txt"), secret).unwrap();
+    let config = ServerConfig {
+        web_dir: Some(web.clone()),
+        ..common::config(&dir.path().join("data"))
+    };
+    let (server, _client) = common::start(config).await;
+    let absolute = dir.path().join("secret.txt");
+    let absolute = absolute.display();
+    let targets = [
+        "/web/../secret.txt".to_string(),
+        "/web/..%2fsecret.txt".to_string(),
+        "/web/..%2Fsecret.txt".to_string(),
+        "/web/%2e%2e/secret.txt".to_string(),
+        "/web/%2e%2e%2fsecret.txt".to_string(),
+        "/web/pkg/..%2f..%2fsecret.txt".to_string(),
+        "/web/pkg/%2e%2e/%2e%2e/secret.txt".to_string(),
+        "/web/..\\secret.txt".to_string(),
+        "/web/pkg\\..\\..\\secret.txt".to_string(),
+        "/web/..%5csecret.txt".to_string(),
+        format!("/web/{absolute}"),
+        format!("/web/%2f{}", absolute.to_string().trim_start_matches('/')),
+        format!("/web//{}", absolute.to_string().trim_start_matches('/')),
+        "/web/%00/../secret.txt".to_string(),
+        "/join/../secret.txt".to_string(),
+        "/../secret.txt".to_string(),
+        "..%2fsecret.txt".to_string(),
+    ];
+    for target in &targets {
+        let (status, answer) = common::raw_get(&server, target).await;
+        assert!(
+            status == 404 || status == 400,
+            "{target}: {status} {answer}"
+        );
+        assert!(!answer.contains(secret), "{target} read the secret");
+    }
+    // The same connection style does reach files inside.
+    let (status, answer) = common::raw_get(&server, "/web/pkg/party.js").await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("// party"));
     server.shutdown().await;
 }
 
