@@ -6,7 +6,10 @@ file first on PYTHONPATH. MPyC 0.11 calls `loop.create_server(factory,
 port=PORT)` with no host, which would listen on every interface; here that
 call (host None, the handed socket's port) serves on the handed socket
 instead, so only local processes (partyline's tunnels) can reach the program,
-and no other process can take the port first. Nothing else changes.
+and no other process can take the port first. A connection from a process
+of another local user is closed before the program sees a byte of it: on a
+shared machine, another account could otherwise connect to the loopback port
+first and claim a seat. Nothing else changes.
 
 A sitecustomize module the user or the system had is run after this one.
 """
@@ -34,6 +37,56 @@ def _handed_socket():
     return sock
 
 
+def _owner_uid(client, server):
+    """The uid owning the loopback TCP socket at `client` connected to `server`.
+
+    Linux lists every TCP socket in /proc/net/tcp with its owner; the
+    connecting side's entry has the client address as its local end.
+    """
+    def hex_addr(addr):
+        return "%08X:%04X" % (int.from_bytes(socket.inet_aton(addr[0]), "little"), addr[1])
+
+    local, remote = hex_addr(client), hex_addr(server)
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if fields[1] == local and fields[2] == remote:
+                return int(fields[7])
+    return None
+
+
+class _SameUserOnly:
+    """Wraps the program's protocol: connections from other users never reach it."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def connection_made(self, transport):
+        client = transport.get_extra_info("peername")
+        server = transport.get_extra_info("sockname")
+        try:
+            uid = _owner_uid(client, server)
+        except (OSError, TypeError, ValueError):
+            uid = None
+        if uid != os.getuid():
+            sys.stderr.write(
+                "partyline: refused a connection to the program from %s (uid %s): "
+                "not this user's\n" % (client, uid)
+            )
+            transport.abort()
+            self._inner = None
+            return
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc):
+        if self._inner is not None:
+            self._inner.connection_lost(exc)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
 def _serve_on_handed_socket(handed):
     import asyncio.base_events
 
@@ -44,7 +97,11 @@ def _serve_on_handed_socket(handed):
     async def create_server(self, protocol_factory, host=None, port=None, **kwargs):
         if unused and host is None and port == handed_port and kwargs.get("sock") is None:
             kwargs.pop("sock", None)
-            return await original(self, protocol_factory, sock=unused.pop(), **kwargs)
+
+            def same_user_only():
+                return _SameUserOnly(protocol_factory())
+
+            return await original(self, same_user_only, sock=unused.pop(), **kwargs)
         return await original(self, protocol_factory, host, port, **kwargs)
 
     asyncio.base_events.BaseEventLoop.create_server = create_server

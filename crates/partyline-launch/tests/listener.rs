@@ -8,6 +8,7 @@
 //! kernel removes it, interface and all, when they end. Needs root (CI is).
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -95,6 +96,64 @@ async fn check_party(python: PathBuf, workdir: PathBuf) {
     );
 
     drop(probe);
+    program.terminate(Duration::from_secs(5)).await.unwrap();
+}
+
+/// Another account on the machine connects to the program's loopback port
+/// first and sends MPyC's party id 0, as if it were party 0: the hook closes
+/// the connection before MPyC reads it, and the party keeps waiting for the
+/// real party 0. Without the hook's check MPyC would take the connection as
+/// party 0's and hold it open.
+#[tokio::test]
+async fn a_connection_from_another_user_never_reaches_the_program() {
+    let python = ensure_python(PythonSource::Managed, &|status| eprintln!("{status}"))
+        .await
+        .expect("a Python with mpyc 0.11");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("party.py"), PARTY).unwrap();
+    let listener = ProgramListener::bind().unwrap();
+    let port = listener.addr().port();
+    let spec = ProgramSpec {
+        program: vec!["party.py".into()],
+        mpyc_flags: true,
+        parties: 2,
+        index: 1,
+        addrs: vec!["127.0.0.1:9".parse().unwrap(), listener.addr()],
+        python: Some(python),
+        workdir: Some(dir.path().to_owned()),
+        listener: Some(listener.clone()),
+    };
+    let mut program = RunningProgram::spawn(&spec).unwrap();
+    let pid = program.id().unwrap();
+    // MPyC is serving once it accepts a connection of our own (same user).
+    let own = std::net::TcpStream::connect(listener.addr()).unwrap();
+    wait_until_accepted_by(pid, own.local_addr().unwrap().port(), port);
+    drop(own);
+
+    // `nobody` connects, claims party id 0 and waits for an answer; `cat`
+    // returns before its timeout only if the other side closes the connection.
+    let intruder = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "exec 3<>/dev/tcp/127.0.0.1/{port} && printf '\\0\\0' >&3 && timeout 10 cat <&3"
+            ),
+        ])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("this test needs root to act as another user (CI runs it as root)");
+    // Closed by the program's side: an end of stream, or a reset.
+    let stderr = String::from_utf8_lossy(&intruder.stderr);
+    assert!(
+        intruder.status.code() == Some(0) || stderr.contains("Connection reset by peer"),
+        "the connection of another user stayed open, or never opened ({}): {stderr}",
+        intruder.status
+    );
+    // The party still waits for its real party 0: its port still serves.
+    let again = std::net::TcpStream::connect(listener.addr()).unwrap();
+    wait_until_accepted_by(pid, again.local_addr().unwrap().port(), port);
+    drop(again);
     program.terminate(Duration::from_secs(5)).await.unwrap();
 }
 
