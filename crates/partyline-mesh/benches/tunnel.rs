@@ -16,6 +16,7 @@ use partyline_lab::report::median;
 use partyline_mesh::{Forwarder, MeshConfig, PartyEndpoint, connect_all};
 use partyline_server::{RunningServer, ServerConfig};
 use partyline_session::Coordinator;
+use partyline_wire::seat::StreamRules;
 use partyline_wire::{Member, Roster, SessionId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -187,8 +188,8 @@ async fn measure_tunnel(
     )?;
     // Party 0's own program port is never dialled here.
     let unused: SocketAddr = (Ipv4Addr::LOCALHOST, 9).into();
-    let tunnel = Forwarder::start(&links0, 0, unused).await?;
-    let _far_end = Forwarder::start(&links1, 1, echo).await?;
+    let tunnel = Forwarder::start(&links0, 0, unused, StreamRules::Generic).await?;
+    let _far_end = Forwarder::start(&links1, 1, echo, StreamRules::Generic).await?;
     let figures = measure(tunnel.addrs[1]).await;
     for end in &ends {
         end.close().await;

@@ -22,6 +22,8 @@ pub enum CloseCode {
     Aborted = 2,
     /// The connecting key is not in the roster.
     NotInRoster = 3,
+    /// A peer broke the seat rules (`partyline_wire::seat`); the reason names it.
+    SeatViolation = 4,
 }
 
 impl CloseCode {
@@ -35,6 +37,7 @@ impl CloseCode {
             Self::ProgramFailed,
             Self::Aborted,
             Self::NotInRoster,
+            Self::SeatViolation,
         ]
         .into_iter()
         .find(|c| *c as u64 == code)

@@ -9,18 +9,38 @@
 //! Every stream starts with one header byte, because a QUIC stream is only
 //! announced to the peer once data is sent on it, and some protocols let the
 //! accepting side speak first.
+//!
+//! # Who may open a stream
+//! Every tunnel end listens on 127.0.0.1, which any process of the machine can
+//! reach, so a local connection is forwarded only if it comes from a process
+//! of our own user ([`crate::local_peer`]); any other is closed at once.
+//!
+//! A verified peer is not trusted with seats other than its own. MPyC learns
+//! a peer's party id from the first two bytes of a stream, so in MPyC mode
+//! ([`StreamRules::Mpyc`]) only the streams of MPyC's own pattern exist
+//! ([`partyline_wire::seat`]): our program connects once to each tunnel end
+//! towards a higher seat and never towards a lower one (other local
+//! connections are refused and the session goes on); a peer opens one stream
+//! and only from a lower seat, and the first two bytes, held back until
+//! checked, must be its own seat. A peer that breaks these rules ends the
+//! session: we close every connection with [`CloseCode::SeatViolation`] and a
+//! reason naming it, so every party stops and says who it was, and
+//! [`Forwarder::breach`] tells our caller. Generic programs
+//! ([`StreamRules::Generic`]) may open any number of streams either way.
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
+use partyline_wire::seat::{IncomingCheck, PARTY_ID_LEN, PeerSeat, SeatViolation, StreamRules};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::PeerLink;
+use crate::{CloseCode, PeerLink, local_peer};
 
 const STREAM_TCP: u8 = 1;
 const BUFFER: usize = 64 * 1024;
@@ -34,42 +54,87 @@ pub struct Forwarder {
     pub addrs: Vec<SocketAddr>,
     stop: CancellationToken,
     outgoing: TaskTracker,
+    breaches: Mutex<mpsc::UnboundedReceiver<SeatBreach>>,
+    /// Keeps [`Forwarder::breach`] waiting rather than ending when no task is left.
+    _breach_sender: mpsc::UnboundedSender<SeatBreach>,
+}
+
+/// A peer broke the seat rules; every connection of the session is closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeatBreach {
+    pub index: usize,
+    pub name: String,
+    pub violation: SeatViolation,
+}
+
+impl std::fmt::Display for SeatBreach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "party {} ({}) {}", self.index, self.name, self.violation)
+    }
+}
+
+/// What every task of one peer's forwarding shares.
+#[derive(Clone)]
+struct Shared {
+    /// Every connection of the session, closed together after a breach.
+    all: Arc<[Connection]>,
+    breaches: mpsc::UnboundedSender<SeatBreach>,
+    stop: CancellationToken,
+    outgoing: TaskTracker,
 }
 
 impl Forwarder {
-    /// Opens one local listener per peer and starts forwarding.
+    /// Opens one local listener per peer and starts forwarding under `rules`.
     ///
     /// `program_addr` is where our own program will listen for its peers.
     pub async fn start(
         links: &[PeerLink],
         own_index: usize,
         program_addr: SocketAddr,
+        rules: StreamRules,
     ) -> std::io::Result<Self> {
-        let stop = CancellationToken::new();
-        let outgoing = TaskTracker::new();
+        let (breach_sender, breaches) = mpsc::unbounded_channel();
+        let shared = Shared {
+            all: links.iter().map(|l| l.conn.clone()).collect(),
+            breaches: breach_sender.clone(),
+            stop: CancellationToken::new(),
+            outgoing: TaskTracker::new(),
+        };
         let mut addrs = vec![program_addr; links.len() + 1];
         for link in links {
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
             addrs[link.member.index] = listener.local_addr()?;
+            let seat = PeerSeat::new(rules, own_index, link.member.index);
             tokio::spawn(accept_local(
                 listener,
                 link.clone(),
-                stop.clone(),
-                outgoing.clone(),
+                seat.clone(),
+                shared.clone(),
             ));
             tokio::spawn(accept_remote(
                 link.clone(),
+                seat,
                 program_addr,
-                stop.clone(),
-                outgoing.clone(),
+                shared.clone(),
             ));
         }
         debug_assert_eq!(addrs[own_index], program_addr);
         Ok(Self {
             addrs,
-            stop,
-            outgoing,
+            stop: shared.stop,
+            outgoing: shared.outgoing,
+            breaches: Mutex::new(breaches),
+            _breach_sender: breach_sender,
         })
+    }
+
+    /// Waits until a peer breaks the seat rules. By then every connection is
+    /// already closed with [`CloseCode::SeatViolation`].
+    pub async fn breach(&self) -> SeatBreach {
+        match self.breaches.lock().await.recv().await {
+            Some(breach) => breach,
+            None => std::future::pending().await,
+        }
     }
 
     /// Waits (up to `limit`) until everything our program sent has been
@@ -83,30 +148,38 @@ impl Forwarder {
     }
 }
 
-async fn accept_local(
-    listener: TcpListener,
-    link: PeerLink,
-    stop: CancellationToken,
-    tracker: TaskTracker,
-) {
+async fn accept_local(listener: TcpListener, link: PeerLink, mut seat: PeerSeat, shared: Shared) {
+    let index = link.member.index;
     loop {
-        let tcp = tokio::select! {
-            _ = stop.cancelled() => return,
+        let (tcp, from) = tokio::select! {
+            _ = shared.stop.cancelled() => return,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
-                    tracing::warn!("local listener for party {} failed: {e}", link.member.index);
+                    tracing::warn!("local listener for party {index} failed: {e}");
                     return;
                 }
             },
         };
+        let admitted = tcp
+            .local_addr()
+            .map_err(|e| e.to_string())
+            .and_then(|local| local_peer::check_same_user(local, from).map_err(|e| e.to_string()))
+            .and_then(|()| seat.admit_local().map_err(|e| e.to_string()));
+        if let Err(reason) = admitted {
+            // Dropping the socket closes it: the other end reads EOF at once.
+            tracing::warn!(
+                "refused a local connection from {from} to the tunnel end towards party {index}: {reason}"
+            );
+            continue;
+        }
         let link = link.clone();
-        let tracker = tracker.clone();
+        let tracker = shared.outgoing.clone();
         tokio::spawn(async move {
             match open_stream(&link.conn).await {
                 Ok((send, recv)) => pump(tcp, send, recv, &link, &tracker).await,
                 Err(e) => {
-                    tracing::warn!("cannot open a stream to party {}: {e}", link.member.index)
+                    tracing::warn!("cannot open a stream to party {index}: {e}")
                 }
             }
         });
@@ -123,40 +196,93 @@ async fn open_stream(conn: &Connection) -> Result<(SendStream, RecvStream), Stri
 
 async fn accept_remote(
     link: PeerLink,
+    mut seat: PeerSeat,
     program_addr: SocketAddr,
-    stop: CancellationToken,
-    tracker: TaskTracker,
+    shared: Shared,
 ) {
     loop {
-        let (send, mut recv) = tokio::select! {
-            _ = stop.cancelled() => return,
+        let (send, recv) = tokio::select! {
+            _ = shared.stop.cancelled() => return,
             accepted = link.conn.accept_bi() => match accepted {
                 Ok(streams) => streams,
                 // The connection ended; `ending::watch_peers` reports why.
                 Err(_) => return,
             },
         };
+        let check = match seat.admit_incoming() {
+            Ok(check) => check,
+            Err(violation) => return end_session(&link, violation, &shared),
+        };
         let link = link.clone();
-        let stop = stop.clone();
-        let tracker = tracker.clone();
+        let shared = shared.clone();
         tokio::spawn(async move {
-            let mut header = [0u8; 1];
-            if recv.read_exact(&mut header).await.is_err() || header[0] != STREAM_TCP {
-                tracing::warn!(
-                    "party {} opened a stream partyline does not understand",
-                    link.member.index
-                );
-                return;
-            }
-            match connect_program(program_addr, &stop).await {
-                Some(tcp) => pump(tcp, send, recv, &link, &tracker).await,
-                None => {
-                    let mut send = send;
-                    let _ = send.reset(VarInt::from_u32(RESET_CODE));
-                }
+            tokio::select! {
+                _ = shared.stop.cancelled() => {}
+                _ = forward_incoming(send, recv, check, program_addr, &link, &shared) => {}
             }
         });
     }
+}
+
+/// Checks a stream the peer opened, then connects it to our program: the
+/// header, then (in MPyC mode) the party id, which is held back until it has
+/// been found to be the peer's own seat and then passed on first.
+async fn forward_incoming(
+    send: SendStream,
+    mut recv: RecvStream,
+    check: IncomingCheck,
+    program_addr: SocketAddr,
+    link: &PeerLink,
+    shared: &Shared,
+) {
+    let index = link.member.index;
+    let mut header = [0u8; 1];
+    if recv.read_exact(&mut header).await.is_err() || header[0] != STREAM_TCP {
+        tracing::warn!("party {index} opened a stream partyline does not understand");
+        return;
+    }
+    let mut party_id = [0u8; PARTY_ID_LEN];
+    if check != IncomingCheck::None {
+        // A stream that ends before its party id carries nothing for the
+        // program; its seat stays used, as MPyC never dials twice.
+        if let Err(e) = recv.read_exact(&mut party_id).await {
+            tracing::warn!("party {index}'s stream ended before its MPyC party id: {e}");
+            return;
+        }
+        if let Err(violation) = check.check(party_id) {
+            return end_session(link, violation, shared);
+        }
+    }
+    let Some(mut tcp) = connect_program(program_addr, &shared.stop).await else {
+        let mut send = send;
+        let _ = send.reset(VarInt::from_u32(RESET_CODE));
+        return;
+    };
+    if check != IncomingCheck::None {
+        if tcp.write_all(&party_id).await.is_err() {
+            return;
+        }
+        link.bytes_received
+            .fetch_add(PARTY_ID_LEN as u64, Ordering::Relaxed);
+    }
+    pump(tcp, send, recv, link, &shared.outgoing).await;
+}
+
+/// Ends the session on every connection, naming the peer that broke the seat
+/// rules, and tells our caller.
+fn end_session(link: &PeerLink, violation: SeatViolation, shared: &Shared) {
+    let breach = SeatBreach {
+        index: link.member.index,
+        name: link.member.name.clone(),
+        violation,
+    };
+    let reason = breach.to_string();
+    tracing::warn!("{reason}; ending the session");
+    for conn in shared.all.iter() {
+        CloseCode::SeatViolation.close(conn, &reason);
+    }
+    shared.stop.cancel();
+    let _ = shared.breaches.send(breach);
 }
 
 /// Connects to our program, retrying while it starts up: the peer's program

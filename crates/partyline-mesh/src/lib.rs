@@ -10,7 +10,9 @@
 //! # Layout
 //! - [`endpoint`]: binding our iroh endpoint (our relay only, fresh key).
 //! - [`connect`]: dialling and accepting exactly the roster's peers.
-//! - [`forward`]: local TCP listeners per peer and the byte pumps between TCP and QUIC.
+//! - [`forward`]: local TCP listeners per peer, the seat rules on every stream,
+//!   and the byte pumps between TCP and QUIC.
+//! - [`local_peer`]: which local user a connection to a tunnel end comes from.
 //! - [`ending`]: how a session ends: close codes and what peers learn from them.
 #![forbid(unsafe_code)]
 
@@ -18,11 +20,12 @@ pub mod connect;
 pub mod ending;
 pub mod endpoint;
 pub mod forward;
+pub mod local_peer;
 
 pub use connect::{PathKind, PeerLink, connect_all};
 pub use ending::{CloseCode, PeerEvent, PeerEventKind};
 pub use endpoint::{MeshConfig, PartyEndpoint};
-pub use forward::Forwarder;
+pub use forward::{Forwarder, SeatBreach};
 
 /// The ALPN of partyline's peer protocol; the version changes with the stream format.
 pub const ALPN: &[u8] = b"partyline/mesh/1";

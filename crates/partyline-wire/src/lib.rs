@@ -14,6 +14,9 @@
 //! - [`fingerprint`]: the session fingerprint as BIP39 words, full and short
 //!   form, and the check of what a person typed against it.
 //! - [`api`]: the JSON bodies of the coordinator's HTTP API.
+//! - [`seat`]: which peer streams a session allows (MPyC's one stream per
+//!   pair, from the lower seat, carrying its party id), for native and
+//!   browser parties alike.
 #![forbid(unsafe_code)]
 
 pub mod announce;
@@ -21,6 +24,7 @@ pub mod api;
 pub mod fingerprint;
 pub mod invite;
 pub mod roster;
+pub mod seat;
 
 pub use announce::{Announcement, AnnouncementKey, SignedAnnouncement};
 pub use fingerprint::Fingerprint;

@@ -1,10 +1,10 @@
 //! Test harness: real `partyline` processes and real MPyC on loopback.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{OnceLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -116,23 +116,24 @@ pub struct Party {
     pub name: String,
     pub child: Child,
     pub report: PathBuf,
-    stderr: Option<StderrTap>,
+    stdout: Option<OutputTap>,
+    stderr: Option<OutputTap>,
     _dir: tempfile::TempDir,
 }
 
-/// A party's stderr, read as it comes so that a test can wait for a line.
-struct StderrTap {
+/// A party's stdout or stderr, read as it comes so that a test can wait for a line.
+struct OutputTap {
     lines: mpsc::Receiver<String>,
     /// Everything read, returned when the stream ends.
     reader: JoinHandle<Vec<u8>>,
 }
 
-impl StderrTap {
-    fn start(stderr: ChildStderr) -> Self {
+impl OutputTap {
+    fn start(output: impl Read + Send + 'static) -> Self {
         let (tx, lines) = mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut all = Vec::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in BufReader::new(output).lines().map_while(Result::ok) {
                 all.extend_from_slice(line.as_bytes());
                 all.push(b'\n');
                 let _ = tx.send(line);
@@ -140,6 +141,19 @@ impl StderrTap {
             all
         });
         Self { lines, reader }
+    }
+
+    /// Waits for the next line containing `needle` and returns it.
+    fn wait_for(&self, needle: &str, limit: Duration, what: &str) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("{what} never wrote {needle:?}"),
+            }
+        }
     }
 }
 
@@ -182,6 +196,7 @@ impl Party {
             name: name.to_string(),
             child,
             report,
+            stdout: None,
             stderr: None,
             _dir: dir,
         }
@@ -192,16 +207,18 @@ impl Party {
         let child = &mut self.child;
         let tap = self
             .stderr
-            .get_or_insert_with(|| StderrTap::start(child.stderr.take().unwrap()));
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tap.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("{} never wrote {needle:?} on stderr", self.name),
-            }
-        }
+            .get_or_insert_with(|| OutputTap::start(child.stderr.take().unwrap()));
+        tap.wait_for(needle, limit, &format!("{}'s stderr", self.name))
+    }
+
+    /// Waits until the party (its program) writes a line to stdout containing
+    /// `needle`, and returns it.
+    pub fn wait_for_stdout(&mut self, needle: &str, limit: Duration) -> String {
+        let child = &mut self.child;
+        let tap = self
+            .stdout
+            .get_or_insert_with(|| OutputTap::start(child.stdout.take().unwrap()));
+        tap.wait_for(needle, limit, &format!("{}'s stdout", self.name))
     }
 
     /// Waits for the process, failing the test if it takes longer than `limit`.
@@ -210,6 +227,7 @@ impl Party {
             name,
             mut child,
             report,
+            stdout,
             stderr,
             _dir,
         } = self;
@@ -224,6 +242,9 @@ impl Party {
             std::thread::sleep(Duration::from_millis(50));
         }
         let mut out = child.wait_with_output().unwrap();
+        if let Some(tap) = stdout {
+            out.stdout = tap.reader.join().unwrap();
+        }
         if let Some(tap) = stderr {
             out.stderr = tap.reader.join().unwrap();
         }
@@ -292,6 +313,23 @@ pub fn run_session(
     started
         .into_iter()
         .map(|p| p.finish(Duration::from_secs(180)))
+        .collect()
+}
+
+/// Starts the parties one after another, each once the previous one is in the
+/// coordinator's list, so that the seats follow the order given (seats are
+/// ordered by join time).
+pub fn join_in_seat_order(invite: &str, parties: &[(&str, &[&str], &[String])]) -> Vec<Party> {
+    let count = parties.len();
+    parties
+        .iter()
+        .enumerate()
+        .map(|(seat, (name, flags, program))| {
+            let mut party = Party::join(invite, name, flags, program);
+            let joined = format!("{} of {count} parties joined", seat + 1);
+            party.wait_for_stderr(&joined, Duration::from_secs(60));
+            party
+        })
         .collect()
 }
 

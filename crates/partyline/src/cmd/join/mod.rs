@@ -31,6 +31,7 @@ use partyline_mesh::{
 use partyline_session::{Coordinator, SessionError, announce_and_wait};
 use partyline_wire::announce::{check_name, normalize_name};
 use partyline_wire::api::ServerInfo;
+use partyline_wire::seat::StreamRules;
 use partyline_wire::{Invite, Roster};
 
 use self::checks::{Checks, Refusal};
@@ -94,7 +95,12 @@ async fn drive(
 
     seat.links = connect(seat, &roster, timeout, shutdown).await?;
     let setup_ms = roster_complete.elapsed().as_millis() as u64;
-    let (forwarder, listener) = forward(&seat.links, &roster, &seat.own.name).await?;
+    let rules = if args.no_mpyc_flags {
+        StreamRules::Generic
+    } else {
+        StreamRules::Mpyc
+    };
+    let (forwarder, listener) = forward(&seat.links, &roster, rules, &seat.own.name).await?;
     eprintln!(
         "partyline: mesh ready in {setup_ms} ms; starting {}",
         args.program.join(" ")
@@ -110,19 +116,20 @@ async fn drive(
         workdir: None,
         listener: Some(listener),
     };
-    let (how, code) = match run_program(&spec, &seat.links, &seat.own.name, shutdown).await {
-        Outcome::Exited(code) => {
-            forwarder.drain(DRAIN_LIMIT).await;
-            let how = if code == 0 {
-                Leave::End(CloseCode::Finished, "program finished".to_string())
-            } else {
-                let reason = format!("its program exited with code {code}");
-                Leave::End(CloseCode::ProgramFailed, reason)
-            };
-            (how, code)
-        }
-        Outcome::Aborted { reason, code } => (Leave::End(CloseCode::Aborted, reason), code),
-    };
+    let (how, code) =
+        match run_program(&spec, &seat.links, &forwarder, &seat.own.name, shutdown).await {
+            Outcome::Exited(code) => {
+                forwarder.drain(DRAIN_LIMIT).await;
+                let how = if code == 0 {
+                    Leave::End(CloseCode::Finished, "program finished".to_string())
+                } else {
+                    let reason = format!("its program exited with code {code}");
+                    Leave::End(CloseCode::ProgramFailed, reason)
+                };
+                (how, code)
+            }
+            Outcome::Aborted { reason, code } => (Leave::End(CloseCode::Aborted, reason), code),
+        };
     Ok(End {
         report: Some(build_report(&roster, &seat.links, setup_ms, code)),
         ..End::with(how, Ok(code))
@@ -254,10 +261,11 @@ async fn connect(
 async fn forward(
     links: &[PeerLink],
     roster: &Roster,
+    rules: StreamRules,
     name: &str,
 ) -> Result<(Forwarder, ProgramListener), End> {
     let started = match ProgramListener::bind() {
-        Ok(listener) => Forwarder::start(links, roster.own_index, listener.addr())
+        Ok(listener) => Forwarder::start(links, roster.own_index, listener.addr(), rules)
             .await
             .map(|forwarder| (forwarder, listener))
             .map_err(anyhow::Error::from),
@@ -288,10 +296,12 @@ enum Outcome {
     Aborted { reason: String, code: i32 },
 }
 
-/// Runs the program until it exits, a peer ends the session, or Ctrl-C.
+/// Runs the program until it exits, a peer ends the session or breaks the
+/// seat rules, or Ctrl-C.
 async fn run_program(
     spec: &ProgramSpec,
     links: &[PeerLink],
+    forwarder: &Forwarder,
     name: &str,
     shutdown: &mut Shutdown,
 ) -> Outcome {
@@ -323,6 +333,12 @@ async fn run_program(
                 eprintln!("partyline: {event}; stopping the program");
                 let _ = program.terminate(TERMINATE_GRACE).await;
                 return Outcome::Aborted { reason: format!("{name} stopped because {event}"), code: 1 };
+            }
+            breach = forwarder.breach() => {
+                // The forwarder has already closed every connection, saying why.
+                eprintln!("partyline: {breach}; ended the session for every party");
+                let _ = program.terminate(TERMINATE_GRACE).await;
+                return Outcome::Aborted { reason: format!("{name} ended the session because {breach}"), code: 1 };
             }
             () = shutdown.pressed() => {
                 eprintln!("partyline: interrupted; ending the session for every party");
