@@ -101,6 +101,10 @@ class StreamTransport(asyncio.Transport):
     def _on_end(self, error):
         if error is None or error is jsnull:
             self._loop.call_soon(self._connection_lost, None)
+        elif _party.breach is not None:
+            # A peer broke the seat rules and this party closed every connection.
+            message = f'{_party.breach}; this party ended the session'
+            self._loop.call_soon(self._connection_lost, ConnectionAbortedError(message))
         else:
             name = _party.members().to_py()[self._peer]['name']
             message = (f'lost the connection to party {self._peer} ({name}): {error}; '

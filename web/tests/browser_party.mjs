@@ -74,9 +74,17 @@ async function createInvite(server, parties) {
   return child.stdout.trim().split('\n').pop();
 }
 
-function joinNative(invite, name, program) {
-  return collect(track(spawn(BIN, ['join', invite, '--name', name, '--timeout', '120', '--', ...program],
+function joinNative(invite, name, program, flags = []) {
+  return collect(track(spawn(BIN, ['join', invite, '--name', name, '--timeout', '120', ...flags, '--', ...program],
     { stdio: ['ignore', 'pipe', 'pipe'] })));
+}
+
+// Waits until a native party's stderr contains `text`.
+async function stderrSays(party, text) {
+  for (let tries = 0; tries < 600 && !party.stderr.includes(text); tries++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(party.stderr.includes(text), `never said ${text}:\n${party.stderr}`);
 }
 
 // Chromium's own log of every network request it makes, pages and workers
@@ -291,11 +299,7 @@ const tests = {
         await route.abort();
       }
     });
-    let announced = false;
-    for (let tries = 0; tries < 100 && !announced; tries++) {
-      await new Promise((r) => setTimeout(r, 100));
-      announced = native.stderr.includes('1 of 2 parties joined');
-    }
+    await stderrSays(native, '1 of 2 parties joined');
     await page.goto(invite);
     await page.waitForSelector('#error:not([hidden])', { timeout: 30_000 });
     assert.match(await page.textContent('#error'),
@@ -341,6 +345,28 @@ const tests = {
     assert.equal(result.finished, 'failed');
     assert.match(result.error,
       /The program failed: ConnectionResetError: lost the connection to party \d \(native0\): .*it was stopped or lost its network/);
+  },
+
+  async 'a native party claiming another seat is named and refused by the browser party'(context) {
+    // Seats by join time: alice 0, mallory 1 (a real party whose program
+    // dials the browser claiming alice's MPyC party id), the browser 2.
+    const server = await startServer();
+    const invite = await createInvite(server, 3);
+    const alice = joinNative(invite, 'alice', [SUM]);
+    await stderrSays(alice, '1 of 3 parties joined');
+    const mallory = joinNative(invite, 'mallory',
+      [join(repo, 'crates/partyline/tests/programs/seat_attacker.py'), 'wrong-pid'], ['--no-mpyc-flags']);
+    await stderrSays(mallory, '2 of 3 parties joined');
+    const browser = await openPage(context, invite);
+    await joinInPage(browser, 'browser0', 'securesum.py');
+    const result = await pageResult(browser);
+    const named = 'party 1 (mallory) claimed MPyC party id 0 on its stream, but its seat is 1';
+    assert.equal(result.finished, 'failed');
+    assert.ok(result.error.includes(named), `the page does not name mallory: ${result.error}`);
+    assert.deepEqual(resultLines(result.output, ['sum', 'product', 'max']), []);
+    assert.notEqual(await alice.exited, 0, 'alice exited 0');
+    assert.ok(alice.stderr.includes(named), `alice does not name mallory:\n${alice.stderr}`);
+    assert.deepEqual(resultLines(alice.stdout, ['sum', 'product', 'max']), []);
   },
 
   async 'a browser without JSPI is told so instead of a stuck page'(context) {

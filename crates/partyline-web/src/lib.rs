@@ -20,7 +20,8 @@
 //! - [`http`]: JSON requests to the coordinator with the browser's `fetch`.
 //! - [`session`]: the invite, the session view before joining, and joining.
 //! - [`party`]: our iroh endpoint and the connections to the roster's peers.
-//! - [`stream`]: one MPyC byte stream to a peer, as JavaScript sees it.
+//! - [`stream`]: one MPyC byte stream to a peer, as JavaScript sees it, and
+//!   the seat rules on the streams peers open.
 #![forbid(unsafe_code)]
 
 pub mod http;
@@ -76,6 +77,8 @@ pub enum WebError {
     NoSuchPeer(usize),
     #[error("the stream to party {index} failed: {reason}")]
     Stream { index: usize, reason: String },
+    #[error("{0}; this party ended the session")]
+    SeatViolation(String),
 }
 
 impl From<WebError> for JsValue {

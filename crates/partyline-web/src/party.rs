@@ -2,7 +2,10 @@
 //!
 //! The connection pattern is the native one (`partyline_mesh::connect`):
 //! party i dials every j > i and accepts from every j < i, keeping an
-//! incoming connection only if its key is a lower seat of the roster.
+//! incoming connection only if its key is a lower seat of the roster. Once
+//! connected, every stream a peer opens is checked against the seat rules
+//! (`stream::guard_incoming`); a violation closes every connection with the
+//! native code for it and a reason naming the peer.
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -11,14 +14,16 @@ use std::time::Duration;
 use iroh::endpoint::{Connection, IdleTimeout, QuicTransportConfig, VarInt, presets};
 use iroh::{Endpoint, EndpointAddr, EndpointId, RelayConfig, RelayMode, RelayUrl, SecretKey};
 use n0_future::task::JoinHandle;
+use partyline_wire::seat::SeatViolation;
 use partyline_wire::{EndpointKey, Invite, Member, Roster};
 use serde::Serialize;
+use tokio::sync::oneshot;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::http::Coordinator;
 use crate::session::to_js;
-use crate::stream::PeerStream;
+use crate::stream::{CheckedStream, PeerStream, Source, guard_incoming};
 use crate::{ALPN, WebError};
 
 /// The same as native parties: a peer silent this long counts as gone, and
@@ -34,6 +39,7 @@ const CLOSE_FINISHED: u32 = 0;
 const CLOSE_PROGRAM_FAILED: u32 = 1;
 const CLOSE_ABORTED: u32 = 2;
 const CLOSE_NOT_IN_ROSTER: u32 = 3;
+const CLOSE_SEAT_VIOLATION: u32 = 4;
 
 /// Our endpoint: a fresh key, and the relay on the page's own origin as its
 /// only path (a browser has no UDP, so there are no direct paths).
@@ -113,6 +119,10 @@ pub(crate) struct Inner {
     invite: Invite,
     coordinator: Coordinator,
     links: RefCell<BTreeMap<usize, Connection>>,
+    /// The checked stream of each lower seat, once it has opened it.
+    incoming: RefCell<BTreeMap<usize, oneshot::Receiver<CheckedStream>>>,
+    /// Why we ended the session, if a peer broke the seat rules.
+    breach: RefCell<Option<String>>,
     /// The tasks sending our bytes to the peers; the session ends only after them.
     pub(crate) writers: RefCell<Vec<JoinHandle<()>>>,
 }
@@ -131,6 +141,8 @@ impl Party {
                 invite,
                 coordinator,
                 links: RefCell::default(),
+                incoming: RefCell::default(),
+                breach: RefCell::default(),
                 writers: RefCell::default(),
             }),
         }
@@ -182,8 +194,16 @@ impl Party {
             inner
                 .connect_all(Duration::from_secs(timeout_secs.into()))
                 .await?;
+            Inner::guard_streams(&inner);
             Ok(JsValue::UNDEFINED)
         })
+    }
+
+    /// Why this party ended the session, naming the peer that broke the seat
+    /// rules; `undefined` while none has.
+    #[wasm_bindgen(getter)]
+    pub fn breach(&self) -> Option<String> {
+        self.inner.breach.borrow().clone()
     }
 
     /// The MPyC byte stream to party `peer`: opened by the lower seat with the
@@ -204,15 +224,20 @@ impl Party {
                 .get(&peer)
                 .cloned()
                 .ok_or(WebError::NoSuchPeer(peer))?;
-            let stream = PeerStream::attach(
-                &inner,
-                peer,
-                conn,
-                peer > inner.roster.own_index,
-                on_data,
-                on_end,
-            )
-            .await?;
+            let source = if peer > inner.roster.own_index {
+                Source::Open(conn)
+            } else {
+                let opened = inner.incoming.borrow_mut().remove(&peer);
+                match opened {
+                    Some(opened) => {
+                        Source::Accepted(opened.await.map_err(|_| inner.stream_gone(peer))?)
+                    }
+                    None => return Err(WebError::NoSuchPeer(peer).into()),
+                }
+            };
+            let stream = PeerStream::attach(&inner, peer, source, on_data, on_end)
+                .await
+                .map_err(|e| inner.breach_or(e))?;
             Ok(stream.into())
         })
     }
@@ -260,6 +285,59 @@ impl Party {
 }
 
 impl Inner {
+    /// Starts checking the streams every peer opens (see `stream::guard_incoming`).
+    fn guard_streams(inner: &Rc<Self>) {
+        let own = inner.roster.own_index;
+        for (&peer, conn) in inner.links.borrow().iter() {
+            let deliver = (peer < own).then(|| {
+                let (deliver, opened) = oneshot::channel();
+                inner.incoming.borrow_mut().insert(peer, opened);
+                deliver
+            });
+            let guarded = inner.clone();
+            let conn = conn.clone();
+            n0_future::task::spawn(async move {
+                if let Err(violation) = guard_incoming(own, peer, conn, deliver).await {
+                    guarded.end_session(peer, violation);
+                }
+            });
+        }
+    }
+
+    /// A peer broke the seat rules: closes every connection saying who and
+    /// what, as a native party does, so that every party stops naming it.
+    fn end_session(&self, peer: usize, violation: SeatViolation) {
+        let name = self
+            .roster
+            .members
+            .get(peer)
+            .map(|m| m.name.as_str())
+            .unwrap_or_default();
+        let reason = format!("party {peer} ({name}) {violation}");
+        tracing::warn!("{reason}; ending the session");
+        for conn in self.links.borrow().values() {
+            conn.close(VarInt::from_u32(CLOSE_SEAT_VIOLATION), reason.as_bytes());
+        }
+        self.breach.borrow_mut().get_or_insert(reason);
+    }
+
+    /// The error to report for a stream that failed: the breach, if there
+    /// was one, since it is why the stream failed.
+    fn breach_or(&self, error: WebError) -> WebError {
+        match self.breach.borrow().clone() {
+            Some(breach) => WebError::SeatViolation(breach),
+            None => error,
+        }
+    }
+
+    /// The connection of party `peer` ended before it opened its stream.
+    fn stream_gone(&self, peer: usize) -> WebError {
+        self.breach_or(WebError::Stream {
+            index: peer,
+            reason: "its connection ended before it opened its stream".into(),
+        })
+    }
+
     async fn connect_all(&self, timeout: Duration) -> Result<(), WebError> {
         let own = self.roster.own_index;
         let endpoint = self.endpoint.endpoint.clone();

@@ -1,4 +1,5 @@
-//! One MPyC byte stream to a peer, as JavaScript sees it.
+//! One MPyC byte stream to a peer, as JavaScript sees it, and the seat rules
+//! on the streams peers open.
 //!
 //! MPyC's transport API is synchronous (`transport.write(data)` returns at
 //! once, and MPyC never pauses writing), so `write` only queues the bytes and
@@ -6,8 +7,15 @@
 //! unbounded, like the send buffer of asyncio's own TCP transport. Received
 //! bytes are pushed to a JavaScript callback as they arrive, which feeds them
 //! to MPyC's protocol.
+//!
+//! A browser party always runs MPyC, so the rules of `partyline_wire::seat`
+//! hold as on a native party in MPyC mode: a peer opens exactly one stream,
+//! only from a lower seat, starting with its own party id. [`guard_incoming`]
+//! accepts every stream a peer opens and checks it before a byte reaches
+//! MPyC; a violation ends the session (`party::Inner::end_session`).
 use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
-use tokio::sync::mpsc;
+use partyline_wire::seat::{PARTY_ID_LEN, PeerSeat, SeatViolation, StreamRules};
+use tokio::sync::{mpsc, oneshot};
 use wasm_bindgen::prelude::*;
 
 use crate::WebError;
@@ -24,38 +32,85 @@ pub struct PeerStream {
     outgoing: Option<mpsc::UnboundedSender<Vec<u8>>>,
 }
 
+/// The stream a lower seat opened, its header read and its party id checked.
+pub(crate) struct CheckedStream {
+    send: SendStream,
+    recv: RecvStream,
+    party_id: [u8; PARTY_ID_LEN],
+}
+
+/// Where the stream of a [`PeerStream`] comes from.
+pub(crate) enum Source {
+    /// We open it: the peer has the higher seat.
+    Open(Connection),
+    /// The peer opened it and [`guard_incoming`] checked it.
+    Accepted(CheckedStream),
+}
+
+/// Accepts every stream that party `peer` opens on `conn`, under MPyC's seat
+/// rules for our seat `own`, and hands the one allowed stream to `deliver`.
+/// Returns when the connection ends, or with the first violation.
+pub(crate) async fn guard_incoming(
+    own: usize,
+    peer: usize,
+    conn: Connection,
+    mut deliver: Option<oneshot::Sender<CheckedStream>>,
+) -> Result<(), SeatViolation> {
+    let mut seat = PeerSeat::new(StreamRules::Mpyc, own, peer);
+    loop {
+        // The connection ended; the streams report how.
+        let Ok((send, mut recv)) = conn.accept_bi().await else {
+            return Ok(());
+        };
+        let check = seat.admit_incoming()?;
+        let mut header = [0u8; 1];
+        let mut party_id = [0u8; PARTY_ID_LEN];
+        if recv.read_exact(&mut header).await.is_err()
+            || header[0] != STREAM_TCP
+            || recv.read_exact(&mut party_id).await.is_err()
+        {
+            // Nothing for MPyC; the seat stays used, as MPyC never dials twice.
+            tracing::warn!("party {peer} opened a stream without a header and MPyC party id");
+            continue;
+        }
+        check.check(party_id)?;
+        if let Some(deliver) = deliver.take() {
+            let _ = deliver.send(CheckedStream {
+                send,
+                recv,
+                party_id,
+            });
+        }
+    }
+}
+
 impl PeerStream {
-    /// Opens (when `we_open`, i.e. the peer has the higher seat) or accepts the
-    /// stream of party `index`'s connection and starts pumping.
+    /// Opens or takes the stream of party `index`'s connection and starts pumping.
     pub(crate) async fn attach(
         party: &Inner,
         index: usize,
-        conn: Connection,
-        we_open: bool,
+        source: Source,
         on_data: js_sys::Function,
         on_end: js_sys::Function,
     ) -> Result<Self, WebError> {
         let failed = |reason: String| WebError::Stream { index, reason };
-        let (mut send, mut recv) = if we_open {
-            let (mut send, recv) = conn.open_bi().await.map_err(|e| failed(e.to_string()))?;
-            send.write_all(&[STREAM_TCP])
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            (send, recv)
-        } else {
-            let (send, mut recv) = conn.accept_bi().await.map_err(|e| failed(e.to_string()))?;
-            let mut header = [0u8; 1];
-            recv.read_exact(&mut header)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            if header[0] != STREAM_TCP {
-                return Err(failed(format!(
-                    "it opened a stream of unknown kind {}",
-                    header[0]
-                )));
+        let (mut send, mut recv, first) = match source {
+            Source::Open(conn) => {
+                let (mut send, recv) = conn.open_bi().await.map_err(|e| failed(e.to_string()))?;
+                send.write_all(&[STREAM_TCP])
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                (send, recv, None)
             }
-            (send, recv)
+            // The party id was held back until checked; MPyC reads it first.
+            Source::Accepted(checked) => (checked.send, checked.recv, Some(checked.party_id)),
         };
+        if let Some(first) = first {
+            let chunk = js_sys::Uint8Array::from(&first[..]);
+            on_data
+                .call1(&JsValue::NULL, &chunk)
+                .map_err(|e| failed(format!("the page refused data: {e:?}")))?;
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         party
             .writers
