@@ -132,6 +132,9 @@ function start() {
   worker.onmessage = onMessage;
   worker.onerror = (e) => fail(`The page's worker failed: ${e.message || 'it could not start'}`);
   worker.postMessage({ type: 'open', link: location.href, origin: location.origin });
+  // The invite's secret is in the fragment: once handed to the worker, keep it
+  // out of the address bar, the history and anyone looking over a shoulder.
+  history.replaceState(null, '', location.pathname + location.search);
   // Who has joined, until we join ourselves (then the worker reports progress).
   refreshTimer = setInterval(() => worker.postMessage({ type: 'refresh' }), 3000);
 

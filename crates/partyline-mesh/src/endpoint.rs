@@ -24,6 +24,9 @@ pub struct MeshConfig {
     pub pin: CertPin,
     /// No direct paths at all: every packet goes through the relay.
     pub relay_only: bool,
+    /// Shown to the relay, which serves only the parties of live sessions on
+    /// its server: the session id, which only invite holders know.
+    pub relay_token: Option<String>,
 }
 
 /// Our endpoint: a fresh key for every session, our relay only.
@@ -42,7 +45,11 @@ impl PartyEndpoint {
             .parse()
             .map_err(|_| MeshError::BadRelayUrl(config.relay_url.clone()))?;
         let quic = config.relay_quic_port.map(RelayQuicConfig::new);
-        let relay_map = RelayConfig::new(relay_url.clone(), quic).into();
+        let mut relay = RelayConfig::new(relay_url.clone(), quic);
+        if let Some(token) = &config.relay_token {
+            relay = relay.with_auth_token(token.clone());
+        }
+        let relay_map = relay.into();
         let pin = config.pin;
         let ca = CaTlsConfig::custom_server_cert_verifier(std::sync::Arc::new(move |provider| {
             Ok(

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::changes::Changes;
 use crate::limits::{Limits, Refusal, client};
+use crate::relay::RelayGate;
 use crate::store::{NewSession, Store, StoreError};
 
 /// The longest announcement body the server keeps. Real ones are a few
@@ -46,6 +47,9 @@ pub(crate) struct App {
     pub(crate) store: Store,
     pub(crate) changes: Changes,
     pub(crate) limits: Limits,
+    pub(crate) relay_gate: Arc<RelayGate>,
+    /// How long after `done` the session's relay connections are dropped.
+    pub(crate) relay_grace: Duration,
     pub(crate) info: ServerInfo,
     pub(crate) session_ttl: Duration,
     /// Cancelled when the server stops; long-polls answer at once then.
@@ -226,6 +230,7 @@ async fn leave(
         .await
         .map_err(|e| Failure::from_store(id, e))?;
     app.changes.notify(id);
+    app.relay_gate.end_party(id, endpoint);
     tracing::info!(session = %id, endpoint = %endpoint.short(), "party left");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -240,6 +245,11 @@ async fn done(
         .await
         .map_err(|e| Failure::from_store(id, e))?;
     app.changes.notify(id);
+    let (gate, grace) = (app.relay_gate.clone(), app.relay_grace);
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        gate.end_session(id);
+    });
     tracing::info!(session = %id, "session done");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -433,18 +443,21 @@ mod tests {
 
     /// An app over a fresh database, with one open session for two parties.
     async fn app_with_session(dir: &std::path::Path) -> (Arc<App>, SessionId) {
+        let store = Store::open(
+            &dir.join("db"),
+            StoreLimits {
+                live_sessions_per_client: 0,
+                live_sessions: 0,
+                announcement_bytes: 0,
+            },
+        )
+        .unwrap();
         let app = Arc::new(App {
-            store: Store::open(
-                &dir.join("db"),
-                StoreLimits {
-                    live_sessions_per_client: 0,
-                    live_sessions: 0,
-                    announcement_bytes: 0,
-                },
-            )
-            .unwrap(),
+            store: store.clone(),
             changes: Changes::default(),
             limits: Limits::new(&crate::Quotas::unlimited()),
+            relay_gate: RelayGate::new(store.clone(), false),
+            relay_grace: Duration::ZERO,
             info: ServerInfo {
                 version: "test".into(),
                 relay_url: "https://127.0.0.1:1".into(),

@@ -95,6 +95,9 @@ pub struct ServerConfig {
     /// The most the announcements of all sessions may take together, in
     /// bytes (the database file grows with them); `0` is no limit.
     pub max_announcement_bytes: u64,
+    /// How long the parties of a done session keep their relay connections,
+    /// so that the last packets between the others still arrive.
+    pub relay_grace: Duration,
     /// The browser party's files, served at `/join` and `/web/…`; none: no web app.
     pub web_dir: Option<PathBuf>,
     /// A certificate (PEM chain) and key to serve instead of the self-signed
@@ -113,6 +116,7 @@ impl Default for ServerConfig {
             session_ttl: Duration::from_secs(24 * 60 * 60),
             quotas: Quotas::default(),
             max_announcement_bytes: 1 << 30,
+            relay_grace: Duration::from_secs(30),
             web_dir: None,
             tls_files: None,
         }
@@ -306,7 +310,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         };
         SocketAddr::new(listen.ip(), port)
     });
-    let relay = Relay::spawn(relay_listen, relay_tls).await?;
+    let relay_gate = relay::RelayGate::new(store.clone(), quotas.relay_gated);
+    let relay = Relay::spawn(
+        relay_listen,
+        relay_tls,
+        relay_gate.clone(),
+        quotas.relay_bytes_per_second,
+    )
+    .await?;
     let relay_url = public_relay_url
         .unwrap_or_else(|| format!("https://{}:{}", host_of(&url), relay.https_addr.port()));
 
@@ -315,6 +326,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         store,
         changes: changes::Changes::default(),
         limits: limits::Limits::new(&quotas),
+        relay_gate,
+        relay_grace: config.relay_grace,
         info: ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             relay_url: relay_url.clone(),
@@ -357,7 +370,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .keep_alive_timeout(quotas.header_timeout)
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let service = api::router(app.clone())
-        .merge(web::router(config.web_dir, relay.loopback_http))
+        .merge(web::router(
+            config.web_dir,
+            relay.loopback_http,
+            config.tls_files.is_some(),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             admission::admit,

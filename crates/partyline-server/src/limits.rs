@@ -64,6 +64,13 @@ pub struct Quotas {
     /// Connections to the coordinator's port, everybody together; keep it
     /// below the process's open-file limit (`ulimit -n`).
     pub connections: u32,
+    /// Bytes a second one relay client may send through the relay (in bursts
+    /// of four seconds' worth). MPC traffic is rounds of small messages; 4 MiB/s
+    /// is far above what MPyC sends, and keeps one client from taking the
+    /// server's bandwidth.
+    pub relay_bytes_per_second: u32,
+    /// Only the parties of live sessions on this server may use its relay.
+    pub relay_gated: bool,
     /// How long a connection may take to send a whole request head (and,
     /// after TLS, its first byte); an idle kept-alive connection is closed
     /// after the same time.
@@ -85,13 +92,16 @@ impl Default for Quotas {
             waits: 4_096,
             connections_per_ip: 128,
             connections: 4_096,
+            relay_bytes_per_second: 4 << 20,
+            relay_gated: true,
             header_timeout: Duration::from_secs(10),
         }
     }
 }
 
 impl Quotas {
-    /// No quota at all: for a server that only this machine uses (`demo`).
+    /// No quota at all, and a relay open to all: for a server that only this
+    /// machine uses (`demo`, `bench`).
     pub fn unlimited() -> Self {
         Self {
             creates_per_minute_per_ip: 0,
@@ -106,6 +116,8 @@ impl Quotas {
             waits: 0,
             connections_per_ip: 0,
             connections: 0,
+            relay_bytes_per_second: 0,
+            relay_gated: false,
             ..Self::default()
         }
     }

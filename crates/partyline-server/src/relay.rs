@@ -8,16 +8,27 @@
 //! which tells endpoints the address they are seen from. Keeping them apart
 //! lets QUIC fall back to another port when the relay's port number is taken
 //! on UDP, without restarting the relay.
+use std::collections::HashMap;
 use std::error::Error;
 use std::net::SocketAddr;
-
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use iroh_base::EndpointId;
 use iroh_relay::server::http_server::RelayService;
-use iroh_relay::server::{CertConfig, QuicConfig, RelayConfig, Server, ServerConfig, TlsConfig};
+use iroh_relay::server::{
+    Access, AccessControl, CertConfig, ClientRateLimit, ClientRequest, ConnectionId, Limits,
+    QuicConfig, RelayConfig, Server, ServerConfig, TlsConfig,
+};
+use partyline_wire::{EndpointKey, SessionId};
 
 use crate::ServerError;
+use crate::api::unix_secs;
+use crate::store::Store;
 
+/// How many seconds of a client's rate it may send at once.
+const BURST_SECONDS: NonZeroU32 = NonZeroU32::new(4).expect("4 is not 0");
 /// How long a passed-through connection may take to become a relay connection.
 const LOOPBACK_ESTABLISH: Duration = Duration::from_secs(30);
 
@@ -38,9 +49,13 @@ pub(crate) struct Relay {
 impl Relay {
     /// Starts the relay on `listen` (TCP), and QUIC address discovery on the
     /// same port number (UDP) if it is free, else on any port.
+    /// `gate` decides who may use it; `bytes_per_second` (0: no limit) is
+    /// how fast one client may send through it, with bursts of a few seconds.
     pub(crate) async fn spawn(
         listen: SocketAddr,
         tls: rustls::ServerConfig,
+        gate: Arc<RelayGate>,
+        bytes_per_second: u32,
     ) -> Result<Self, ServerError> {
         let mut relay_config = RelayConfig::new(SocketAddr::new(listen.ip(), 0));
         relay_config.tls = Some(TlsConfig::new(
@@ -49,6 +64,14 @@ impl Relay {
                 server_config: tls.clone(),
             },
         ));
+        relay_config.access = gate.clone();
+        let mut limits = Limits::default();
+        limits.client_rx = NonZeroU32::new(bytes_per_second).map(|rate| {
+            let mut limit = ClientRateLimit::new(rate);
+            limit.max_burst_bytes = rate.checked_mul(BURST_SECONDS);
+            limit
+        });
+        relay_config.limits = limits;
         let mut config = ServerConfig::default();
         config.relay = Some(relay_config);
         let relay = Server::spawn(config).await.map_err(|e| {
@@ -83,6 +106,7 @@ impl Relay {
             .ok_or_else(|| ServerError::Relay {
                 reason: "it runs no relay service".into(),
             })?;
+        let _ = gate.service.set(service.clone());
         let loopback = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(|e| ServerError::Relay {
@@ -163,4 +187,140 @@ fn is_addr_in_use(error: &(dyn Error + 'static)) -> bool {
         current = e.source();
     }
     false
+}
+
+/// Who may use the relay: the parties of live sessions on this server, and
+/// no one else (a public relay would carry strangers' traffic on our bill).
+///
+/// An endpoint is admitted when it is announced in a session that is alive
+/// and not done, or when it shows the id of such a session as its relay
+/// token (only invite holders know it): a party connects to the relay before
+/// it announces, so that peers can reach it as soon as they learn its id. A
+/// session admits at most [`CONNECTIONS_PER_PARTY`] connections per party.
+/// The gate remembers which session admitted each connection and drops them
+/// when the session ends: at once for a party that withdraws, a grace after
+/// `done` (the others' last packets may still be on their way), and when the
+/// session expires.
+pub(crate) struct RelayGate {
+    store: Store,
+    /// Off for a server only this machine uses (`Quotas::unlimited`).
+    gated: bool,
+    service: OnceLock<RelayService>,
+    admitted: Mutex<Admitted>,
+}
+
+impl std::fmt::Debug for RelayGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayGate")
+            .field("gated", &self.gated)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many relay connections one party may hold: iroh may open a new one
+/// before the old one is gone, and a browser party counts like a native one.
+const CONNECTIONS_PER_PARTY: usize = 3;
+
+#[derive(Debug, Default)]
+struct Admitted {
+    sessions: HashMap<SessionId, Vec<(EndpointId, ConnectionId)>>,
+    connections: HashMap<ConnectionId, SessionId>,
+}
+
+impl RelayGate {
+    pub(crate) fn new(store: Store, gated: bool) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            gated,
+            service: OnceLock::new(),
+            admitted: Mutex::default(),
+        })
+    }
+
+    /// Drops every relay connection that session `id` admitted.
+    pub(crate) fn end_session(&self, id: SessionId) {
+        let ended = self
+            .admitted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sessions
+            .remove(&id)
+            .unwrap_or_default();
+        self.disconnect(ended);
+    }
+
+    /// Drops the relay connections of one party of session `id`.
+    pub(crate) fn end_party(&self, id: SessionId, endpoint: EndpointKey) {
+        let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(connections) = admitted.sessions.get_mut(&id) else {
+            return;
+        };
+        let (ended, kept) = std::mem::take(connections)
+            .into_iter()
+            .partition(|(admitted, _)| *admitted.as_bytes() == endpoint.0);
+        *connections = kept;
+        drop(admitted);
+        self.disconnect(ended);
+    }
+
+    fn disconnect(&self, connections: Vec<(EndpointId, ConnectionId)>) {
+        let Some(service) = self.service.get() else {
+            return;
+        };
+        for (endpoint, connection) in connections {
+            service.clients().disconnect(endpoint, Some(connection));
+        }
+    }
+
+    /// The live session that lets `request` in, with its party count.
+    async fn session_for(&self, request: &ClientRequest) -> Option<(SessionId, u16)> {
+        let now = unix_secs();
+        if let Some(id) = request.auth_token().and_then(|token| token.parse().ok())
+            && let Ok(Some(parties)) = self.store.relay_session(id, now).await
+        {
+            return Some((id, parties));
+        }
+        let endpoint = EndpointKey(*request.endpoint_id().as_bytes());
+        self.store.session_of(endpoint, now).await.ok().flatten()
+    }
+}
+
+impl AccessControl for RelayGate {
+    async fn on_connect(&self, request: &ClientRequest) -> Access {
+        if !self.gated {
+            return Access::Allow;
+        }
+        let Some((id, parties)) = self.session_for(request).await else {
+            tracing::debug!(endpoint = %request.endpoint_id().fmt_short(), "relay refused a stranger");
+            return Access::Deny {
+                reason: Some(
+                    "this relay serves only the parties of live sessions on its server".into(),
+                ),
+            };
+        };
+        let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        let connections = admitted.sessions.entry(id).or_default();
+        if connections.len() >= usize::from(parties) * CONNECTIONS_PER_PARTY {
+            return Access::Deny {
+                reason: Some(format!(
+                    "session {id} holds all the relay connections it may"
+                )),
+            };
+        }
+        connections.push((request.endpoint_id(), request.connection_id()));
+        admitted.connections.insert(request.connection_id(), id);
+        Access::Allow
+    }
+
+    fn on_disconnect(&self, _endpoint: EndpointId, connection: ConnectionId) {
+        let mut admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(id) = admitted.connections.remove(&connection)
+            && let Some(connections) = admitted.sessions.get_mut(&id)
+        {
+            connections.retain(|(_, admitted)| *admitted != connection);
+            if connections.is_empty() {
+                admitted.sessions.remove(&id);
+            }
+        }
+    }
 }

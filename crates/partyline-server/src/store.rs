@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS announcements (
     mac      TEXT NOT NULL,
     UNIQUE (session, endpoint)
 );
+CREATE INDEX IF NOT EXISTS announcements_endpoint ON announcements(endpoint);
 ";
 
 /// Columns added after the first release, with their types; added to an
@@ -317,14 +318,60 @@ impl Store {
     }
 
     /// Deletes the sessions (and their announcements) that expired before
-    /// `now`; returns how many.
-    pub(crate) async fn delete_expired(&self, now: u64) -> Result<usize, StoreError> {
+    /// `now`; returns their ids.
+    pub(crate) async fn delete_expired(&self, now: u64) -> Result<Vec<SessionId>, StoreError> {
         self.run(move |db| {
-            let deleted = db
-                .conn
-                .execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?;
+            let tx = db.conn.transaction()?;
+            let ids = {
+                let mut statement = tx.prepare("SELECT id FROM sessions WHERE expires_at <= ?1")?;
+                statement
+                    .query_map(params![now], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?;
+            tx.commit()?;
             db.announcement_bytes = stored_bytes(&db.conn)?;
-            Ok(deleted)
+            Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+        })
+        .await
+    }
+
+    /// The party count of session `id` if it is alive and not done: the relay
+    /// serves its parties.
+    pub(crate) async fn relay_session(
+        &self,
+        id: SessionId,
+        now: u64,
+    ) -> Result<Option<u16>, StoreError> {
+        self.run(move |db| {
+            let tx = db.conn.transaction()?;
+            match live_session(&tx, id, now) {
+                Ok(session) if session.state != SessionState::Done => Ok(Some(session.parties)),
+                Ok(_) | Err(StoreError::NoSession) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    /// A session that is alive, not done, and has an announcement of
+    /// `endpoint`, with its party count.
+    pub(crate) async fn session_of(
+        &self,
+        endpoint: EndpointKey,
+        now: u64,
+    ) -> Result<Option<(SessionId, u16)>, StoreError> {
+        self.run(move |db| {
+            let found = db
+                .conn
+                .query_row(
+                    "SELECT s.id, s.parties FROM announcements a JOIN sessions s ON s.id = a.session
+                     WHERE a.endpoint = ?1 AND s.expires_at > ?2 AND s.state != 'done' LIMIT 1",
+                    params![endpoint.to_string(), now],
+                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, u16>(1)?)),
+                )
+                .optional()?;
+            Ok(found.and_then(|(id, parties)| Some((id.parse().ok()?, parties))))
         })
         .await
     }

@@ -27,17 +27,31 @@ use tokio_util::io::ReaderStream;
 /// The page a browser opens: the invite link is `https://HOST:PORT/join#pl1.…`.
 const JOIN_PAGE: &str = "index.html";
 
+/// What the page and its worker may do: load code and connect (fetch, the
+/// relay's WebSocket) only from this server, compile WebAssembly (Pyodide,
+/// partyline's own wasm) but not evaluate strings as JavaScript, and not be
+/// framed by another site. The favicon is an empty `data:` URL.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
+/// Browsers that saw it once reach this server over HTTPS only, for a year.
+const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
 #[derive(Clone)]
 struct Web {
     dir: Option<Arc<PathBuf>>,
     relay_http: SocketAddr,
+    /// The server has a certificate browsers trust (`--tls-cert`): only then
+    /// may it ask for HTTPS forever, since a self-signed one would lock
+    /// browsers out for the whole `max-age`.
+    hsts: bool,
 }
 
 /// Routes for the web app (served from `dir`, if any) and the same-origin relay.
-pub(crate) fn router(dir: Option<PathBuf>, relay_http: SocketAddr) -> Router {
+pub(crate) fn router(dir: Option<PathBuf>, relay_http: SocketAddr, hsts: bool) -> Router {
     let web = Web {
         dir: dir.map(Arc::new),
         relay_http,
+        hsts,
     };
     Router::new()
         .route("/join", get(join_page))
@@ -50,7 +64,7 @@ pub(crate) fn router(dir: Option<PathBuf>, relay_http: SocketAddr) -> Router {
 
 async fn join_page(State(web): State<Web>, headers: HeaderMap) -> Response {
     match &web.dir {
-        Some(dir) => serve_file(&dir.join(JOIN_PAGE), &headers).await,
+        Some(dir) => serve_file(&web, &dir.join(JOIN_PAGE), &headers).await,
         None => (
             StatusCode::NOT_FOUND,
             "This partyline server has no web app (start it with --web-dir). \
@@ -76,7 +90,7 @@ async fn asset(
     {
         return StatusCode::NOT_FOUND.into_response();
     }
-    serve_file(&dir.join(relative), &headers).await
+    serve_file(&web, &dir.join(relative), &headers).await
 }
 
 /// Serves `path`, or the `path.gz` that scripts/build-web.sh made next to it
@@ -86,7 +100,7 @@ async fn asset(
 /// The file is streamed from disk in small chunks, so many browsers loading
 /// Pyodide (13 MB) at once cost the server little memory. Its ETag (size and
 /// modification time) lets a browser that has it already get a `304`.
-async fn serve_file(path: &Path, request: &HeaderMap) -> Response {
+async fn serve_file(web: &Web, path: &Path, request: &HeaderMap) -> Response {
     let opened = match accepts_gzip(request) {
         true => open_file(&gzip_copy(path))
             .await
@@ -135,6 +149,26 @@ async fn serve_file(path: &Path, request: &HeaderMap) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(etag) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, etag);
+    }
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // For browsers that predate `frame-ancestors`.
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if web.hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+        );
     }
     response
 }

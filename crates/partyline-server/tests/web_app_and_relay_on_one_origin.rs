@@ -5,6 +5,25 @@ mod common;
 use partyline_server::ServerConfig;
 use reqwest::StatusCode;
 
+/// What the page and its worker are sent with: they may load and connect
+/// only to this origin, not be framed or sniffed, send no referrer; HSTS only
+/// with a certificate browsers trust.
+fn assert_security_headers(response: &reqwest::Response, hsts: bool) {
+    let headers = response.headers();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp} lacks {directive}");
+    }
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers.contains_key("strict-transport-security"), hsts);
+}
+
 #[tokio::test]
 async fn join_page_assets_and_relay_share_the_coordinator_origin() {
     let dir = tempfile::tempdir().unwrap();
@@ -21,7 +40,16 @@ async fn join_page_assets_and_relay_share_the_coordinator_origin() {
 
     let page = get("/join").await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    assert_security_headers(&page, false);
     assert!(page.text().await.unwrap().contains("join"));
+    std::fs::write(web.path().join("worker.js"), "// worker").unwrap();
+    let worker = get("/web/worker.js").await.unwrap();
+    assert_eq!(worker.status(), StatusCode::OK);
+    assert_eq!(
+        worker.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_security_headers(&worker, false);
 
     let wasm = get("/web/pkg/party.wasm").await.unwrap();
     assert_eq!(wasm.status(), StatusCode::OK);
@@ -150,8 +178,12 @@ async fn a_given_certificate_is_served_and_pinned() {
     let key = dir.path().join("privkey.pem");
     std::fs::write(&cert, made.cert.pem()).unwrap();
     std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let web = dir.path().join("web");
+    std::fs::create_dir(&web).unwrap();
+    std::fs::write(web.join("index.html"), "<title>join</title>").unwrap();
     let config = ServerConfig {
         tls_files: Some((cert, key)),
+        web_dir: Some(web),
         ..common::config(&dir.path().join("data"))
     };
     let (server, client) = common::start(config).await;
@@ -163,5 +195,12 @@ async fn a_given_certificate_is_served_and_pinned() {
         .await
         .unwrap();
     assert_eq!(info.status(), StatusCode::OK);
+    // A certificate browsers trust: the page asks them to stay on HTTPS.
+    let page = client
+        .get(format!("{}/join", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_security_headers(&page, true);
     server.shutdown().await;
 }

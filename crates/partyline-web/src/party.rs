@@ -49,7 +49,9 @@ pub(crate) struct PartyEndpoint {
 }
 
 impl PartyEndpoint {
-    pub(crate) async fn bind(server: &str) -> Result<Self, WebError> {
+    /// `session` is shown to the relay, which serves only the parties of live
+    /// sessions on its server.
+    pub(crate) async fn bind(server: &str, session: &str) -> Result<Self, WebError> {
         // The coordinator serves the relay at `/relay` on its own origin, the
         // path iroh's relay client dials, so the page talks to one origin only.
         let relay_url: RelayUrl = server
@@ -64,7 +66,9 @@ impl PartyEndpoint {
         let endpoint = Endpoint::builder(presets::Minimal)
             .secret_key(SecretKey::generate())
             .relay_mode(RelayMode::Custom(
-                RelayConfig::new(relay_url.clone(), None).into(),
+                RelayConfig::new(relay_url.clone(), None)
+                    .with_auth_token(session)
+                    .into(),
             ))
             .transport_config(transport)
             .alpns(vec![ALPN.to_vec()])

@@ -117,7 +117,8 @@ impl Inner {
         // Proves the origin is a partyline server before we announce anything.
         let info: ServerInfo = self.coordinator.get("/v1/info").await?;
         tracing::info!(version = %info.version, "partyline server found");
-        let endpoint = PartyEndpoint::bind(&self.invite.server).await?;
+        let endpoint =
+            PartyEndpoint::bind(&self.invite.server, &self.invite.session.to_string()).await?;
         let own = Announcement {
             session: self.invite.session,
             name,

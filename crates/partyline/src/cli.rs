@@ -66,7 +66,8 @@ requests (announce, a long-poll per party joining, done) and 2 or 3 changes, a b
 20 more requests for the page. A client over its own quota gets 429, everybody gets 503 when the \
 server-wide one is spent; both say when to retry (Retry-After). What one IP can make the server \
 store is bounded by --live-sessions-per-ip (each session keeps at most its parties' announcements, \
-8 KiB each, for --session-hours; a done session is forgotten 10 minutes after it ends)."
+8 KiB each, for --session-hours; a done session is forgotten 10 minutes after it ends). The relay \
+serves only the parties of live sessions on this server."
 )]
 pub struct ServeArgs {
     /// Address for the coordinator's HTTPS API.
@@ -142,6 +143,9 @@ pub struct QuotaArgs {
     /// Connections to the coordinator port, all clients together (keep it below `ulimit -n`).
     #[arg(long, env = "PARTYLINE_CONNECTIONS", default_value_t = Quotas::default().connections)]
     pub connections: u32,
+    /// KiB a second one client may send through the relay (bursts of 4 s).
+    #[arg(long, env = "PARTYLINE_RELAY_KIB_PER_SECOND", default_value_t = Quotas::default().relay_bytes_per_second / 1024)]
+    pub relay_kib_per_second: u32,
     /// Seconds a client has to send a request head; idle connections close after as long.
     #[arg(long, env = "PARTYLINE_HEADER_TIMEOUT", default_value_t = Quotas::default().header_timeout.as_secs(), value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
     pub header_timeout: u64,

@@ -25,6 +25,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         max_announcement_bytes: args.quotas.announcement_mb.saturating_mul(1 << 20),
         web_dir,
         tls_files: args.tls_cert.zip(args.tls_key),
+        ..ServerConfig::default()
     };
     let server = partyline_server::start(config)
         .await
@@ -62,6 +63,8 @@ fn quotas(args: &QuotaArgs) -> Quotas {
         waits: args.waits,
         connections_per_ip: args.connections_per_ip,
         connections: args.connections,
+        relay_bytes_per_second: args.relay_kib_per_second.saturating_mul(1024),
+        relay_gated: true,
         header_timeout: Duration::from_secs(args.header_timeout),
     }
 }

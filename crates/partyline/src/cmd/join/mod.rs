@@ -169,6 +169,7 @@ async fn bind_endpoint(
         relay_quic_port: info.relay_quic_port,
         pin: invite.pin,
         relay_only,
+        relay_token: Some(invite.session.to_string()),
     })
     .await?)
 }

@@ -1,0 +1,167 @@
+//! The relay serves the parties of live sessions on its server, and no one
+//! else: a stranger is refused, a party is admitted (by the session id it
+//! shows, or because it is announced), and its connection is dropped when it
+//! withdraws or its session ends.
+mod common;
+
+use std::time::Duration;
+
+use iroh_base::SecretKey;
+use iroh_relay::client::{Client, ClientBuilder};
+use iroh_relay::protos::relay::{ClientToRelayMsg, RelayToClientMsg};
+use n0_future::{SinkExt, StreamExt};
+use partyline_server::RunningServer;
+use partyline_wire::{Announcement, AnnouncementKey, EndpointKey, Invite, SessionId};
+use reqwest::StatusCode;
+
+/// Connects to the relay as `key`, showing `token` if any.
+async fn connect(
+    server: &RunningServer,
+    key: &SecretKey,
+    token: Option<String>,
+) -> Result<Client, String> {
+    connect_at(server.relay_url(), server, key, token).await
+}
+
+/// The same through `url`: the relay's own port, or the coordinator's, which
+/// passes `/relay` through for browsers.
+async fn connect_at(
+    url: &str,
+    server: &RunningServer,
+    key: &SecretKey,
+    token: Option<String>,
+) -> Result<Client, String> {
+    let url: iroh_base::RelayUrl = url.parse().unwrap();
+    let mut builder = ClientBuilder::new(url, key.clone(), iroh_dns::dns::DnsResolver::new())
+        .tls_client_config(partyline_session::tls::pinned_client_config(server.pin()));
+    if let Some(token) = token {
+        builder = builder.auth_token(token);
+    }
+    common::within(10, builder.connect())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The relay answers a ping: the connection is one it serves.
+async fn ping(client: &mut Client) {
+    client
+        .send(ClientToRelayMsg::Ping(*b"partylin"))
+        .await
+        .unwrap();
+    loop {
+        match common::within(10, client.next()).await {
+            Some(Ok(RelayToClientMsg::Pong(payload))) => {
+                assert_eq!(&payload, b"partylin");
+                return;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the relay did not answer a ping: {other:?}"),
+        }
+    }
+}
+
+/// Waits until the relay drops the connection.
+async fn dropped(client: &mut Client) {
+    while let Some(Ok(_)) = client.next().await {}
+}
+
+/// `key`'s announcement in session `id`, signed as a party would.
+fn announcement_of(
+    id: SessionId,
+    key: &SecretKey,
+    name: &str,
+) -> partyline_wire::SignedAnnouncement {
+    let invite = Invite::new(
+        "https://127.0.0.1:1",
+        id,
+        2,
+        partyline_wire::CertPin([0; 32]),
+        partyline_wire::InviteSecret([7; 16]),
+    )
+    .unwrap();
+    AnnouncementKey::derive(&invite).sign(&Announcement {
+        session: id,
+        name: name.into(),
+        endpoint: EndpointKey(*key.public().as_bytes()),
+        relay_url: None,
+        addrs: vec![],
+        joined_at_ms: 1,
+    })
+}
+
+#[tokio::test]
+async fn only_parties_of_live_sessions_use_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.relay_grace = Duration::from_millis(500);
+    let (server, client) = common::start(config).await;
+
+    // A stranger: no session, or one that does not exist.
+    let stranger = SecretKey::generate();
+    let refused = connect(&server, &stranger, None).await.err();
+    assert!(refused.is_some(), "a stranger was let in");
+    let made_up = connect(&server, &stranger, Some(SessionId::random().to_string())).await;
+    assert!(made_up.is_err(), "a made-up session id let a stranger in");
+    let through_coordinator = connect_at(server.url(), &server, &stranger, None).await;
+    assert!(
+        through_coordinator.is_err(),
+        "a stranger got in through /relay"
+    );
+
+    // Alice shows the session id (she connects before announcing); Bob has
+    // announced and shows nothing.
+    let id = common::create(&client, &server, 2).await.session;
+    let alice = SecretKey::generate();
+    let mut alice_relay = connect(&server, &alice, Some(id.to_string()))
+        .await
+        .unwrap();
+    ping(&mut alice_relay).await;
+    // The same for a browser party, through the coordinator's origin.
+    let carol = SecretKey::generate();
+    let mut carol_relay = connect_at(server.url(), &server, &carol, Some(id.to_string()))
+        .await
+        .unwrap();
+    ping(&mut carol_relay).await;
+    let bob = SecretKey::generate();
+    let announced = common::announce(&client, &server, id, &announcement_of(id, &bob, "bob")).await;
+    assert_eq!(announced.status(), StatusCode::OK);
+    let mut bob_relay = connect(&server, &bob, None).await.unwrap();
+    ping(&mut bob_relay).await;
+
+    // Bob withdraws: his relay connection goes at once, and he is a stranger again.
+    let left = client
+        .delete(format!(
+            "{}/v1/sessions/{id}/announcements/{}",
+            server.url(),
+            EndpointKey(*bob.public().as_bytes())
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), StatusCode::NO_CONTENT);
+    common::within(10, dropped(&mut bob_relay)).await;
+    assert!(connect(&server, &bob, None).await.is_err());
+
+    // The session ends: after the grace, Alice's connection goes, and no
+    // one gets in on its id any more.
+    let done = client
+        .post(format!("{}/v1/sessions/{id}/done", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::NO_CONTENT);
+    assert!(
+        connect(&server, &SecretKey::generate(), Some(id.to_string()))
+            .await
+            .is_err()
+    );
+    common::within(10, dropped(&mut alice_relay)).await;
+    common::within(10, dropped(&mut carol_relay)).await;
+    assert!(
+        connect(&server, &alice, Some(id.to_string()))
+            .await
+            .is_err()
+    );
+
+    server.shutdown().await;
+}
