@@ -107,6 +107,10 @@ pub struct ServeArgs {
 #[derive(Args, Debug)]
 #[command(next_help_heading = "Quotas (per IP: one IPv4 address or IPv6 /64; 0: no limit)")]
 pub struct QuotaArgs {
+    /// No quota at all (the relay still serves only sessions): for a benchmark or a lab, where
+    /// one address runs every party of many sessions.
+    #[arg(long)]
+    pub no_quotas: bool,
     /// Sessions one IP may create per minute.
     #[arg(long, env = "PARTYLINE_CREATES_PER_MINUTE", default_value_t = Quotas::default().creates_per_minute_per_ip)]
     pub creates_per_minute: u32,

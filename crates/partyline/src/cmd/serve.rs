@@ -50,6 +50,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
 }
 
 fn quotas(args: &QuotaArgs) -> Quotas {
+    if args.no_quotas {
+        return Quotas {
+            relay_gated: true,
+            ..Quotas::unlimited()
+        };
+    }
     Quotas {
         creates_per_minute_per_ip: args.creates_per_minute,
         creates_per_minute: args.creates_per_minute_total,
