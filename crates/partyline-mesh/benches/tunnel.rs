@@ -42,6 +42,9 @@ async fn run() -> Result<(), Error> {
     let server = partyline_server::start(ServerConfig {
         listen: (Ipv4Addr::LOCALHOST, 0).into(),
         data_dir: dir.path().join("server"),
+        // Two endpoints outside any session, and the relay's throughput is
+        // measured: a relay open to all, no quotas.
+        quotas: partyline_server::Quotas::unlimited(),
         ..ServerConfig::default()
     })
     .await?;
@@ -155,6 +158,7 @@ async fn measure_tunnel(
         relay_quic_port: info.relay_quic_port,
         pin: server.pin(),
         relay_only,
+        relay_token: None,
     };
     let ends = [
         PartyEndpoint::bind(&config).await?,
