@@ -10,14 +10,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use partyline_wire::api::{
     ApiError, CreateSession, ServerInfo, SessionCreated, SessionState, SessionView,
 };
-use partyline_wire::{EndpointKey, MAX_PARTIES, SessionId, SignedAnnouncement};
+use partyline_wire::{EndpointKey, MAX_PARTIES, SessionId, SignedAnnouncement, WriteToken};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -114,6 +114,7 @@ async fn create_session(
         // Rounded up, so a session lives at least its whole time to live.
         expires_at: now_ms.saturating_add(ttl_ms).div_ceil(1000),
         creator: client(peer.ip()),
+        write_token_hash: request.write_token_hash,
     };
     let created = SessionCreated {
         session: session.id,
@@ -183,6 +184,7 @@ async fn get_session(
 async fn announce(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     body: Result<Json<SignedAnnouncement>, JsonRejection>,
 ) -> Result<Json<SessionView>, Failure> {
     let id = session_id(path?)?;
@@ -205,7 +207,7 @@ async fn announce(
     let endpoint = endpoint_of(&signed.body)?;
     let announced = app
         .store
-        .announce(id, endpoint, signed, unix_secs())
+        .announce(id, endpoint, signed, write_token(&headers), unix_secs())
         .await
         .map_err(|e| Failure::from_store(id, e))?;
     app.changes.notify(id);
@@ -219,6 +221,7 @@ async fn announce(
 async fn leave(
     State(app): State<Arc<App>>,
     path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, Failure> {
     let Path((id, endpoint)) = path?;
     let id = session_id(Path(id))?;
@@ -226,7 +229,7 @@ async fn leave(
         .parse()
         .map_err(|e: String| Failure::bad_request(format!("{e}: expected 64 hex digits")))?;
     app.store
-        .leave(id, endpoint, unix_secs())
+        .leave(id, endpoint, write_token(&headers), unix_secs())
         .await
         .map_err(|e| Failure::from_store(id, e))?;
     app.changes.notify(id);
@@ -238,10 +241,11 @@ async fn leave(
 async fn done(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, Failure> {
     let id = session_id(path?)?;
     app.store
-        .finish(id, unix_secs())
+        .finish(id, write_token(&headers), unix_secs())
         .await
         .map_err(|e| Failure::from_store(id, e))?;
     app.changes.notify(id);
@@ -271,6 +275,14 @@ async fn wrong_method(method: Method, uri: Uri) -> Failure {
         message: format!("{} does not take {method}", uri.path()),
         retry_after: None,
     }
+}
+
+/// The write token of an `Authorization: Bearer <hex>` header, if any.
+fn write_token(headers: &HeaderMap) -> Option<WriteToken> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(WriteToken::from_bearer)
 }
 
 fn session_id(Path(id): Path<String>) -> Result<SessionId, Failure> {
@@ -365,6 +377,21 @@ impl Failure {
                 StatusCode::CONFLICT,
                 format!("session {id} is over (a party reported it done); create a new session"),
             ),
+            StoreError::NoWriteToken => (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "changing session {id} needs its write token, which partyline derives from \
+                     the invite; this client sent none: update partyline"
+                ),
+            ),
+            StoreError::WrongWriteToken => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the write token does not match session {id}: only holders of its invite \
+                     may change it (a session made by an older partyline takes no changes: \
+                     create a new one)"
+                ),
+            ),
             StoreError::ClientSessions { alive, limit } => {
                 return Self {
                     status: StatusCode::TOO_MANY_REQUESTS,
@@ -441,6 +468,10 @@ mod tests {
     use super::*;
     use crate::store::StoreLimits;
 
+    fn test_token() -> WriteToken {
+        WriteToken::derive(&partyline_wire::InviteSecret([7; 16]))
+    }
+
     /// An app over a fresh database, with one open session for two parties.
     async fn app_with_session(dir: &std::path::Path) -> (Arc<App>, SessionId) {
         let store = Store::open(
@@ -474,6 +505,7 @@ mod tests {
             created_at: unix_secs(),
             expires_at: unix_secs() + 3600,
             creator: "192.0.2.1".parse().unwrap(),
+            write_token_hash: test_token().hash(),
         };
         app.store.create(session, unix_secs()).await.unwrap();
         (app, id)
@@ -514,7 +546,7 @@ mod tests {
         };
         let endpoint = endpoint_of(&signed.body).ok().unwrap();
         app.store
-            .announce(id, endpoint, signed, unix_secs())
+            .announce(id, endpoint, signed, Some(test_token()), unix_secs())
             .await
             .ok()
             .unwrap();

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use partyline_wire::api::{SessionState, SessionView};
-use partyline_wire::{EndpointKey, SessionId, SignedAnnouncement};
+use partyline_wire::{EndpointKey, SessionId, SignedAnnouncement, WriteToken, WriteTokenHash};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 const SCHEMA: &str = "
@@ -47,6 +47,8 @@ CREATE INDEX IF NOT EXISTS announcements_endpoint ON announcements(endpoint);
 const ADDED_COLUMNS: &[(&str, &str)] = &[
     // The client (see `limits::client`) that created the session.
     ("creator", "TEXT"),
+    // The hash of the session's write token (`partyline_wire::write_token`).
+    ("write_token_hash", "TEXT"),
 ];
 
 /// How long a done session stays visible, so that every party sees that it
@@ -68,6 +70,10 @@ pub(crate) enum StoreError {
     AllSessions { alive: u64, limit: u32 },
     #[error("announcements take {stored} bytes; the limit is {limit}")]
     StorageFull { stored: u64, limit: u64 },
+    #[error("the change shows no write token")]
+    NoWriteToken,
+    #[error("the change shows a write token that is not the session's")]
+    WrongWriteToken,
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
     #[error("database task failed: {0}")]
@@ -83,6 +89,8 @@ pub(crate) struct NewSession {
     pub(crate) expires_at: u64,
     /// The client that creates it, as `limits::client` keys it.
     pub(crate) creator: IpAddr,
+    /// Every change of the session must show the token of this hash.
+    pub(crate) write_token_hash: WriteTokenHash,
 }
 
 /// What the store refuses to grow beyond; `0` is no limit.
@@ -188,8 +196,9 @@ impl Store {
                 }
             }
             tx.execute(
-                "INSERT INTO sessions (id, parties, label, state, created_at, expires_at, creator)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO sessions
+                 (id, parties, label, state, created_at, expires_at, creator, write_token_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     session.id.to_string(),
                     session.parties,
@@ -198,6 +207,7 @@ impl Store {
                     session.created_at,
                     session.expires_at,
                     creator,
+                    session.write_token_hash.to_string(),
                 ],
             )?;
             tx.commit()?;
@@ -224,12 +234,14 @@ impl Store {
         id: SessionId,
         endpoint: EndpointKey,
         signed: SignedAnnouncement,
+        token: Option<WriteToken>,
         now: u64,
     ) -> Result<Announced, StoreError> {
         let limit = self.limits.announcement_bytes;
         self.run(move |db| {
             let tx = db.conn.transaction()?;
             let session = live_session(&tx, id, now)?;
+            authorize(&tx, id, token)?;
             if session.state == SessionState::Done {
                 return Err(StoreError::Done);
             }
@@ -280,11 +292,13 @@ impl Store {
         &self,
         id: SessionId,
         endpoint: EndpointKey,
+        token: Option<WriteToken>,
         now: u64,
     ) -> Result<(), StoreError> {
         self.run(move |db| {
             let tx = db.conn.transaction()?;
             let session = live_session(&tx, id, now)?;
+            authorize(&tx, id, token)?;
             let key = id.to_string();
             let size = announcement_size(&tx, &key, &endpoint)?;
             let removed = tx.execute(
@@ -302,10 +316,16 @@ impl Store {
     }
 
     /// Marks the session done; it expires [`DONE_GRACE_SECS`] later.
-    pub(crate) async fn finish(&self, id: SessionId, now: u64) -> Result<(), StoreError> {
+    pub(crate) async fn finish(
+        &self,
+        id: SessionId,
+        token: Option<WriteToken>,
+        now: u64,
+    ) -> Result<(), StoreError> {
         self.run(move |db| {
             let tx = db.conn.transaction()?;
             live_session(&tx, id, now)?;
+            authorize(&tx, id, token)?;
             set_state(&tx, &id.to_string(), SessionState::Done)?;
             tx.execute(
                 "UPDATE sessions SET expires_at = MIN(expires_at, ?2) WHERE id = ?1",
@@ -374,6 +394,22 @@ impl Store {
             Ok(found.and_then(|(id, parties)| Some((id.parse().ok()?, parties))))
         })
         .await
+    }
+}
+
+/// Checks that `token` is session `id`'s write token. A session stored
+/// before write tokens existed has none, and refuses every change.
+fn authorize(tx: &Transaction, id: SessionId, token: Option<WriteToken>) -> Result<(), StoreError> {
+    let token = token.ok_or(StoreError::NoWriteToken)?;
+    let stored: Option<String> = tx.query_row(
+        "SELECT write_token_hash FROM sessions WHERE id = ?1",
+        params![id.to_string()],
+        |row| row.get(0),
+    )?;
+    let hash: Option<WriteTokenHash> = stored.and_then(|hash| hash.parse().ok());
+    match hash {
+        Some(hash) if hash.admits(&token) => Ok(()),
+        _ => Err(StoreError::WrongWriteToken),
     }
 }
 

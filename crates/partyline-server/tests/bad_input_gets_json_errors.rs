@@ -41,6 +41,7 @@ async fn bad_requests_get_json_errors_and_the_server_keeps_working() {
             .json(&CreateSession {
                 parties,
                 label: None,
+                write_token_hash: common::write_token().hash(),
             })
             .send()
             .await
@@ -53,6 +54,7 @@ async fn bad_requests_get_json_errors_and_the_server_keeps_working() {
         .json(&CreateSession {
             parties: 2,
             label: Some("x".repeat(101)),
+            write_token_hash: common::write_token().hash(),
         })
         .send()
         .await

@@ -74,6 +74,7 @@ async fn create(client: &Client, url: &str, parties: u16) -> reqwest::Response {
         .json(&CreateSession {
             parties,
             label: None,
+            write_token_hash: common::write_token().hash(),
         })
         .send()
         .await
@@ -144,6 +145,7 @@ async fn floods_from_one_address_leave_other_sessions_served() {
         let session = sessions[n as usize % sessions.len()];
         flood
             .post(format!("{url}/v1/sessions/{session}/announcements"))
+            .header("authorization", common::write_token().bearer())
             .json(&big_announcement(n))
     })
     .await;
@@ -187,6 +189,7 @@ async fn floods_from_one_address_leave_other_sessions_served() {
     for n in 1..=2 {
         let response = honest
             .post(format!("{url}/v1/sessions/{id}/announcements"))
+            .header("authorization", common::write_token().bearer())
             .json(&common::announcement(id, n))
             .send()
             .await
@@ -204,6 +207,7 @@ async fn floods_from_one_address_leave_other_sessions_served() {
     assert_eq!(view.state, SessionState::Full);
     let done = honest
         .post(format!("{url}/v1/sessions/{id}/done"))
+        .header("authorization", common::write_token().bearer())
         .send()
         .await
         .unwrap();
@@ -213,6 +217,7 @@ async fn floods_from_one_address_leave_other_sessions_served() {
     // address holds all the connections it may, so the change comes from another).
     let done = client("127.0.0.5")
         .post(format!("{url}/v1/sessions/{target}/done"))
+        .header("authorization", common::write_token().bearer())
         .send()
         .await
         .unwrap();
@@ -266,6 +271,7 @@ async fn stored_sessions_and_bytes_are_bounded() {
     // A done session is forgotten ten minutes later, and then no longer counts.
     let done = client
         .post(format!("{url}/v1/sessions/{}/done", first.session))
+        .header("authorization", common::write_token().bearer())
         .send()
         .await
         .unwrap();

@@ -18,6 +18,7 @@ async fn creating_too_many_sessions_gets_429() {
         .json(&CreateSession {
             parties: 2,
             label: None,
+            write_token_hash: common::write_token().hash(),
         })
         .send()
         .await

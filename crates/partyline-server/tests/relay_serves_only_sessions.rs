@@ -76,7 +76,7 @@ fn announcement_of(
         id,
         2,
         partyline_wire::CertPin([0; 32]),
-        partyline_wire::InviteSecret([7; 16]),
+        common::SECRET,
     )
     .unwrap();
     AnnouncementKey::derive(&invite).sign(&Announcement {
@@ -135,6 +135,7 @@ async fn only_parties_of_live_sessions_use_the_relay() {
             server.url(),
             EndpointKey(*bob.public().as_bytes())
         ))
+        .header("authorization", common::write_token().bearer())
         .send()
         .await
         .unwrap();
@@ -146,6 +147,7 @@ async fn only_parties_of_live_sessions_use_the_relay() {
     // one gets in on its id any more.
     let done = client
         .post(format!("{}/v1/sessions/{id}/done", server.url()))
+        .header("authorization", common::write_token().bearer())
         .send()
         .await
         .unwrap();

@@ -79,6 +79,7 @@ async fn parties_announce_until_full_then_finish() {
 
     let left = client
         .delete(format!("{session_url}/announcements/{}", endpoint(1)))
+        .header("authorization", common::write_token().bearer())
         .send()
         .await
         .unwrap();
@@ -93,6 +94,7 @@ async fn parties_announce_until_full_then_finish() {
     );
     let done = client
         .post(format!("{session_url}/done"))
+        .header("authorization", common::write_token().bearer())
         .send()
         .await
         .unwrap();

@@ -2,7 +2,7 @@
 use std::time::Duration;
 
 use partyline_wire::api::{ApiError, CreateSession, ServerInfo, SessionCreated, SessionView};
-use partyline_wire::{CertPin, EndpointKey, SessionId, SignedAnnouncement};
+use partyline_wire::{CertPin, EndpointKey, SessionId, SignedAnnouncement, WriteToken};
 use serde::de::DeserializeOwned;
 
 use crate::SessionError;
@@ -16,6 +16,8 @@ pub const LONG_POLL: Duration = Duration::from_secs(20);
 pub struct Coordinator {
     http: reqwest::Client,
     base: String,
+    /// Shown with every change of the session (`partyline_wire::write_token`).
+    write_token: Option<WriteToken>,
 }
 
 impl Coordinator {
@@ -23,6 +25,16 @@ impl Coordinator {
         Self {
             http: pinned_http_client(pin),
             base: server_url.trim_end_matches('/').to_string(),
+            write_token: None,
+        }
+    }
+
+    /// The same coordinator, showing `token` with every change of a session:
+    /// the token of the invite's secret.
+    pub fn with_write_token(self, token: WriteToken) -> Self {
+        Self {
+            write_token: Some(token),
+            ..self
         }
     }
 
@@ -34,12 +46,19 @@ impl Coordinator {
         self.send(self.http.get(self.path("/v1/info"))).await
     }
 
+    /// Creates a session that only holders of `token` may change; the server
+    /// keeps only the token's hash.
     pub async fn create(
         &self,
         parties: u16,
         label: Option<String>,
+        token: &WriteToken,
     ) -> Result<SessionCreated, SessionError> {
-        let body = CreateSession { parties, label };
+        let body = CreateSession {
+            parties,
+            label,
+            write_token_hash: token.hash(),
+        };
         self.send(self.http.post(self.path("/v1/sessions")).json(&body))
             .await
     }
@@ -70,18 +89,27 @@ impl Coordinator {
         signed: &SignedAnnouncement,
     ) -> Result<SessionView, SessionError> {
         let url = self.path(&format!("/v1/sessions/{id}/announcements"));
-        self.send(self.http.post(url).json(signed)).await
+        self.send(self.authorized(self.http.post(url)).json(signed))
+            .await
     }
 
     /// Withdraws our announcement: used when a party gives up before the mesh forms.
     pub async fn leave(&self, id: &SessionId, endpoint: &EndpointKey) -> Result<(), SessionError> {
         let url = self.path(&format!("/v1/sessions/{id}/announcements/{endpoint}"));
-        self.send_empty(self.http.delete(url)).await
+        self.send_empty(self.authorized(self.http.delete(url)))
+            .await
     }
 
     pub async fn done(&self, id: &SessionId) -> Result<(), SessionError> {
         let url = self.path(&format!("/v1/sessions/{id}/done"));
-        self.send_empty(self.http.post(url)).await
+        self.send_empty(self.authorized(self.http.post(url))).await
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.write_token {
+            Some(token) => request.header(reqwest::header::AUTHORIZATION, token.bearer()),
+            None => request,
+        }
     }
 
     fn path(&self, path: &str) -> String {

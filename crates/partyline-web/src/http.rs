@@ -7,6 +7,8 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use partyline_wire::WriteToken;
+
 use crate::WebError;
 
 #[wasm_bindgen]
@@ -19,12 +21,23 @@ extern "C" {
 #[derive(Clone, Debug)]
 pub struct Coordinator {
     base: String,
+    /// Shown with every change of the session (`partyline_wire::write_token`).
+    write_token: Option<WriteToken>,
 }
 
 impl Coordinator {
     pub fn new(base: &str) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
+            write_token: None,
+        }
+    }
+
+    /// The same coordinator, showing `token` with every change.
+    pub fn with_write_token(self, token: WriteToken) -> Self {
+        Self {
+            write_token: Some(token),
+            ..self
         }
     }
 
@@ -83,6 +96,13 @@ impl Coordinator {
                 .set("content-type", "application/json")
                 .map_err(|e| self.unreachable(e))?;
             init.set_body(&JsValue::from_str(&body));
+        }
+        if method != "GET"
+            && let Some(token) = &self.write_token
+        {
+            headers
+                .set("authorization", &token.bearer())
+                .map_err(|e| self.unreachable(e))?;
         }
         init.set_headers(&headers);
         let url = format!("{}{path}", self.base);

@@ -59,7 +59,8 @@ impl Session {
             }
             .into());
         }
-        let coordinator = Coordinator::new(&invite.server);
+        let coordinator = Coordinator::new(&invite.server)
+            .with_write_token(partyline_wire::WriteToken::derive(&invite.secret));
         Ok(Session {
             inner: Rc::new(Inner {
                 invite,

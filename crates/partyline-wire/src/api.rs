@@ -9,10 +9,13 @@
 //! | `DELETE /v1/sessions/{id}/announcements/{endpoint}` | | 204 |
 //! | `POST /v1/sessions/{id}/done` | | 204 |
 //!
+//! Every request that changes a session (announce, withdraw, done) carries
+//! the session's write token as `Authorization: Bearer <hex>`.
+//!
 //! Errors are a status code with an [`ApiError`] body.
 use serde::{Deserialize, Serialize};
 
-use crate::{SessionId, SignedAnnouncement};
+use crate::{SessionId, SignedAnnouncement, WriteTokenHash};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
@@ -27,6 +30,9 @@ pub struct ServerInfo {
 pub struct CreateSession {
     pub parties: u16,
     pub label: Option<String>,
+    /// The hash of the session's write token (see [`crate::write_token`]):
+    /// every change of the session must show the token.
+    pub write_token_hash: WriteTokenHash,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,6 +17,8 @@
 //! - [`seat`]: which peer streams a session allows (MPyC's one stream per
 //!   pair, from the lower seat, carrying its party id), for native and
 //!   browser parties alike.
+//! - [`write_token`]: the write capability derived from the invite secret,
+//!   and the hash of it the server keeps.
 #![forbid(unsafe_code)]
 
 pub mod announce;
@@ -25,11 +27,13 @@ pub mod fingerprint;
 pub mod invite;
 pub mod roster;
 pub mod seat;
+pub mod write_token;
 
 pub use announce::{Announcement, AnnouncementKey, SignedAnnouncement};
 pub use fingerprint::Fingerprint;
 pub use invite::{CertPin, Invite, InviteError, InviteSecret, SessionId};
 pub use roster::{Member, Roster, RosterError};
+pub use write_token::{WriteToken, WriteTokenHash};
 
 /// The largest session partyline accepts. MPyC itself slows down steeply past
 /// ten parties (see the README); 64 leaves room without inviting abuse.

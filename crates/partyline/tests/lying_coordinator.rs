@@ -31,16 +31,27 @@ struct Liar {
     tamper: Tamper,
 }
 
-async fn forward(liar: Arc<Liar>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn forward(
+    liar: Arc<Liar>,
+    method: Method,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let url = format!(
         "{}{}",
         liar.upstream,
         uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
     );
-    let answer = liar
+    let mut request = liar
         .http
         .request(method, url)
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    // The parties' write token passes through: the operator sees it anyway.
+    if let Some(token) = headers.get("authorization") {
+        request = request.header("authorization", token.as_bytes());
+    }
+    let answer = request
         .body(body)
         .send()
         .await
@@ -84,9 +95,11 @@ async fn start_liar(server: &Server, tamper: Tamper) -> String {
         http: pinned_http_client(pin),
         tamper,
     });
-    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, body: Bytes| {
-        forward(liar.clone(), method, uri, body)
-    });
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: axum::http::HeaderMap, body: Bytes| {
+            forward(liar.clone(), method, uri, headers, body)
+        },
+    );
     let handle = axum_server::Handle::new();
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -89,7 +89,11 @@ fn an_invite_holder_announcing_a_zero_width_name_is_refused_by_every_honest_part
         joined_at_ms: 1,
     });
     tokio_runtime()
-        .block_on(Coordinator::new(&invite.server, invite.pin).announce(&invite.session, &mallory))
+        .block_on(
+            Coordinator::new(&invite.server, invite.pin)
+                .with_write_token(partyline_wire::WriteToken::derive(&invite.secret))
+                .announce(&invite.session, &mallory),
+        )
         .unwrap();
 
     let honest = Party::join(&invite_text, "alice", &["--no-mpyc-flags"], &program());

@@ -11,7 +11,7 @@ use partyline_server::{RunningServer, ServerConfig};
 use partyline_wire::api::{ApiError, CreateSession, SessionCreated};
 use partyline_wire::{
     Announcement, AnnouncementKey, CertPin, EndpointKey, Invite, InviteSecret, SessionId,
-    SignedAnnouncement,
+    SignedAnnouncement, WriteToken,
 };
 use reqwest::{Client, Response, StatusCode};
 
@@ -38,6 +38,7 @@ pub async fn create(client: &Client, server: &RunningServer, parties: u16) -> Se
         .json(&CreateSession {
             parties,
             label: Some("test".into()),
+            write_token_hash: write_token().hash(),
         })
         .send()
         .await
@@ -46,16 +47,17 @@ pub async fn create(client: &Client, server: &RunningServer, parties: u16) -> Se
     response.json().await.unwrap()
 }
 
+/// The invite secret of every test session.
+pub const SECRET: InviteSecret = InviteSecret([7; 16]);
+
+/// The write token of every test session (from [`SECRET`]).
+pub fn write_token() -> WriteToken {
+    WriteToken::derive(&SECRET)
+}
+
 /// Party `n`'s announcement for `session`, signed as a real party would.
 pub fn announcement(session: SessionId, n: u8) -> SignedAnnouncement {
-    let invite = Invite::new(
-        "https://127.0.0.1:1",
-        session,
-        2,
-        CertPin([0; 32]),
-        InviteSecret([7; 16]),
-    )
-    .unwrap();
+    let invite = Invite::new("https://127.0.0.1:1", session, 2, CertPin([0; 32]), SECRET).unwrap();
     AnnouncementKey::derive(&invite).sign(&Announcement {
         session,
         name: format!("party{n}"),
@@ -81,6 +83,7 @@ pub async fn announce(
             "{}/v1/sessions/{session}/announcements",
             server.url()
         ))
+        .header("authorization", write_token().bearer())
         .json(signed)
         .send()
         .await

@@ -2,7 +2,7 @@
 use anyhow::{Context, bail};
 use partyline_session::tls::learn_pin;
 use partyline_session::{Coordinator, ServerLink};
-use partyline_wire::{Invite, InviteSecret};
+use partyline_wire::{Invite, InviteSecret, WriteToken};
 
 use crate::cli::CreateArgs;
 use crate::config::Config;
@@ -28,17 +28,16 @@ pub async fn run(args: CreateArgs, config: &Config) -> anyhow::Result<i32> {
         }
     };
     let coordinator = Coordinator::new(&link.url, pin);
+    let secret = InviteSecret::random();
     let created = coordinator
-        .create(args.parties, args.label.clone())
+        .create(
+            args.parties,
+            args.label.clone(),
+            &WriteToken::derive(&secret),
+        )
         .await
         .context("could not create the session")?;
-    let invite = Invite::new(
-        &link.url,
-        created.session,
-        args.parties,
-        pin,
-        InviteSecret::random(),
-    )?;
+    let invite = Invite::new(&link.url, created.session, args.parties, pin, secret)?;
     eprintln!(
         "Session {} for {} parties{} created; it expires in {} hours.",
         created.session,

@@ -121,13 +121,17 @@ pub(super) async fn local_invite(
     label: &str,
 ) -> anyhow::Result<Invite> {
     let coordinator = Coordinator::new(server.url(), server.pin());
-    let created = coordinator.create(parties, Some(label.into())).await?;
+    let secret = InviteSecret::random();
+    let token = partyline_wire::WriteToken::derive(&secret);
+    let created = coordinator
+        .create(parties, Some(label.into()), &token)
+        .await?;
     Ok(Invite::new(
         server.url(),
         created.session,
         parties,
         server.pin(),
-        InviteSecret::random(),
+        secret,
     )?)
 }
 

@@ -54,7 +54,8 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
     let invite = read_invite(&args)?;
     let name = party_name(args.name.as_deref(), config)?;
     let checks = Checks::from_args(&args)?;
-    let coordinator = Coordinator::new(&invite.server, invite.pin);
+    let coordinator = Coordinator::new(&invite.server, invite.pin)
+        .with_write_token(partyline_wire::WriteToken::derive(&invite.secret));
     let info = coordinator.info().await?;
     let python = python_for(&args.program, &args.python, config).await?;
     let party = bind_endpoint(&info, &invite, args.relay_only).await?;
