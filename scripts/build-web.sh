@@ -7,14 +7,21 @@
 #   - the page, the worker, the Python transport shim and the example programs.
 # Needs: rustup, clang (ring's C code for wasm32), node/npm, python3 (venv).
 # Reproducible: every version is pinned (Pyodide and mpyc in versions.env,
-# wasm-bindgen below); downloads are cached in target/web-deps and reused.
+# wasm-bindgen in crates/partyline-web/Cargo.lock); downloads are cached in
+# target/web-deps and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # PYODIDE_VERSION, MPYC_VERSION: defined once for scripts and Rust alike.
 source versions.env
-# Must equal the `wasm-bindgen` version pinned in crates/partyline-web/Cargo.toml.
-WASM_BINDGEN_VERSION=0.2.130
+# The JS glue tool must be the very version of the `wasm-bindgen` crate the
+# wasm was built with: read it from the web crate's lock file.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' \
+  crates/partyline-web/Cargo.lock)
+[ -n "$WASM_BINDGEN_VERSION" ] || {
+  echo "build-web: no wasm-bindgen in crates/partyline-web/Cargo.lock" >&2
+  exit 1
+}
 
 root=$PWD
 out=$root/target/web

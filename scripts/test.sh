@@ -7,6 +7,13 @@ cd "$(dirname "$0")/.."
 scripts/setup-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The browser party is its own workspace (wasm32 only, own lock file): the
+# same checks, for its target, in the target dir scripts/build-web.sh uses.
+rustup target list --installed | grep -qx wasm32-unknown-unknown ||
+  rustup target add wasm32-unknown-unknown
+(cd crates/partyline-web && cargo fmt -- --check &&
+  CARGO_TARGET_DIR=$PWD/../../target/wasm RUSTFLAGS='--cfg getrandom_backend="wasm_js"' \
+    cargo clippy --target wasm32-unknown-unknown --locked -- -D warnings)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -9,7 +9,7 @@ use partyline_wire::{CertPin, Invite, InviteSecret, SessionId, SignedAnnouncemen
 
 fuzz_target!(|data: &[u8]| {
     let invite = Invite::new(
-        "https://127.0.0.1:7700",
+        &"https://127.0.0.1:7700".parse().expect("a valid server URL"),
         SessionId([1; 16]),
         3,
         CertPin([2; 32]),

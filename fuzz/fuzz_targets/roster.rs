@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let parties = u16::from(parties % 6) + 1;
     let invite = Invite::new(
-        "https://127.0.0.1:7700",
+        &"https://127.0.0.1:7700".parse().expect("a valid server URL"),
         SessionId([1; 16]),
         parties,
         CertPin([2; 32]),

@@ -268,6 +268,22 @@ const tests = {
     }
   },
 
+  async 'the browser party speaks the peer protocol the native server reports'(context) {
+    // Both sides take it from partyline_proto::PROTOCOL: the wasm module
+    // exports its copy, the server reports its own in /v1/info.
+    const server = await startServer();
+    const page = await context.newPage();
+    await page.goto(`${server.origin}/join`);
+    const { browser, native } = await page.evaluate(async () => {
+      const wasm = await import('/web/pkg/partyline_web.js');
+      await wasm.default({ module_or_path: '/web/pkg/partyline_web_bg.wasm' });
+      const info = await (await fetch('/v1/info')).json();
+      return { browser: wasm.protocol(), native: info.protocol };
+    });
+    assert.match(native, /^partyline\/mesh\/\d+$/);
+    assert.equal(browser, native);
+  },
+
   async 'a tampered invite is refused in the page'(context) {
     const server = await startServer();
     const invite = await createInvite(server, 2);

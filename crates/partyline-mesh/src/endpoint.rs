@@ -1,20 +1,15 @@
 //! Our iroh endpoint for one session.
-use std::time::Duration;
+use std::sync::Arc;
 
-use iroh::endpoint::{IdleTimeout, QuicTransportConfig, presets};
+use iroh::endpoint::presets;
 use iroh::tls::CaTlsConfig;
 use iroh::{Endpoint, RelayConfig, RelayMode, RelayUrl, SecretKey};
 use iroh_relay::RelayQuicConfig;
+use partyline_proto::pin::PinnedCertVerifier;
+use partyline_proto::transport::{CLOSE_LIMIT, ONLINE_TIMEOUT, transport_config};
 use partyline_wire::{CertPin, EndpointKey};
 
 use crate::{ALPN, MeshError};
-
-/// How long a silent peer is given before it counts as gone. Short, because a
-/// party that vanished must end the session within seconds; keep-alives every
-/// second keep healthy connections far from it.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-const KEEP_ALIVE: Duration = Duration::from_secs(1);
-const ONLINE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Where our session's relay is and how to trust it.
 #[derive(Clone, Debug)]
@@ -51,25 +46,14 @@ impl PartyEndpoint {
         }
         let relay_map = relay.into();
         let pin = config.pin;
-        let ca = CaTlsConfig::custom_server_cert_verifier(std::sync::Arc::new(move |provider| {
-            Ok(
-                std::sync::Arc::new(partyline_session::tls::PinnedCertVerifier::new(
-                    pin, &provider,
-                )) as _,
-            )
+        let ca = CaTlsConfig::custom_server_cert_verifier(Arc::new(move |provider| {
+            Ok(Arc::new(PinnedCertVerifier::new(pin, &provider)) as _)
         }));
-        let transport = QuicTransportConfig::builder()
-            .max_idle_timeout(Some(
-                IdleTimeout::try_from(IDLE_TIMEOUT).expect("5 s is a valid idle timeout"),
-            ))
-            .keep_alive_interval(KEEP_ALIVE)
-            .max_concurrent_bidi_streams(1024u32.into())
-            .build();
         let mut builder = Endpoint::builder(presets::Minimal)
             .secret_key(SecretKey::generate())
             .relay_mode(RelayMode::Custom(relay_map))
             .ca_tls_config(ca)
-            .transport_config(transport)
+            .transport_config(transport_config())
             .alpns(vec![ALPN.to_vec()]);
         if config.relay_only {
             builder = builder.clear_ip_transports();
@@ -113,6 +97,6 @@ impl PartyEndpoint {
 
     /// Closes every connection and waits briefly for the closes to be sent.
     pub async fn close(&self) {
-        let _ = tokio::time::timeout(Duration::from_secs(3), self.endpoint.close()).await;
+        let _ = tokio::time::timeout(CLOSE_LIMIT, self.endpoint.close()).await;
     }
 }

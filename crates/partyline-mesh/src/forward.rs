@@ -6,9 +6,7 @@
 //! listening port. Bytes are copied as they come, both ways, with QUIC's flow
 //! control as back-pressure and FIN as half-close, so any TCP protocol works.
 //!
-//! Every stream starts with one header byte, because a QUIC stream is only
-//! announced to the peer once data is sent on it, and some protocols let the
-//! accepting side speak first.
+//! How a stream starts is the protocol's (`partyline_proto::stream`).
 //!
 //! # Who may open a stream
 //! Every tunnel end listens on 127.0.0.1, which any process of the machine can
@@ -32,7 +30,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+use partyline_proto::stream::{self, RESET_CODE};
 use partyline_wire::seat::{IncomingCheck, PARTY_ID_LEN, PeerSeat, SeatViolation, StreamRules};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,11 +41,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::{CloseCode, PeerLink, local_peer};
 
-const STREAM_TCP: u8 = 1;
 const BUFFER: usize = 64 * 1024;
 /// How long a stream from a peer waits for our program to start listening.
 const PROGRAM_START_TIMEOUT: Duration = Duration::from_secs(120);
-const RESET_CODE: u32 = 1;
 
 /// The running forwarders of one session.
 pub struct Forwarder {
@@ -176,7 +173,7 @@ async fn accept_local(listener: TcpListener, link: PeerLink, mut seat: PeerSeat,
         let link = link.clone();
         let tracker = shared.outgoing.clone();
         tokio::spawn(async move {
-            match open_stream(&link.conn).await {
+            match stream::open(&link.conn).await {
                 Ok((send, recv)) => pump(tcp, send, recv, &link, &tracker).await,
                 Err(e) => {
                     tracing::warn!("cannot open a stream to party {index}: {e}")
@@ -184,14 +181,6 @@ async fn accept_local(listener: TcpListener, link: PeerLink, mut seat: PeerSeat,
             }
         });
     }
-}
-
-async fn open_stream(conn: &Connection) -> Result<(SendStream, RecvStream), String> {
-    let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    send.write_all(&[STREAM_TCP])
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((send, recv))
 }
 
 async fn accept_remote(
@@ -236,9 +225,8 @@ async fn forward_incoming(
     shared: &Shared,
 ) {
     let index = link.member.index;
-    let mut header = [0u8; 1];
-    if recv.read_exact(&mut header).await.is_err() || header[0] != STREAM_TCP {
-        tracing::warn!("party {index} opened a stream partyline does not understand");
+    if let Err(e) = stream::read_header(&mut recv).await {
+        tracing::warn!("party {index} opened a stream partyline does not understand: {e}");
         return;
     }
     let mut party_id = [0u8; PARTY_ID_LEN];
@@ -255,7 +243,7 @@ async fn forward_incoming(
     }
     let Some(mut tcp) = connect_program(program_addr, &shared.stop).await else {
         let mut send = send;
-        let _ = send.reset(VarInt::from_u32(RESET_CODE));
+        let _ = send.reset(RESET_CODE);
         return;
     };
     if check != IncomingCheck::None {
@@ -327,7 +315,7 @@ async fn pump(
                 let _ = send.stopped().await;
             }
             Err(_) => {
-                let _ = send.reset(VarInt::from_u32(RESET_CODE));
+                let _ = send.reset(RESET_CODE);
             }
         }
     });
@@ -337,7 +325,7 @@ async fn pump(
     {
         let _ = tcp_write.shutdown().await;
     } else {
-        let _ = recv.stop(VarInt::from_u32(RESET_CODE));
+        let _ = recv.stop(RESET_CODE);
     }
     let _ = upstream.await;
 }

@@ -1,5 +1,7 @@
-//! The peer mesh: one authenticated QUIC connection to every other party, and
-//! the forwarding of the MPC program's TCP streams over them.
+//! The native carrier of partyline's peer protocol (`partyline_proto`): our
+//! iroh endpoint with UDP sockets and the pinned relay, one authenticated QUIC
+//! connection to every other party, and the forwarding of the MPC program's
+//! TCP streams over them.
 //!
 //! Peers are dialled by endpoint id (an Ed25519 public key) taken from the
 //! verified roster, so the QUIC handshake itself proves who is on the other
@@ -9,11 +11,11 @@
 //!
 //! # Layout
 //! - [`endpoint`]: binding our iroh endpoint (our relay only, fresh key).
-//! - [`connect`]: dialling and accepting exactly the roster's peers.
+//! - [`connect`]: our links to the roster's peers, with byte counters and path.
 //! - [`forward`]: local TCP listeners per peer, the seat rules on every stream,
 //!   and the byte pumps between TCP and QUIC.
 //! - [`local_peer`]: which local user a connection to a tunnel end comes from.
-//! - [`ending`]: how a session ends: close codes and what peers learn from them.
+//! - [`ending`]: watching how each peer's connection ends.
 #![forbid(unsafe_code)]
 
 pub mod connect;
@@ -23,12 +25,9 @@ pub mod forward;
 pub mod local_peer;
 
 pub use connect::{PathKind, PeerLink, connect_all};
-pub use ending::{CloseCode, PeerEvent, PeerEventKind};
 pub use endpoint::{MeshConfig, PartyEndpoint};
 pub use forward::{Forwarder, SeatBreach};
-
-/// The ALPN of partyline's peer protocol; the version changes with the stream format.
-pub const ALPN: &[u8] = b"partyline/mesh/1";
+pub use partyline_proto::{ALPN, CloseCode, ConnectError, PeerEvent, PeerEventKind};
 
 /// What can go wrong while building the mesh.
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +40,6 @@ pub enum MeshError {
         "cannot reach the session's relay at {url} within {secs}s; check that the server is running and that this machine can reach it"
     )]
     RelayUnreachable { url: String, secs: u64 },
-    #[error("could not connect to party {index} ({name}): {reason}")]
-    Connect {
-        index: usize,
-        name: String,
-        reason: String,
-    },
-    #[error(
-        "gave up after {secs}s waiting for connections from: {missing}; they may have lost their network or quit"
-    )]
-    Timeout { secs: u64, missing: String },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
 }

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use partyline_wire::api::{
-    ApiError, CreateSession, ServerInfo, SessionCreated, SessionState, SessionView,
+    ApiError, CreateSession, ServerInfo, SessionCreated, SessionState, SessionView, path,
 };
 use partyline_wire::{EndpointKey, MAX_PARTIES, SessionId, SignedAnnouncement, WriteToken};
 use serde::Deserialize;
@@ -58,12 +58,12 @@ pub(crate) struct App {
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/v1/info", get(info))
-        .route("/v1/sessions", post(create_session))
-        .route("/v1/sessions/{id}", get(get_session))
-        .route("/v1/sessions/{id}/announcements", post(announce))
-        .route("/v1/sessions/{id}/announcements/{endpoint}", delete(leave))
-        .route("/v1/sessions/{id}/done", post(done))
+        .route(path::INFO, get(info))
+        .route(path::SESSIONS, post(create_session))
+        .route(path::SESSION, get(get_session))
+        .route(path::ANNOUNCEMENTS, post(announce))
+        .route(path::ANNOUNCEMENT, delete(leave))
+        .route(path::DONE, post(done))
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
@@ -491,6 +491,7 @@ mod tests {
             relay_grace: Duration::ZERO,
             info: ServerInfo {
                 version: "test".into(),
+                protocol: partyline_proto::PROTOCOL.into(),
                 relay_url: "https://127.0.0.1:1".into(),
                 relay_quic_port: None,
             },

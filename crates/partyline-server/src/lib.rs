@@ -52,6 +52,7 @@ use std::time::Duration;
 use axum_server::tls_rustls::RustlsConfig;
 pub use limits::Quotas;
 pub use partyline_wire::CertPin;
+use partyline_wire::ServerUrl;
 use partyline_wire::api::ServerInfo;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -175,7 +176,7 @@ pub enum ServerError {
 /// A running server; [`RunningServer::shutdown`] stops it. Dropping it
 /// stops it too, without waiting for open requests.
 pub struct RunningServer {
-    url: String,
+    url: ServerUrl,
     relay_url: String,
     pin: CertPin,
     stop: DropGuard,
@@ -196,7 +197,7 @@ impl std::fmt::Debug for RunningServer {
 
 impl RunningServer {
     /// The coordinator's public URL, `https://host:port`.
-    pub fn url(&self) -> &str {
+    pub fn url(&self) -> &ServerUrl {
         &self.url
     }
 
@@ -267,10 +268,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             ip => ip,
         };
         format!("https://{}", SocketAddr::new(ip, listen.port()))
+            .parse()
+            .expect("a socket address makes a server address")
     });
 
-    let mut names = vec![host_of(&url)];
-    names.extend(public_relay_url.as_deref().map(host_of));
+    let mut names = vec![url.host()];
+    names.extend(public_relay_url.as_ref().map(ServerUrl::host));
     let names: Vec<String> = names
         .into_iter()
         .map(|host| {
@@ -319,7 +322,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     )
     .await?;
     let relay_url = public_relay_url
-        .unwrap_or_else(|| format!("https://{}:{}", host_of(&url), relay.https_addr.port()));
+        .unwrap_or_else(|| url.with_port(relay.https_addr.port()))
+        .to_string();
 
     let stopping = CancellationToken::new();
     let app = Arc::new(api::App {
@@ -330,6 +334,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         relay_grace: config.relay_grace,
         info: ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
+            protocol: partyline_proto::PROTOCOL.to_string(),
             relay_url: relay_url.clone(),
             relay_quic_port: relay.quic_port,
         },
@@ -429,43 +434,11 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServerError> {
     Ok(listener)
 }
 
-/// Checks that `url` is `https://host[:port]` and drops a trailing slash.
-fn check_url(url: &str) -> Result<String, ServerError> {
-    let bad = || ServerError::PublicUrl {
+/// Parses a public URL given on the command line.
+fn check_url(url: &str) -> Result<ServerUrl, ServerError> {
+    url.parse().map_err(|_| ServerError::PublicUrl {
         url: url.to_string(),
-    };
-    let trimmed = url.trim().trim_end_matches('/');
-    let authority = trimmed.strip_prefix("https://").ok_or_else(bad)?;
-    if authority.contains(['/', '?', '#', '@']) || authority.contains(char::is_whitespace) {
-        return Err(bad());
-    }
-    let host = host_of(trimmed);
-    let bracketed = host.starts_with('[') && host.ends_with(']');
-    let host_ok = !host.is_empty() && (bracketed || !host.contains(':'));
-    let port_ok = match &authority[host.len()..] {
-        "" => true,
-        port => port
-            .strip_prefix(':')
-            .is_some_and(|p| p.parse::<u16>().is_ok()),
-    };
-    if host_ok && port_ok {
-        Ok(trimmed.to_string())
-    } else {
-        Err(bad())
-    }
-}
-
-/// The host of a checked `https://host[:port]` URL, IPv6 in brackets.
-fn host_of(url: &str) -> &str {
-    let authority = url.strip_prefix("https://").unwrap_or(url);
-    if authority.starts_with('[') {
-        return authority
-            .find(']')
-            .map_or(authority, |end| &authority[..=end]);
-    }
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _port)| host)
+    })
 }
 
 #[cfg(test)]
@@ -475,15 +448,15 @@ mod tests {
     #[test]
     fn public_urls_are_checked() {
         assert_eq!(
-            check_url("https://example.org:7700/").unwrap(),
+            check_url("https://example.org:7700/").unwrap().as_str(),
             "https://example.org:7700"
         );
         assert_eq!(
-            check_url("https://[::1]:7700").unwrap(),
+            check_url("https://[::1]:7700").unwrap().as_str(),
             "https://[::1]:7700"
         );
         assert_eq!(
-            check_url("https://example.org").unwrap(),
+            check_url("https://example.org").unwrap().as_str(),
             "https://example.org"
         );
         for bad in [
@@ -498,14 +471,5 @@ mod tests {
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn hosts_come_out_of_urls() {
-        assert_eq!(host_of("https://example.org:7700"), "example.org");
-        assert_eq!(host_of("https://example.org"), "example.org");
-        assert_eq!(host_of("https://[::1]:7700"), "[::1]");
-        assert_eq!(host_of("https://[::1]"), "[::1]");
-        assert_eq!(host_of("https://127.0.0.1:1"), "127.0.0.1");
     }
 }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use partyline_wire::CertPin;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use sha2::{Digest, Sha256};
 
 use crate::ServerError;
 
@@ -107,7 +106,7 @@ impl Identity {
     }
 
     fn new(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Self {
-        let pin = CertPin(Sha256::digest(&cert).into());
+        let pin = partyline_proto::pin::pin_of(&cert);
         Self {
             cert,
             intermediates: Vec::new(),

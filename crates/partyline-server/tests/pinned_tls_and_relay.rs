@@ -26,6 +26,16 @@ async fn client_pinned_to_another_certificate_cannot_connect() {
     }
     assert!(chain.contains("certificate"), "{chain}");
 
+    // The coordinator client names the refusal by type, with both pins.
+    let coordinator = partyline_session::Coordinator::new(server.url(), CertPin([0; 32]));
+    match coordinator.info().await {
+        Err(partyline_session::SessionError::WrongCertificate { mismatch, .. }) => {
+            assert_eq!(mismatch.shown, server.pin());
+            assert_eq!(mismatch.pinned, CertPin([0; 32]));
+        }
+        other => panic!("expected WrongCertificate, got {other:?}"),
+    }
+
     server.shutdown().await;
 }
 
@@ -33,7 +43,7 @@ async fn client_pinned_to_another_certificate_cannot_connect() {
 async fn relay_answers_with_the_same_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (server, client) = common::start(common::config(dir.path())).await;
-    assert_ne!(server.relay_url(), server.url());
+    assert_ne!(server.relay_url(), server.url().as_str());
 
     let ping = client
         .get(format!("{}/ping", server.relay_url()))

@@ -72,7 +72,7 @@ fn announcement_of(
     name: &str,
 ) -> partyline_wire::SignedAnnouncement {
     let invite = Invite::new(
-        "https://127.0.0.1:1",
+        &"https://127.0.0.1:1".parse().unwrap(),
         id,
         2,
         partyline_wire::CertPin([0; 32]),
@@ -102,7 +102,7 @@ async fn only_parties_of_live_sessions_use_the_relay() {
     assert!(refused.is_some(), "a stranger was let in");
     let made_up = connect(&server, &stranger, Some(SessionId::random().to_string())).await;
     assert!(made_up.is_err(), "a made-up session id let a stranger in");
-    let through_coordinator = connect_at(server.url(), &server, &stranger, None).await;
+    let through_coordinator = connect_at(server.url().as_str(), &server, &stranger, None).await;
     assert!(
         through_coordinator.is_err(),
         "a stranger got in through /relay"
@@ -118,7 +118,7 @@ async fn only_parties_of_live_sessions_use_the_relay() {
     ping(&mut alice_relay).await;
     // The same for a browser party, through the coordinator's origin.
     let carol = SecretKey::generate();
-    let mut carol_relay = connect_at(server.url(), &server, &carol, Some(id.to_string()))
+    let mut carol_relay = connect_at(server.url().as_str(), &server, &carol, Some(id.to_string()))
         .await
         .unwrap();
     ping(&mut carol_relay).await;

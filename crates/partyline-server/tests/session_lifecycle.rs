@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{announce, announcement, api_error, create, endpoint, within};
-use partyline_wire::api::{ServerInfo, SessionState, SessionView};
+use partyline_wire::api::{ServerInfo, SessionState, SessionView, path};
 use reqwest::StatusCode;
 
 #[tokio::test]
@@ -13,13 +13,10 @@ async fn parties_announce_until_full_then_finish() {
     let dir = tempfile::tempdir().unwrap();
     let (server, client) = common::start(common::config(dir.path())).await;
     let link: partyline_session::ServerLink = server.server_link().parse().unwrap();
-    assert_eq!(
-        (link.url.as_str(), link.pin),
-        (server.url(), Some(server.pin()))
-    );
+    assert_eq!((&link.url, link.pin), (server.url(), Some(server.pin())));
 
     let info: ServerInfo = client
-        .get(format!("{}/v1/info", server.url()))
+        .get(format!("{}{}", server.url(), path::INFO))
         .send()
         .await
         .unwrap()
@@ -27,10 +24,11 @@ async fn parties_announce_until_full_then_finish() {
         .await
         .unwrap();
     assert_eq!(info.relay_url, server.relay_url());
+    assert_eq!(info.protocol, partyline_proto::PROTOCOL);
 
     let created = create(&client, &server, 2).await;
     let id = created.session;
-    let session_url = format!("{}/v1/sessions/{id}", server.url());
+    let session_url = format!("{}{}", server.url(), path::session(&id));
     let view = |query: &'static str| {
         let request = client.get(format!("{session_url}{query}"));
         async move {

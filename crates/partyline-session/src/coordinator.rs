@@ -1,30 +1,30 @@
 //! An HTTPS client for the coordinator API (see `partyline_wire::api`).
 use std::time::Duration;
 
-use partyline_wire::api::{ApiError, CreateSession, ServerInfo, SessionCreated, SessionView};
-use partyline_wire::{CertPin, EndpointKey, SessionId, SignedAnnouncement, WriteToken};
+use partyline_proto::CoordinatorApi;
+use partyline_proto::pin::find_pin_mismatch;
+use partyline_proto::transport::LONG_POLL;
+use partyline_wire::api::{ApiError, CreateSession, ServerInfo, SessionCreated, SessionView, path};
+use partyline_wire::{CertPin, EndpointKey, ServerUrl, SessionId, SignedAnnouncement, WriteToken};
 use serde::de::DeserializeOwned;
 
 use crate::SessionError;
 use crate::tls::pinned_http_client;
 
-/// The longest a single long-poll is held by the server; the client waits a bit longer.
-pub const LONG_POLL: Duration = Duration::from_secs(20);
-
 /// A coordinator we trust by certificate pin.
 #[derive(Clone, Debug)]
 pub struct Coordinator {
     http: reqwest::Client,
-    base: String,
+    base: ServerUrl,
     /// Shown with every change of the session (`partyline_wire::write_token`).
     write_token: Option<WriteToken>,
 }
 
 impl Coordinator {
-    pub fn new(server_url: &str, pin: CertPin) -> Self {
+    pub fn new(server: &ServerUrl, pin: CertPin) -> Self {
         Self {
             http: pinned_http_client(pin),
-            base: server_url.trim_end_matches('/').to_string(),
+            base: server.clone(),
             write_token: None,
         }
     }
@@ -38,12 +38,15 @@ impl Coordinator {
         }
     }
 
-    pub fn url(&self) -> &str {
+    pub fn url(&self) -> &ServerUrl {
         &self.base
     }
 
+    /// What the server is; refuses a server that speaks another peer protocol.
     pub async fn info(&self) -> Result<ServerInfo, SessionError> {
-        self.send(self.http.get(self.path("/v1/info"))).await
+        let info: ServerInfo = self.send(self.http.get(self.path(path::INFO))).await?;
+        partyline_proto::check_protocol(self.base.as_str(), &info)?;
+        Ok(info)
     }
 
     /// Creates a session that only holders of `token` may change; the server
@@ -59,7 +62,7 @@ impl Coordinator {
             label,
             write_token_hash: token.hash(),
         };
-        self.send(self.http.post(self.path("/v1/sessions")).json(&body))
+        self.send(self.http.post(self.path(path::SESSIONS)).json(&body))
             .await
     }
 
@@ -73,12 +76,9 @@ impl Coordinator {
         let request = match seen {
             Some(seen) => self
                 .http
-                .get(self.path(&format!(
-                    "/v1/sessions/{id}?seen={seen}&wait={}",
-                    LONG_POLL.as_secs()
-                )))
+                .get(self.path(&path::session_after(id, seen, LONG_POLL)))
                 .timeout(LONG_POLL + Duration::from_secs(10)),
-            None => self.http.get(self.path(&format!("/v1/sessions/{id}"))),
+            None => self.http.get(self.path(&path::session(id))),
         };
         self.send(request).await
     }
@@ -88,20 +88,20 @@ impl Coordinator {
         id: &SessionId,
         signed: &SignedAnnouncement,
     ) -> Result<SessionView, SessionError> {
-        let url = self.path(&format!("/v1/sessions/{id}/announcements"));
+        let url = self.path(&path::announcements(id));
         self.send(self.authorized(self.http.post(url)).json(signed))
             .await
     }
 
     /// Withdraws our announcement: used when a party gives up before the mesh forms.
     pub async fn leave(&self, id: &SessionId, endpoint: &EndpointKey) -> Result<(), SessionError> {
-        let url = self.path(&format!("/v1/sessions/{id}/announcements/{endpoint}"));
+        let url = self.path(&path::announcement(id, endpoint));
         self.send_empty(self.authorized(self.http.delete(url)))
             .await
     }
 
     pub async fn done(&self, id: &SessionId) -> Result<(), SessionError> {
-        let url = self.path(&format!("/v1/sessions/{id}/done"));
+        let url = self.path(&path::done(id));
         self.send_empty(self.authorized(self.http.post(url))).await
     }
 
@@ -125,7 +125,7 @@ impl Coordinator {
             .json()
             .await
             .map_err(|e| SessionError::BadResponse {
-                url: self.base.clone(),
+                url: self.base.to_string(),
                 reason: e.to_string(),
             })
     }
@@ -157,18 +157,34 @@ impl Coordinator {
     }
 
     fn transport_error(&self, error: reqwest::Error) -> SessionError {
-        let chain = error_chain(&error);
-        if chain.contains("certificate") {
-            SessionError::WrongCertificate {
-                url: self.base.clone(),
-                reason: chain,
-            }
-        } else {
-            SessionError::Unreachable {
-                url: self.base.clone(),
-                reason: chain,
-            }
+        let url = self.base.to_string();
+        match find_pin_mismatch(&error) {
+            Some(mismatch) => SessionError::WrongCertificate { url, mismatch },
+            None => SessionError::Unreachable {
+                url,
+                reason: error_chain(&error),
+            },
         }
+    }
+}
+
+impl CoordinatorApi for Coordinator {
+    type Error = SessionError;
+
+    async fn announce(
+        &self,
+        session: &SessionId,
+        signed: &SignedAnnouncement,
+    ) -> Result<SessionView, SessionError> {
+        Coordinator::announce(self, session, signed).await
+    }
+
+    async fn wait_for_change(
+        &self,
+        session: &SessionId,
+        seen: usize,
+    ) -> Result<SessionView, SessionError> {
+        self.session(session, Some(seen)).await
     }
 }
 

@@ -6,22 +6,22 @@
 //! must carry a valid MAC under the invite secret (see `partyline_wire`).
 //!
 //! # Layout
-//! - [`tls`]: trusting our self-hosted server by certificate pin.
+//! - [`tls`]: HTTPS clients that trust our self-hosted server by certificate pin.
 //! - [`link`]: the `https://host:port#sha256=PIN` server address.
-//! - [`coordinator`]: the HTTPS API client.
-//! - [`join`]: announce, wait with progress, verify the roster.
+//! - [`coordinator`]: the HTTPS API client; announce-and-wait itself is
+//!   `partyline_proto::join`, shared with browser parties.
 #![forbid(unsafe_code)]
 
 pub mod coordinator;
-pub mod join;
 pub mod link;
 pub mod tls;
 
 use std::time::Duration;
 
 pub use coordinator::Coordinator;
-pub use join::{Progress, announce_and_wait};
 pub use link::ServerLink;
+pub use partyline_proto::join::{Progress, WaitError, announce_and_wait};
+use partyline_proto::{PinMismatch, WrongProtocol};
 
 /// What can go wrong between a party and the coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +31,15 @@ pub enum SessionError {
     )]
     Unreachable { url: String, reason: String },
     #[error(
-        "the server at {url} showed a TLS certificate this invite does not trust ({reason}); someone may be impersonating the server, or the server was reinstalled: ask for a new invite"
+        "the server at {url} showed a TLS certificate this invite does not trust ({mismatch}); someone may be impersonating the server, or the server was reinstalled: ask for a new invite"
     )]
-    WrongCertificate { url: String, reason: String },
+    WrongCertificate {
+        url: String,
+        #[source]
+        mismatch: PinMismatch,
+    },
+    #[error(transparent)]
+    WrongProtocol(#[from] WrongProtocol),
     #[error("the server refused the request ({status}): {message}")]
     Api { status: u16, message: String },
     #[error(
@@ -50,4 +56,22 @@ pub enum SessionError {
         expected: usize,
         waited: Duration,
     },
+}
+
+impl From<WaitError> for SessionError {
+    fn from(error: WaitError) -> Self {
+        match error {
+            WaitError::Roster(error) => Self::Roster(error),
+            WaitError::AlreadyFinished => Self::AlreadyFinished,
+            WaitError::Timeout {
+                joined,
+                expected,
+                waited,
+            } => Self::JoinTimeout {
+                joined,
+                expected,
+                waited,
+            },
+        }
+    }
 }

@@ -2,12 +2,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use partyline_wire::CertPin;
+use partyline_wire::{CertPin, ServerUrl};
 
 /// How a party refers to a server before it has an invite.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerLink {
-    pub url: String,
+    pub url: ServerUrl,
     /// Without a pin, `partyline create` trusts the certificate it is shown
     /// first and puts that certificate's pin into the invite.
     pub pin: Option<CertPin>,
@@ -31,11 +31,9 @@ impl FromStr for ServerLink {
             Some((url, fragment)) => (url, Some(fragment)),
             None => (s, None),
         };
-        let authority = url
-            .strip_prefix("https://")
-            .map(|a| a.trim_end_matches('/'))
-            .filter(|a| !a.is_empty() && !a.contains('/'))
-            .ok_or_else(|| LinkError::NotHttps(s.to_string()))?;
+        let url: ServerUrl = url
+            .parse()
+            .map_err(|_| LinkError::NotHttps(s.to_string()))?;
         let pin = fragment
             .map(|f| {
                 f.strip_prefix("sha256=")
@@ -43,10 +41,7 @@ impl FromStr for ServerLink {
                     .ok_or_else(|| LinkError::BadPin(s.to_string()))
             })
             .transpose()?;
-        Ok(Self {
-            url: format!("https://{authority}"),
-            pin,
-        })
+        Ok(Self { url, pin })
     }
 }
 
@@ -54,7 +49,7 @@ impl fmt::Display for ServerLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.pin {
             Some(pin) => write!(f, "{}#sha256={pin}", self.url),
-            None => f.write_str(&self.url),
+            None => f.write_str(self.url.as_str()),
         }
     }
 }
@@ -69,7 +64,7 @@ mod tests {
         let link: ServerLink = format!("https://127.0.0.1:7700/#sha256={pin}")
             .parse()
             .unwrap();
-        assert_eq!(link.url, "https://127.0.0.1:7700");
+        assert_eq!(link.url.as_str(), "https://127.0.0.1:7700");
         assert_eq!(link.pin, Some(pin));
         assert_eq!(link.to_string().parse::<ServerLink>().unwrap(), link);
         let bare: ServerLink = "https://example.org:7700".parse().unwrap();

@@ -1,13 +1,15 @@
-//! JSON requests to the coordinator with the browser's `fetch`.
+//! The coordinator client with the browser's `fetch`.
 //!
 //! `fetch` is looked up on the global object, so this works in a Web Worker
 //! (where the party runs, next to Pyodide) as well as in a window.
+use partyline_proto::CoordinatorApi;
+use partyline_proto::transport::LONG_POLL;
+use partyline_wire::api::{ServerInfo, SessionView, path};
+use partyline_wire::{EndpointKey, ServerUrl, SessionId, SignedAnnouncement, WriteToken};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-
-use partyline_wire::WriteToken;
 
 use crate::WebError;
 
@@ -17,18 +19,18 @@ extern "C" {
     fn global_fetch(request: &web_sys::Request) -> js_sys::Promise;
 }
 
-/// The coordinator at one base URL (`https://host:port`).
+/// The coordinator of one server.
 #[derive(Clone, Debug)]
 pub struct Coordinator {
-    base: String,
+    base: ServerUrl,
     /// Shown with every change of the session (`partyline_wire::write_token`).
     write_token: Option<WriteToken>,
 }
 
 impl Coordinator {
-    pub fn new(base: &str) -> Self {
+    pub fn new(base: &ServerUrl) -> Self {
         Self {
-            base: base.trim_end_matches('/').to_string(),
+            base: base.clone(),
             write_token: None,
         }
     }
@@ -41,26 +43,40 @@ impl Coordinator {
         }
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WebError> {
+    /// What the server is; refuses a server that speaks another peer protocol.
+    pub async fn info(&self) -> Result<ServerInfo, WebError> {
+        let info: ServerInfo = self.get(path::INFO).await?;
+        partyline_proto::check_protocol(self.base.as_str(), &info)?;
+        Ok(info)
+    }
+
+    pub async fn session(&self, id: &SessionId) -> Result<SessionView, WebError> {
+        self.get(&path::session(id)).await
+    }
+
+    /// Withdraws our announcement: used when we give up before the mesh forms.
+    pub async fn leave(&self, id: &SessionId, endpoint: &EndpointKey) -> Result<(), WebError> {
+        self.request("DELETE", &path::announcement(id, endpoint), None)
+            .await
+            .map(drop)
+    }
+
+    /// Reports the end of the session.
+    pub async fn done(&self, id: &SessionId) -> Result<(), WebError> {
+        self.request("POST", &path::done(id), None).await.map(drop)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WebError> {
         self.send("GET", path, None).await
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(
+    async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<T, WebError> {
         let body = serde_json::to_string(body).expect("request bodies serialize");
         self.send("POST", path, Some(body)).await
-    }
-
-    /// A request whose answer we do not need (e.g. reporting the end of a session).
-    pub async fn post_empty(&self, path: &str) -> Result<(), WebError> {
-        self.request("POST", path, None).await.map(drop)
-    }
-
-    pub async fn delete(&self, path: &str) -> Result<(), WebError> {
-        self.request("DELETE", path, None).await.map(drop)
     }
 
     async fn send<T: DeserializeOwned>(
@@ -136,8 +152,29 @@ impl Coordinator {
             .or_else(|| error.as_string())
             .unwrap_or_else(|| format!("{error:?}"));
         WebError::Unreachable {
-            url: self.base.clone(),
+            url: self.base.to_string(),
             reason,
         }
+    }
+}
+
+impl CoordinatorApi for Coordinator {
+    type Error = WebError;
+
+    async fn announce(
+        &self,
+        session: &SessionId,
+        signed: &SignedAnnouncement,
+    ) -> Result<SessionView, WebError> {
+        self.post(&path::announcements(session), signed).await
+    }
+
+    async fn wait_for_change(
+        &self,
+        session: &SessionId,
+        seen: usize,
+    ) -> Result<SessionView, WebError> {
+        self.get(&path::session_after(session, seen, LONG_POLL))
+            .await
     }
 }

@@ -1,23 +1,22 @@
-//! partyline's browser party, compiled to WebAssembly.
+//! partyline's browser party, compiled to WebAssembly: the browser carrier of
+//! partyline's peer protocol.
 //!
 //! A browser that opens an invite link joins the same session as native
-//! parties and speaks exactly their peer protocol (`partyline/mesh/1`): one
-//! QUIC connection per peer, dialled by the lower seat, and one bi-stream per
-//! MPyC connection, opened by the lower seat and starting with the header byte
-//! 0x01. Only the transport differs: a browser has no UDP, so iroh reaches
-//! every peer through the session's relay, which the coordinator serves on its
-//! own origin at `/relay`. QUIC's TLS between the endpoints is still done here,
-//! end to end, with the keys from the verified roster: the relay and the
-//! coordinator see only ciphertext.
+//! parties and runs the very protocol code they run (`partyline_proto`: ALPN,
+//! connecting the roster, stream header, close codes, announce-and-wait) and
+//! the same roster check (`partyline_wire`). Only the transport differs: a
+//! browser has no UDP, so iroh reaches every peer through the session's relay,
+//! which the coordinator serves on its own origin at `/relay`. QUIC's TLS
+//! between the endpoints is still done here, end to end, with the keys from
+//! the verified roster: the relay and the coordinator see only ciphertext.
 //!
-//! The roster check is partyline-wire's, the very code native parties run.
 //! What a browser cannot do is pin the server's certificate (the browser does
 //! TLS itself and hides the certificate), so the page trusts the server's
 //! certificate the way the browser does; the invite secret in the URL fragment
 //! still keeps a coordinator that is not trusted from forging any party.
 //!
 //! # Layout
-//! - [`http`]: JSON requests to the coordinator with the browser's `fetch`.
+//! - [`http`]: the coordinator client with the browser's `fetch`.
 //! - [`session`]: the invite, the session view before joining, and joining.
 //! - [`party`]: our iroh endpoint and the connections to the roster's peers.
 //! - [`stream`]: one MPyC byte stream to a peer, as JavaScript sees it, and
@@ -29,14 +28,19 @@ pub mod party;
 pub mod session;
 pub mod stream;
 
+use partyline_proto::join::WaitError;
 use wasm_bindgen::prelude::*;
 
 pub use party::Party;
 pub use session::Session;
 pub use stream::PeerStream;
 
-/// The ALPN of partyline's peer protocol; must equal `partyline_mesh::ALPN`.
-pub const ALPN: &[u8] = b"partyline/mesh/1";
+/// The peer protocol this module speaks (`partyline_proto::PROTOCOL`), for
+/// tests that compare it with what a native server reports.
+#[wasm_bindgen]
+pub fn protocol() -> String {
+    partyline_proto::PROTOCOL.to_string()
+}
 
 /// Why the browser party could not go on. Shown to the user as is.
 #[derive(Debug, thiserror::Error)]
@@ -53,30 +57,33 @@ pub enum WebError {
     Api { status: u16, message: String },
     #[error("the server sent an answer this page does not understand ({url}): {reason}")]
     BadResponse { url: String, reason: String },
+    #[error(transparent)]
+    WrongProtocol(#[from] partyline_proto::WrongProtocol),
     #[error("{0}")]
     Roster(#[from] partyline_wire::RosterError),
     #[error("your name is not usable: {0}")]
     Name(String),
-    #[error("this session has already finished")]
-    AlreadyFinished,
+    #[error(transparent)]
+    Wait(#[from] WaitError),
     #[error("cannot start the network endpoint: {0}")]
     Bind(String),
     #[error(
-        "cannot reach the session's relay at {0} within 20 s; the server may have stopped or the network is down"
+        "cannot reach the session's relay at {url} within {secs} s; the server may have stopped or the network is down"
     )]
-    RelayUnreachable(String),
-    #[error("could not connect to party {index} ({name}): {reason}")]
-    Connect {
-        index: usize,
-        name: String,
-        reason: String,
-    },
-    #[error("gave up after {secs} s waiting for: {missing}")]
-    Timeout { secs: u64, missing: String },
+    RelayUnreachable { url: String, secs: u64 },
+    #[error(transparent)]
+    Connect(#[from] partyline_proto::ConnectError),
     #[error("no party with index {0} in this session")]
     NoSuchPeer(usize),
-    #[error("the stream to party {index} failed: {reason}")]
-    Stream { index: usize, reason: String },
+    #[error("the stream to party {index} failed: {source}")]
+    Stream {
+        index: usize,
+        source: partyline_proto::stream::StreamError,
+    },
+    #[error("party {0}'s connection ended before it opened its stream")]
+    NoStream(usize),
+    #[error("the page refused data from party {index}: {reason}")]
+    PageRefused { index: usize, reason: String },
     #[error("{0}; this party ended the session")]
     SeatViolation(String),
 }

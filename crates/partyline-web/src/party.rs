@@ -1,45 +1,29 @@
-//! Our iroh endpoint and the connections to exactly the roster's peers.
-//!
-//! The connection pattern is the native one (`partyline_mesh::connect`):
-//! party i dials every j > i and accepts from every j < i, keeping an
-//! incoming connection only if its key is a lower seat of the roster. Once
-//! connected, every stream a peer opens is checked against the seat rules
-//! (`stream::guard_incoming`); a violation closes every connection with the
-//! native code for it and a reason naming the peer.
+//! Our iroh endpoint and the connections to exactly the roster's peers
+//! (`partyline_proto::connect`), every peer reached through the relay on the
+//! page's own origin. Once connected, every stream a peer opens is checked
+//! against the seat rules (`stream::guard_incoming`); a violation closes every
+//! connection with [`CloseCode::SeatViolation`] and a reason naming the peer.
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use iroh::endpoint::{Connection, IdleTimeout, QuicTransportConfig, VarInt, presets};
-use iroh::{Endpoint, EndpointAddr, EndpointId, RelayConfig, RelayMode, RelayUrl, SecretKey};
+use iroh::endpoint::{Connection, presets};
+use iroh::{Endpoint, RelayConfig, RelayMode, RelayUrl, SecretKey};
 use n0_future::task::JoinHandle;
+use partyline_proto::transport::{CLOSE_LIMIT, DRAIN_LIMIT, ONLINE_TIMEOUT, transport_config};
+use partyline_proto::{ALPN, CloseCode, Dialing};
 use partyline_wire::seat::SeatViolation;
-use partyline_wire::{EndpointKey, Invite, Member, Roster};
+use partyline_wire::{EndpointKey, Invite, Roster, ServerUrl};
 use serde::Serialize;
 use tokio::sync::oneshot;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+use crate::WebError;
 use crate::http::Coordinator;
 use crate::session::to_js;
 use crate::stream::{CheckedStream, PeerStream, Source, guard_incoming};
-use crate::{ALPN, WebError};
-
-/// The same as native parties: a peer silent this long counts as gone, and
-/// keep-alives every second keep healthy connections far from it.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-const KEEP_ALIVE: Duration = Duration::from_secs(1);
-const ONLINE_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long the end of a session waits for our last bytes to reach the peers.
-const DRAIN_LIMIT: Duration = Duration::from_secs(10);
-
-/// The close codes of `partyline_mesh::ending::CloseCode`.
-const CLOSE_FINISHED: u32 = 0;
-const CLOSE_PROGRAM_FAILED: u32 = 1;
-const CLOSE_ABORTED: u32 = 2;
-const CLOSE_NOT_IN_ROSTER: u32 = 3;
-const CLOSE_SEAT_VIOLATION: u32 = 4;
 
 /// Our endpoint: a fresh key, and the relay on the page's own origin as its
 /// only path (a browser has no UDP, so there are no direct paths).
@@ -51,18 +35,13 @@ pub(crate) struct PartyEndpoint {
 impl PartyEndpoint {
     /// `session` is shown to the relay, which serves only the parties of live
     /// sessions on its server.
-    pub(crate) async fn bind(server: &str, session: &str) -> Result<Self, WebError> {
+    pub(crate) async fn bind(server: &ServerUrl, session: &str) -> Result<Self, WebError> {
         // The coordinator serves the relay at `/relay` on its own origin, the
         // path iroh's relay client dials, so the page talks to one origin only.
         let relay_url: RelayUrl = server
+            .as_str()
             .parse()
-            .map_err(|e| WebError::Bind(format!("the server URL {server:?} is not valid: {e}")))?;
-        let transport = QuicTransportConfig::builder()
-            .max_idle_timeout(Some(
-                IdleTimeout::try_from(IDLE_TIMEOUT).expect("5 s is a valid idle timeout"),
-            ))
-            .keep_alive_interval(KEEP_ALIVE)
-            .build();
+            .map_err(|e| WebError::Bind(format!("the server URL {server} is not valid: {e}")))?;
         let endpoint = Endpoint::builder(presets::Minimal)
             .secret_key(SecretKey::generate())
             .relay_mode(RelayMode::Custom(
@@ -70,7 +49,7 @@ impl PartyEndpoint {
                     .with_auth_token(session)
                     .into(),
             ))
-            .transport_config(transport)
+            .transport_config(transport_config())
             .alpns(vec![ALPN.to_vec()])
             .bind()
             .await
@@ -80,7 +59,10 @@ impl PartyEndpoint {
             .is_err()
         {
             endpoint.close().await;
-            return Err(WebError::RelayUnreachable(relay_url.to_string()));
+            return Err(WebError::RelayUnreachable {
+                url: relay_url.to_string(),
+                secs: ONLINE_TIMEOUT.as_secs(),
+            });
         }
         Ok(Self {
             endpoint,
@@ -97,7 +79,7 @@ impl PartyEndpoint {
     }
 
     pub(crate) async fn close(&self) {
-        let _ = n0_future::time::timeout(Duration::from_secs(3), self.endpoint.close()).await;
+        let _ = n0_future::time::timeout(CLOSE_LIMIT, self.endpoint.close()).await;
     }
 }
 
@@ -258,17 +240,16 @@ impl Party {
                 let _ = n0_future::time::timeout(DRAIN_LIMIT, n0_future::join_all(writers)).await;
             }
             let code = if ok {
-                CLOSE_FINISHED
+                CloseCode::Finished
             } else {
-                CLOSE_PROGRAM_FAILED
+                CloseCode::ProgramFailed
             };
             for conn in inner.links.borrow().values() {
-                conn.close(VarInt::from_u32(code), reason.as_bytes());
+                code.close(conn, &reason);
             }
             inner.endpoint.close().await;
             if ok {
-                let path = format!("/v1/sessions/{}/done", inner.invite.session);
-                let _ = inner.coordinator.post_empty(&path).await;
+                let _ = inner.coordinator.done(&inner.invite.session).await;
             }
             Ok(JsValue::UNDEFINED)
         })
@@ -280,7 +261,7 @@ impl Party {
         let inner = self.inner.clone();
         future_to_promise(async move {
             for conn in inner.links.borrow().values() {
-                conn.close(VarInt::from_u32(CLOSE_ABORTED), reason.as_bytes());
+                CloseCode::Aborted.close(conn, &reason);
             }
             inner.endpoint.close().await;
             Ok(JsValue::UNDEFINED)
@@ -320,7 +301,7 @@ impl Inner {
         let reason = format!("party {peer} ({name}) {violation}");
         tracing::warn!("{reason}; ending the session");
         for conn in self.links.borrow().values() {
-            conn.close(VarInt::from_u32(CLOSE_SEAT_VIOLATION), reason.as_bytes());
+            CloseCode::SeatViolation.close(conn, &reason);
         }
         self.breach.borrow_mut().get_or_insert(reason);
     }
@@ -336,109 +317,21 @@ impl Inner {
 
     /// The connection of party `peer` ended before it opened its stream.
     fn stream_gone(&self, peer: usize) -> WebError {
-        self.breach_or(WebError::Stream {
-            index: peer,
-            reason: "its connection ended before it opened its stream".into(),
-        })
+        self.breach_or(WebError::NoStream(peer))
     }
 
     async fn connect_all(&self, timeout: Duration) -> Result<(), WebError> {
-        let own = self.roster.own_index;
-        let endpoint = self.endpoint.endpoint.clone();
-        let relay_url = self.endpoint.relay_url.clone();
-        let dials = self
-            .roster
-            .members
-            .iter()
-            .filter(|m| m.index > own)
-            .map(|member| {
-                let endpoint = endpoint.clone();
-                let relay_url = relay_url.clone();
-                async move {
-                    // Every peer is reached through the relay on our origin: it is
-                    // the same relay server the peer is connected to, whatever URL
-                    // the peer announced, and the page may talk to no other origin.
-                    let result = match EndpointId::from_bytes(&member.endpoint.0) {
-                        Ok(id) => endpoint
-                            .connect(EndpointAddr::new(id).with_relay_url(relay_url), ALPN)
-                            .await
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(format!("its endpoint id is not a valid key: {e}")),
-                    };
-                    // Kept as soon as it exists, so that giving up later
-                    // closes it with a reason (`Party::abort`).
-                    let conn = result.map_err(|reason| WebError::Connect {
-                        index: member.index,
-                        name: member.name.clone(),
-                        reason,
-                    })?;
-                    self.links.borrow_mut().insert(member.index, conn);
-                    Ok::<_, WebError>(())
-                }
-            });
-        let dials = n0_future::try_join_all(dials);
-        let expected: BTreeMap<EndpointKey, &Member> = self
-            .roster
-            .members
-            .iter()
-            .filter(|m| m.index < own)
-            .map(|m| (m.endpoint, m))
+        // Every peer is reached through the relay on our origin: it is the
+        // same relay server the peer is connected to, whatever URL the peer
+        // announced, and the page may talk to no other origin.
+        let dialing = Dialing::ThroughRelay(self.endpoint.relay_url.clone());
+        let links =
+            partyline_proto::connect_all(&self.endpoint.endpoint, &self.roster, &dialing, timeout)
+                .await?;
+        *self.links.borrow_mut() = links
+            .into_iter()
+            .map(|(member, conn)| (member.index, conn))
             .collect();
-        let accepts = self.accept_lower(expected);
-        let both = n0_future::future::try_zip(dials, accepts);
-        match n0_future::time::timeout(timeout, both).await {
-            Ok(result) => result.map(drop),
-            Err(_) => {
-                let links = self.links.borrow();
-                let missing: Vec<String> = self
-                    .roster
-                    .members
-                    .iter()
-                    .filter(|m| m.index != own && !links.contains_key(&m.index))
-                    .map(|m| format!("party {} ({})", m.index, m.name))
-                    .collect();
-                Err(WebError::Timeout {
-                    secs: timeout.as_secs(),
-                    missing: missing.join(", "),
-                })
-            }
-        }
-    }
-
-    async fn accept_lower(
-        &self,
-        mut expected: BTreeMap<EndpointKey, &Member>,
-    ) -> Result<(), WebError> {
-        while !expected.is_empty() {
-            let Some(incoming) = self.endpoint.endpoint.accept().await else {
-                return Err(WebError::Bind(
-                    "the endpoint closed while connecting".into(),
-                ));
-            };
-            let conn = match incoming.await {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::debug!("incoming connection failed: {e}");
-                    continue;
-                }
-            };
-            let key = EndpointKey(*conn.remote_id().as_bytes());
-            match expected.remove(&key) {
-                Some(member) => {
-                    self.links.borrow_mut().insert(member.index, conn);
-                }
-                None => {
-                    tracing::warn!(
-                        "refused a connection from {}: not a party of this session",
-                        key.short()
-                    );
-                    conn.close(
-                        VarInt::from_u32(CLOSE_NOT_IN_ROSTER),
-                        b"you are not in this session's roster",
-                    );
-                }
-            }
-        }
         Ok(())
     }
 }

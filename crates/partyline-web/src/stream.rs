@@ -13,7 +13,8 @@
 //! only from a lower seat, starting with its own party id. [`guard_incoming`]
 //! accepts every stream a peer opens and checks it before a byte reaches
 //! MPyC; a violation ends the session (`party::Inner::end_session`).
-use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+use partyline_proto::stream::{self, RESET_CODE};
 use partyline_wire::seat::{PARTY_ID_LEN, PeerSeat, SeatViolation, StreamRules};
 use tokio::sync::{mpsc, oneshot};
 use wasm_bindgen::prelude::*;
@@ -21,9 +22,6 @@ use wasm_bindgen::prelude::*;
 use crate::WebError;
 use crate::party::Inner;
 
-/// The header byte of a stream that carries one TCP connection (`partyline_mesh::forward`).
-const STREAM_TCP: u8 = 1;
-const RESET_CODE: u32 = 1;
 const BUFFER: usize = 64 * 1024;
 
 /// Our end of one peer stream.
@@ -63,10 +61,8 @@ pub(crate) async fn guard_incoming(
             return Ok(());
         };
         let check = seat.admit_incoming()?;
-        let mut header = [0u8; 1];
         let mut party_id = [0u8; PARTY_ID_LEN];
-        if recv.read_exact(&mut header).await.is_err()
-            || header[0] != STREAM_TCP
+        if stream::read_header(&mut recv).await.is_err()
             || recv.read_exact(&mut party_id).await.is_err()
         {
             // Nothing for MPyC; the seat stays used, as MPyC never dials twice.
@@ -93,13 +89,11 @@ impl PeerStream {
         on_data: js_sys::Function,
         on_end: js_sys::Function,
     ) -> Result<Self, WebError> {
-        let failed = |reason: String| WebError::Stream { index, reason };
         let (mut send, mut recv, first) = match source {
             Source::Open(conn) => {
-                let (mut send, recv) = conn.open_bi().await.map_err(|e| failed(e.to_string()))?;
-                send.write_all(&[STREAM_TCP])
+                let (send, recv) = stream::open(&conn)
                     .await
-                    .map_err(|e| failed(e.to_string()))?;
+                    .map_err(|source| WebError::Stream { index, source })?;
                 (send, recv, None)
             }
             // The party id was held back until checked; MPyC reads it first.
@@ -109,7 +103,10 @@ impl PeerStream {
             let chunk = js_sys::Uint8Array::from(&first[..]);
             on_data
                 .call1(&JsValue::NULL, &chunk)
-                .map_err(|e| failed(format!("the page refused data: {e:?}")))?;
+                .map_err(|e| WebError::PageRefused {
+                    index,
+                    reason: format!("{e:?}"),
+                })?;
         }
         let (tx, rx) = mpsc::unbounded_channel();
         party
@@ -149,7 +146,7 @@ async fn write_all_queued(send: &mut SendStream, mut queue: mpsc::UnboundedRecei
     while let Some(chunk) = queue.recv().await {
         if let Err(e) = send.write_all(&chunk).await {
             tracing::warn!("sending to a peer failed: {e}");
-            let _ = send.reset(VarInt::from_u32(RESET_CODE));
+            let _ = send.reset(RESET_CODE);
             return;
         }
     }
@@ -167,7 +164,7 @@ async fn read_to_js(recv: &mut RecvStream, on_data: &js_sys::Function, on_end: &
                 let chunk = js_sys::Uint8Array::from(&buf[..n]);
                 if let Err(e) = on_data.call1(&JsValue::NULL, &chunk) {
                     tracing::warn!("the page refused data from a peer: {e:?}");
-                    let _ = recv.stop(VarInt::from_u32(RESET_CODE));
+                    let _ = recv.stop(RESET_CODE);
                     break JsValue::from_str("this party stopped reading");
                 }
             }

@@ -195,7 +195,7 @@ mod tests {
 
     fn invite(secret: u8) -> Invite {
         Invite::new(
-            "https://h:1",
+            &"https://h:1".parse().unwrap(),
             SessionId([1; 16]),
             3,
             CertPin([2; 32]),

@@ -12,7 +12,8 @@
 //! Every request that changes a session (announce, withdraw, done) carries
 //! the session's write token as `Authorization: Bearer <hex>`.
 //!
-//! Errors are a status code with an [`ApiError`] body.
+//! Errors are a status code with an [`ApiError`] body. The paths are built by
+//! [`path`], which the server's router and both clients (native and browser) use.
 use serde::{Deserialize, Serialize};
 
 use crate::{SessionId, SignedAnnouncement, WriteTokenHash};
@@ -20,6 +21,10 @@ use crate::{SessionId, SignedAnnouncement, WriteTokenHash};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
     pub version: String,
+    /// The peer protocol the server's parties speak (`partyline_proto::PROTOCOL`);
+    /// empty from servers older than this field.
+    #[serde(default)]
+    pub protocol: String,
     /// The relay parties should use, `https://host:port`.
     pub relay_url: String,
     /// UDP port of the relay's QUIC address discovery, if it runs.
@@ -67,4 +72,66 @@ pub struct SessionView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
+}
+
+/// The paths of the API: route patterns for the server (`{id}` and
+/// `{endpoint}` are its path parameters) and the paths clients request.
+pub mod path {
+    use std::time::Duration;
+
+    use crate::{EndpointKey, SessionId};
+
+    pub const INFO: &str = "/v1/info";
+    pub const SESSIONS: &str = "/v1/sessions";
+    pub const SESSION: &str = "/v1/sessions/{id}";
+    pub const ANNOUNCEMENTS: &str = "/v1/sessions/{id}/announcements";
+    pub const ANNOUNCEMENT: &str = "/v1/sessions/{id}/announcements/{endpoint}";
+    pub const DONE: &str = "/v1/sessions/{id}/done";
+
+    fn with_id(pattern: &str, id: &SessionId) -> String {
+        pattern.replace("{id}", &id.to_string())
+    }
+
+    pub fn session(id: &SessionId) -> String {
+        with_id(SESSION, id)
+    }
+
+    /// The session, held back up to `wait` until the number of announcements
+    /// differs from `seen` or the state changes (long poll).
+    pub fn session_after(id: &SessionId, seen: usize, wait: Duration) -> String {
+        format!("{}?seen={seen}&wait={}", session(id), wait.as_secs())
+    }
+
+    pub fn announcements(id: &SessionId) -> String {
+        with_id(ANNOUNCEMENTS, id)
+    }
+
+    pub fn announcement(id: &SessionId, endpoint: &EndpointKey) -> String {
+        with_id(ANNOUNCEMENT, id).replace("{endpoint}", &endpoint.to_string())
+    }
+
+    pub fn done(id: &SessionId) -> String {
+        with_id(DONE, id)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn paths_fill_the_route_patterns() {
+            let id = SessionId([0; 16]);
+            let key = EndpointKey([0xab; 32]);
+            assert_eq!(session(&id), format!("/v1/sessions/{id}"));
+            assert_eq!(
+                session_after(&id, 2, Duration::from_secs(20)),
+                format!("/v1/sessions/{id}?seen=2&wait=20")
+            );
+            assert_eq!(
+                announcement(&id, &key),
+                format!("/v1/sessions/{id}/announcements/{key}")
+            );
+            assert_eq!(done(&id), format!("/v1/sessions/{id}/done"));
+        }
+    }
 }

@@ -22,7 +22,7 @@ use std::str::FromStr;
 use data_encoding::BASE64URL_NOPAD;
 use rand::RngCore;
 
-use crate::MAX_PARTIES;
+use crate::{MAX_PARTIES, ServerUrl};
 
 const FRAGMENT_PREFIX: &str = "pl1.";
 const PAYLOAD_LEN: usize = 16 + 2 + 32 + 16;
@@ -129,8 +129,8 @@ impl fmt::Debug for InviteSecret {
 /// Everything needed to join one session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invite {
-    /// The coordinator's base URL, `https://host:port` (no trailing slash).
-    pub server: String,
+    /// The coordinator's address.
+    pub server: ServerUrl,
     pub session: SessionId,
     pub parties: u16,
     pub pin: CertPin,
@@ -173,16 +173,15 @@ pub enum InviteError {
 impl Invite {
     /// Validates the parts and builds an invite.
     pub fn new(
-        server: &str,
+        server: &ServerUrl,
         session: SessionId,
         parties: u16,
         pin: CertPin,
         secret: InviteSecret,
     ) -> Result<Self, InviteError> {
-        let server = normalize_server_url(server)?;
         check_parties(parties)?;
         Ok(Self {
-            server,
+            server: server.clone(),
             session,
             parties,
             pin,
@@ -214,18 +213,6 @@ fn check_parties(parties: u16) -> Result<(), InviteError> {
         return Err(InviteError::BadPartyCount(parties));
     }
     Ok(())
-}
-
-/// Accepts `https://authority[/]` and returns it without the trailing slash.
-fn normalize_server_url(url: &str) -> Result<String, InviteError> {
-    let bad = || InviteError::BadServerUrl(url.to_string());
-    let authority = url.strip_prefix("https://").ok_or_else(bad)?;
-    let authority = authority.strip_suffix('/').unwrap_or(authority);
-    let valid_char = |c: char| c.is_ascii_alphanumeric() || "-._:[]".contains(c);
-    if authority.is_empty() || !authority.chars().all(valid_char) {
-        return Err(bad());
-    }
-    Ok(format!("https://{authority}"))
 }
 
 impl fmt::Display for Invite {
@@ -283,7 +270,10 @@ impl FromStr for Invite {
         let parties = u16::from_be_bytes([payload[16], payload[17]]);
         let pin = CertPin(payload[18..50].try_into().expect("length checked"));
         let secret = InviteSecret(payload[50..].try_into().expect("length checked"));
-        Invite::new(server, session, parties, pin, secret)
+        let server: ServerUrl = server
+            .parse()
+            .map_err(|_| InviteError::BadServerUrl(server.to_string()))?;
+        Invite::new(&server, session, parties, pin, secret)
     }
 }
 
@@ -294,7 +284,7 @@ mod tests {
 
     fn sample() -> Invite {
         Invite::new(
-            "https://127.0.0.1:7700",
+            &"https://127.0.0.1:7700".parse().unwrap(),
             SessionId([7; 16]),
             3,
             CertPin([9; 32]),
@@ -366,7 +356,7 @@ mod tests {
     fn rejects_bad_party_counts() {
         for parties in [0, MAX_PARTIES + 1] {
             let err = Invite::new(
-                "https://h:1",
+                &"https://h:1".parse().unwrap(),
                 SessionId([0; 16]),
                 parties,
                 CertPin([0; 32]),
@@ -394,7 +384,7 @@ mod tests {
             port in 1u16..,
             host in "[a-z][a-z0-9-]{0,20}(\\.[a-z]{2,5})?",
         ) {
-            let server = format!("https://{host}:{port}");
+            let server = format!("https://{host}:{port}").parse().unwrap();
             let invite = Invite::new(&server, SessionId(session), parties, CertPin(pin), InviteSecret(secret)).unwrap();
             prop_assert_eq!(invite.to_string().parse::<Invite>().unwrap(), invite);
         }

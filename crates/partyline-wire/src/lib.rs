@@ -13,7 +13,8 @@
 //!   ordered roster and the session fingerprint, or says exactly what was wrong.
 //! - [`fingerprint`]: the session fingerprint as BIP39 words, full and short
 //!   form, and the check of what a person typed against it.
-//! - [`api`]: the JSON bodies of the coordinator's HTTP API.
+//! - [`url`]: the server address `https://host[:port]`, one type with one rule.
+//! - [`api`]: the paths and JSON bodies of the coordinator's HTTP API.
 //! - [`seat`]: which peer streams a session allows (MPyC's one stream per
 //!   pair, from the lower seat, carrying its party id), for native and
 //!   browser parties alike.
@@ -27,12 +28,14 @@ pub mod fingerprint;
 pub mod invite;
 pub mod roster;
 pub mod seat;
+pub mod url;
 pub mod write_token;
 
 pub use announce::{Announcement, AnnouncementKey, SignedAnnouncement};
 pub use fingerprint::Fingerprint;
 pub use invite::{CertPin, Invite, InviteError, InviteSecret, SessionId};
 pub use roster::{Member, Roster, RosterError};
+pub use url::{BadServerUrl, ServerUrl};
 pub use write_token::{WriteToken, WriteTokenHash};
 
 /// The largest session partyline accepts. MPyC itself slows down steeply past

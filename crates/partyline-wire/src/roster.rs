@@ -179,7 +179,7 @@ mod tests {
 
     fn invite(parties: u16, secret: u8) -> Invite {
         Invite::new(
-            "https://h:1",
+            &"https://h:1".parse().unwrap(),
             SessionId([1; 16]),
             parties,
             CertPin([2; 32]),

@@ -183,7 +183,7 @@ async fn added_seat_is_refused() {
     let tamper: Tamper = Arc::new(|view: &mut SessionView| {
         // The liar does not know the secret: its extra party is signed with another.
         let guess = Invite::new(
-            "https://x:1",
+            &"https://x:1".parse().unwrap(),
             view.session,
             view.parties,
             CertPin([0; 32]),

@@ -57,7 +57,14 @@ pub fn write_token() -> WriteToken {
 
 /// Party `n`'s announcement for `session`, signed as a real party would.
 pub fn announcement(session: SessionId, n: u8) -> SignedAnnouncement {
-    let invite = Invite::new("https://127.0.0.1:1", session, 2, CertPin([0; 32]), SECRET).unwrap();
+    let invite = Invite::new(
+        &"https://127.0.0.1:1".parse().unwrap(),
+        session,
+        2,
+        CertPin([0; 32]),
+        SECRET,
+    )
+    .unwrap();
     AnnouncementKey::derive(&invite).sign(&Announcement {
         session,
         name: format!("party{n}"),
@@ -136,8 +143,9 @@ pub async fn raw_tls(
 }
 
 /// `host:port` of an `https://host:port` URL.
-pub fn addr_of(url: &str) -> std::net::SocketAddr {
-    url.trim_start_matches("https://").parse().unwrap()
+pub fn addr_of(url: &partyline_wire::ServerUrl) -> std::net::SocketAddr {
+    let ip: std::net::IpAddr = url.host().parse().unwrap();
+    (ip, url.port().unwrap()).into()
 }
 
 /// Sends `target` exactly as given in a GET request over a raw TLS

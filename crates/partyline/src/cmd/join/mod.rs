@@ -45,8 +45,6 @@ use crate::report::{PeerReport, Report};
 
 /// How long our program gets to exit after SIGTERM before it is killed.
 const TERMINATE_GRACE: Duration = Duration::from_secs(3);
-/// How long, after our program exited, we wait for peers to receive what it sent.
-const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// Exit code after Ctrl-C, as shells use for SIGINT.
 const INTERRUPTED: i32 = 130;
 
@@ -120,7 +118,9 @@ async fn drive(
     let (how, code) =
         match run_program(&spec, &seat.links, &forwarder, &seat.own.name, shutdown).await {
             Outcome::Exited(code) => {
-                forwarder.drain(DRAIN_LIMIT).await;
+                forwarder
+                    .drain(partyline_proto::transport::DRAIN_LIMIT)
+                    .await;
                 let how = if code == 0 {
                     Leave::End(CloseCode::Finished, "program finished".to_string())
                 } else {
