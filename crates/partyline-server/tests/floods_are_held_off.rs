@@ -196,14 +196,8 @@ async fn floods_from_one_address_leave_other_sessions_served() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }
-    let view: SessionView = honest
-        .get(format!("{url}/v1/sessions/{id}?seen=1&wait=30"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: SessionView =
+        common::get_json(&honest, format!("{url}/v1/sessions/{id}?seen=1&wait=30")).await;
     assert_eq!(view.state, SessionState::Full);
     let done = honest
         .post(format!("{url}/v1/sessions/{id}/done"))
@@ -276,14 +270,8 @@ async fn stored_sessions_and_bytes_are_bounded() {
         .await
         .unwrap();
     assert_eq!(done.status(), StatusCode::NO_CONTENT);
-    let view: SessionView = client
-        .get(format!("{url}/v1/sessions/{}", first.session))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: SessionView =
+        common::get_json(&client, format!("{url}/v1/sessions/{}", first.session)).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -52,14 +52,7 @@ async fn relay_answers_with_the_same_certificate() {
         .unwrap();
     assert_eq!(ping.status(), StatusCode::OK);
 
-    let info: ServerInfo = client
-        .get(format!("{}/v1/info", server.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: ServerInfo = common::get_json(&client, format!("{}/v1/info", server.url())).await;
     assert_eq!(info.relay_url, server.relay_url());
     assert!(info.relay_quic_port.is_some());
 

@@ -24,14 +24,8 @@ async fn sessions_and_pin_survive_a_restart() {
 
     let (server, client) = common::start(common::config(dir.path())).await;
     assert_eq!(server.pin(), pin);
-    let view: SessionView = client
-        .get(format!("{}/v1/sessions/{id}", server.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: SessionView =
+        common::get_json(&client, format!("{}/v1/sessions/{id}", server.url())).await;
     assert_eq!(view.announcements, signed);
     assert_eq!(view.state, SessionState::Open);
     assert_eq!(view.expires_at, created.expires_at);

@@ -15,14 +15,8 @@ async fn parties_announce_until_full_then_finish() {
     let link: partyline_session::ServerLink = server.server_link().parse().unwrap();
     assert_eq!((&link.url, link.pin), (server.url(), Some(server.pin())));
 
-    let info: ServerInfo = client
-        .get(format!("{}{}", server.url(), path::INFO))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: ServerInfo =
+        common::get_json(&client, format!("{}{}", server.url(), path::INFO)).await;
     assert_eq!(info.relay_url, server.relay_url());
     assert_eq!(info.protocol, partyline_proto::PROTOCOL);
 

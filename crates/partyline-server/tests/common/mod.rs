@@ -98,6 +98,11 @@ pub async fn announce(
 }
 
 /// Asserts that `response` is an error with `status` and a JSON [`ApiError`]; returns its message.
+/// GETs `url` and decodes the JSON answer, failing the test on any error.
+pub async fn get_json<T: serde::de::DeserializeOwned>(client: &Client, url: String) -> T {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 pub async fn api_error(response: Response, status: StatusCode) -> String {
     assert_eq!(response.status(), status);
     let content_type = response.headers()[reqwest::header::CONTENT_TYPE].clone();
