@@ -31,8 +31,8 @@ pub enum LaunchError {
     VenvFailed { path: PathBuf, stderr: String },
 
     #[error(
-        "`pip install mpyc=={v}` failed:\n{stderr}\ncheck that this machine can reach PyPI (or set PIP_INDEX_URL to a mirror), or install mpyc=={v} yourself and pass --python",
-        v = MPYC_VERSION
+        "`pip install --only-binary :all: {r}` failed:\n{stderr}\ncheck that this machine can reach PyPI (or set PIP_INDEX_URL to a mirror) and that PyPI has wheels of these releases for this Python (CPython 3.11 to 3.14); or install mpyc=={v} yourself and pass --python",
+        r = crate::mpyc::managed_requirements().join(" "), v = MPYC_VERSION
     )]
     PipFailed { stderr: String },
 

@@ -11,10 +11,12 @@
 //! partyline's lifetime with a parent-death signal.
 //!
 //! # Layout
-//! - [`mpyc`]: everything partyline knows about MPyC: the pinned release
-//!   (from `versions.env`), its flags, its threshold rule, its log lines.
+//! - [`mpyc`]: everything partyline knows about MPyC: the pinned release and
+//!   its optional packages (from `versions.env`), its flags, its threshold
+//!   rule, its log lines.
 //! - [`python`]: a Python that can `import mpyc` at [`mpyc::VERSION`]: the
-//!   one the user gave, or a virtual environment partyline builds and reuses.
+//!   one the user gave (and which of MPyC's extras, gmpy2 and numpy, it
+//!   lacks), or a virtual environment partyline builds and reuses, with them.
 //! - [`program`]: [`ProgramSpec`], the program's command line (with MPyC's
 //!   connection flags) and environment.
 //! - [`listener`]: [`ProgramListener`], the loopback socket partyline binds
@@ -39,5 +41,5 @@ mod sys;
 pub use error::LaunchError;
 pub use listener::{LISTEN_FD_ENV, ProgramListener};
 pub use program::ProgramSpec;
-pub use python::{PythonSource, ensure_managed_python, ensure_python};
+pub use python::{Python, PythonSource, ensure_managed_python, ensure_python};
 pub use run::{RunningProgram, exit_code};

@@ -24,6 +24,37 @@ pub const VERSION: &str = pinned("MPYC_VERSION");
 /// not in the `mpyc` wheel).
 pub const WEB_VERSION: &str = pinned("MPYC_WEB_VERSION");
 
+/// An optional package MPyC uses when it can import it, and works without
+/// (more slowly, or without its array programs).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Extra {
+    /// The package's import and PyPI name.
+    pub name: &'static str,
+    /// The release partyline's managed Python installs.
+    pub version: &'static str,
+    /// What MPyC loses without it, for the hint to `--python` users.
+    pub without: &'static str,
+    /// The environment variable that, set to `1`, tells MPyC not to look for
+    /// it (and so not to log its own "Install package" hint).
+    pub off_env: &'static str,
+}
+
+/// MPyC's optional packages, installed beside it in the managed Python.
+pub const EXTRAS: [Extra; 2] = [
+    Extra {
+        name: "gmpy2",
+        version: pinned("GMPY2_VERSION"),
+        without: "big integers in pure Python (slower)",
+        off_env: "MPYC_NOGMPY",
+    },
+    Extra {
+        name: "numpy",
+        version: pinned("NUMPY_VERSION"),
+        without: "no array programs such as np_cnnmnist",
+        off_env: "MPYC_NONUMPY",
+    },
+];
+
 /// From this many parties on, benchmarks pass `-T 1`: MPyC's default
 /// threshold t = (m−1)/2 makes its PRSS set-up grow as C(m, t) (210 keys at
 /// m = 10), so a 10-party run would not fit any time budget.
@@ -38,6 +69,21 @@ pub fn requirement() -> String {
     format!("mpyc=={VERSION}")
 }
 
+/// pip's requirements for the managed Python: MPyC and its [`EXTRAS`], each
+/// at its pinned release.
+pub fn managed_requirements() -> Vec<String> {
+    std::iter::once(requirement())
+        .chain(EXTRAS.iter().map(Extra::requirement))
+        .collect()
+}
+
+impl Extra {
+    /// pip's requirement, e.g. `numpy==2.4.6`.
+    pub fn requirement(&self) -> String {
+        format!("{}=={}", self.name, self.version)
+    }
+}
+
 /// Whether `version` (from `mpyc.__version__`) is the pinned release or a
 /// patch release of it.
 pub fn is_pinned_release(version: &str) -> bool {
@@ -46,8 +92,27 @@ pub fn is_pinned_release(version: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
-/// A Python statement whose last stdout line is the installed MPyC version.
-pub const PRINT_VERSION: &str = "import mpyc; print(mpyc.__version__)";
+/// A Python program whose last stdout line is the MPyC version it imports,
+/// then the installed version of each of [`EXTRAS`] in order: `-` for one
+/// that cannot be imported, `?` for one without package metadata. Finding
+/// the extras without importing them keeps the check quick (numpy alone
+/// takes 0.1 s to import).
+pub fn print_versions() -> String {
+    let names: Vec<String> = EXTRAS.iter().map(|e| format!("'{}'", e.name)).collect();
+    let names = names.join(", ");
+    format!(
+        r#"import importlib.metadata as m, importlib.util as u, mpyc
+def version(name):
+    if u.find_spec(name) is None:
+        return '-'
+    try:
+        return m.version(name)
+    except m.PackageNotFoundError:
+        return '?'
+print(mpyc.__version__, *map(version, [{names}]))
+"#
+    )
+}
 
 /// MPyC's connection flags for party `index` of `addrs.len()` parties:
 /// `-M m -I index -P host:port …`, one `-P` per party in index order, where
@@ -231,6 +296,17 @@ mod tests {
         assert!(lines.contains(&format!("MPYC_VERSION={VERSION}").as_str()));
         assert!(lines.contains(&format!("MPYC_WEB_VERSION={WEB_VERSION}").as_str()));
         assert_eq!(requirement(), format!("mpyc=={VERSION}"));
+        for (extra, key) in EXTRAS.iter().zip(["GMPY2_VERSION", "NUMPY_VERSION"]) {
+            assert!(lines.contains(&format!("{key}={}", extra.version).as_str()));
+        }
+        assert_eq!(
+            managed_requirements(),
+            [
+                requirement(),
+                format!("gmpy2=={}", EXTRAS[0].version),
+                format!("numpy=={}", EXTRAS[1].version)
+            ]
+        );
         let text = "# comment\nA=1\nAB = x\nMPYC_VERSION=0.12\r\nEMPTY=\n";
         assert_eq!(env_value(text, "MPYC_VERSION"), Some("0.12"));
         assert_eq!(env_value(text, "A"), Some("1"));

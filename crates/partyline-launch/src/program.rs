@@ -9,6 +9,7 @@ use tokio::process::Command;
 
 use crate::error::LaunchError;
 use crate::listener::ProgramListener;
+use crate::python::Python;
 use crate::{mpyc, sys};
 
 /// The interpreter for a `.py` program when [`ProgramSpec::python`] is unset.
@@ -33,8 +34,9 @@ pub struct ProgramSpec {
     /// the other parties.
     pub addrs: Vec<SocketAddr>,
     /// The Python that runs `program[0]` when it ends with `.py`; `python3`
-    /// from PATH when unset.
-    pub python: Option<PathBuf>,
+    /// from PATH when unset. MPyC is told not to look for the extras it
+    /// lacks (see [`Python::mpyc_env`]).
+    pub python: Option<Python>,
     /// The program's working directory; partyline's own when unset.
     pub workdir: Option<PathBuf>,
     /// The socket the program listens on, bound by partyline on loopback at
@@ -78,6 +80,9 @@ impl ProgramSpec {
             Some(python) => {
                 let mut cmd = Command::new(python);
                 cmd.arg(first);
+                if let Some(python) = &self.python {
+                    cmd.envs(python.mpyc_env());
+                }
                 cmd
             }
             None => Command::new(first),
@@ -152,7 +157,11 @@ impl ProgramSpec {
         self.program
             .first()
             .filter(|first| first.ends_with(".py"))
-            .map(|_| self.python.as_deref().unwrap_or(Path::new(DEFAULT_PYTHON)))
+            .map(|_| {
+                self.python
+                    .as_ref()
+                    .map_or(Path::new(DEFAULT_PYTHON), |python| python.path.as_path())
+            })
     }
 
     fn mpyc_args(&self) -> Vec<String> {
@@ -193,7 +202,7 @@ mod tests {
     #[test]
     fn py_program_runs_under_the_given_python_with_flags_after_user_args() {
         let mut spec = spec(&["examples/secretsanta.py", "8", "-T", "1"]);
-        spec.python = Some(PathBuf::from("/opt/venv/bin/python"));
+        spec.python = Some(PathBuf::from("/opt/venv/bin/python").into());
         assert_eq!(
             spec.argv(),
             [
@@ -224,8 +233,33 @@ mod tests {
     #[test]
     fn other_programs_run_directly_even_when_python_is_set() {
         let mut spec = spec(&["./party", "x"]);
-        spec.python = Some(PathBuf::from("/opt/venv/bin/python"));
+        spec.python = Some(PathBuf::from("/opt/venv/bin/python").into());
         assert_eq!(spec.argv()[..4], ["./party", "x", "-M", "3"]);
+    }
+
+    #[test]
+    fn mpyc_is_told_not_to_look_for_the_extras_its_python_lacks() {
+        let mpyc_env = |spec: &ProgramSpec| -> Vec<(String, String)> {
+            let command = spec.command();
+            command
+                .as_std()
+                .get_envs()
+                .filter_map(|(key, value)| Some((key.to_str()?, value?.to_str()?)))
+                .filter(|(key, _)| key.starts_with("MPYC_"))
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect()
+        };
+        let mut spec = spec(&["demo.py"]);
+        spec.python = Some(Python {
+            path: PathBuf::from("/opt/venv/bin/python"),
+            lacks: vec![&mpyc::EXTRAS[0]],
+        });
+        assert_eq!(
+            mpyc_env(&spec),
+            [(mpyc::EXTRAS[0].off_env.to_owned(), "1".to_owned())]
+        );
+        spec.python = Some(PathBuf::from("/opt/venv/bin/python").into());
+        assert_eq!(mpyc_env(&spec), []);
     }
 
     #[test]

@@ -56,7 +56,7 @@ async fn check_party(python: PathBuf, workdir: PathBuf) {
         index: 1,
         // Party 0's entry is never used: party 1 only listens.
         addrs: vec!["127.0.0.1:9".parse().unwrap(), listener.addr()],
-        python: Some(python),
+        python: Some(python.into()),
         workdir: Some(workdir),
         listener: Some(listener.clone()),
     };
@@ -196,7 +196,7 @@ async fn python_hook_serves_asyncio_on_the_handed_socket_and_runs_the_users_site
         format!(
             "#!/bin/sh\nPYTHONPATH=\"$PYTHONPATH:{}\" exec {} \"$@\"\n",
             user_path.display(),
-            python.display()
+            python.path.display()
         ),
     )
     .unwrap();
@@ -213,7 +213,7 @@ async fn python_hook_serves_asyncio_on_the_handed_socket_and_runs_the_users_site
         parties: 2,
         index: 1,
         addrs: vec!["127.0.0.1:9".parse().unwrap(), listener.addr()],
-        python: Some(wrapper),
+        python: Some(wrapper.into()),
         workdir: Some(dir.path().to_owned()),
         listener: Some(listener.clone()),
     };
@@ -239,6 +239,7 @@ fn managed_python() -> PathBuf {
             eprintln!("{status}")
         }))
         .expect("a Python with mpyc 0.11")
+        .path
 }
 
 /// Moves this thread into a fresh network namespace with loopback up and a

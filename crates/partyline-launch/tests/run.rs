@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,7 @@ async fn py_program_runs_under_python_in_its_workdir() {
     )
     .unwrap();
     let mut spec = spec(&["party.py", "8"]);
-    spec.python = Some("python3".into());
+    spec.python = Some(PathBuf::from("python3").into());
     spec.workdir = Some(dir.path().to_owned());
     let mut program = RunningProgram::spawn(&spec).unwrap();
     assert!(program.wait().await.unwrap().success());

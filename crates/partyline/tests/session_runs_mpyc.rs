@@ -1,6 +1,11 @@
 //! Whole sessions: `partyline serve`, `create` and one `join` process per party,
-//! each running a real MPyC program, compared with MPyC over plain TCP.
+//! each running a real MPyC program, compared with MPyC over plain TCP or
+//! with the results worked out here.
 mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 
@@ -22,8 +27,97 @@ fn check_securesum(parties: u16, flags: &[&str]) -> Vec<Finished> {
             "{}",
             run.name
         );
+        // partyline's own Python has gmpy2 and numpy, so MPyC finds both.
+        assert!(
+            !run.stdout().contains("Install package"),
+            "{}: {}",
+            run.name,
+            run.stdout()
+        );
     }
     runs
+}
+
+/// securesum.py's result lines for `parties` parties with the default inputs
+/// (party i's is (i+1)*1000 + 7).
+fn securesum_results(parties: u128) -> Vec<String> {
+    let inputs: Vec<u128> = (1..=parties).map(|i| i * 1000 + 7).collect();
+    vec![
+        format!("sum: {}", inputs.iter().sum::<u128>()),
+        format!("product: {}", inputs.iter().product::<u128>()),
+        format!("max: {}", parties * 1000 + 7),
+    ]
+}
+
+/// A `--python` without gmpy2 and numpy still runs the session; each party
+/// says so in one line of its own, and MPyC's two hints per party are gone.
+#[test]
+fn a_python_without_gmpy2_and_numpy_gets_one_hint_line_instead_of_mpycs() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = python_with_mpyc_only(&dir.path().join("venv"));
+    let server = Server::start();
+    let invite = server.create(2);
+    let parties: Vec<Party> = ["alice", "bob"]
+        .iter()
+        .map(|name| Party::join_with_python(&python, &invite, name, &[], &securesum()))
+        .collect();
+    for party in parties {
+        let run = party.finish(Duration::from_secs(120));
+        run.assert_success();
+        assert_eq!(
+            run.result_lines(&["sum", "product", "max"]),
+            securesum_results(2)
+        );
+        assert!(
+            !run.stdout().contains("Install package"),
+            "{}",
+            run.stdout()
+        );
+        let stderr = run.stderr();
+        let hints: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.contains("no gmpy2"))
+            .collect();
+        assert_eq!(hints.len(), 1, "{}: {stderr}", run.name);
+        assert!(hints[0].starts_with("partyline: "), "{}", hints[0]);
+        assert!(hints[0].contains("no numpy"), "{}", hints[0]);
+        assert!(hints[0].contains("-m pip install gmpy2=="), "{}", hints[0]);
+    }
+}
+
+/// A virtual environment with the real MPyC of partyline's own Python (linked
+/// in, so no download) and nothing else: no gmpy2, no numpy.
+fn python_with_mpyc_only(venv: &Path) -> PathBuf {
+    let created = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(venv)
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let print = |python: &Path, statement: &str| {
+        let out = Command::new(python)
+            .args(["-c", statement])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        PathBuf::from(stdout.lines().last().unwrap())
+    };
+    let mpyc = print(
+        &python(),
+        "import mpyc, os; print(os.path.dirname(mpyc.__file__))",
+    );
+    let python = venv.join("bin/python");
+    let purelib = print(
+        &python,
+        "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+    );
+    std::os::unix::fs::symlink(mpyc, purelib.join("mpyc")).unwrap();
+    python
 }
 
 fn assert_all_paths(runs: &[Finished], path: &str) {

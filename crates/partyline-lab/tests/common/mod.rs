@@ -55,6 +55,7 @@ pub fn python() -> PathBuf {
                     &|status| eprintln!("{status}"),
                 ))
                 .expect("a Python with the pinned mpyc")
+                .path
         })
         .clone()
 }

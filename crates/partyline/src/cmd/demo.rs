@@ -38,7 +38,11 @@ pub async fn run(args: DemoArgs, verbose: u8) -> anyhow::Result<i32> {
         args.program.clone()
     };
     let python = if program[0].ends_with(".py") {
-        Some(super::join::find_python(&args.python, &Config::default()).await?)
+        Some(
+            super::join::find_python(&args.python, &Config::default())
+                .await?
+                .path,
+        )
     } else {
         None
     };

@@ -302,7 +302,7 @@ pub(super) async fn matrix(
         out: std::path::absolute(out)?,
         exe: std::env::current_exe().context("cannot find the partyline executable")?,
         sources: Sources {
-            python: super::join::find_python(&flags.python, config).await?,
+            python: super::join::find_python(&flags.python, config).await?.path,
             cache: lab_cache()?,
             cnn_data: None,
         },

@@ -36,6 +36,7 @@ pub fn python() -> PathBuf {
                     &|status| eprintln!("{status}"),
                 ))
                 .expect("a Python with the pinned mpyc")
+                .path
         })
         .clone()
 }
@@ -171,6 +172,29 @@ impl Party {
         program: &[String],
         give_invite: impl FnOnce(&mut Command),
     ) -> Self {
+        Self::start_with_python(&python(), name, flags, program, give_invite)
+    }
+
+    /// A `join` of `invite` that runs `program` with `--python PYTHON`.
+    pub fn join_with_python(
+        python: &Path,
+        invite: &str,
+        name: &str,
+        flags: &[&str],
+        program: &[String],
+    ) -> Self {
+        Self::start_with_python(python, name, flags, program, |command| {
+            command.arg(invite);
+        })
+    }
+
+    fn start_with_python(
+        python: &Path,
+        name: &str,
+        flags: &[&str],
+        program: &[String],
+        give_invite: impl FnOnce(&mut Command),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().join("report.json");
         let mut command = Command::new(BIN);
@@ -182,7 +206,7 @@ impl Party {
         let child = command
             .args(["--name", name, "--timeout", "120"])
             .arg("--python")
-            .arg(python())
+            .arg(python)
             .arg("--report")
             .arg(&report)
             .args(flags)

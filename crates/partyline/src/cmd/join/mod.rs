@@ -16,13 +16,12 @@ mod invite;
 mod seat;
 mod shutdown;
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use partyline_launch::{
-    ProgramListener, ProgramSpec, PythonSource, RunningProgram, ensure_python, exit_code,
+    ProgramListener, ProgramSpec, Python, PythonSource, RunningProgram, ensure_python, exit_code,
 };
 use partyline_mesh::ending::watch_peers;
 use partyline_mesh::{
@@ -81,7 +80,7 @@ async fn drive(
     args: &JoinArgs,
     invite: &Invite,
     checks: &Checks,
-    python: Option<PathBuf>,
+    python: Option<Python>,
     shutdown: &mut Shutdown,
 ) -> Result<End, End> {
     let timeout = Duration::from_secs(args.timeout);
@@ -147,17 +146,21 @@ fn party_name(flag: Option<&str>, config: &Config) -> anyhow::Result<String> {
     Ok(name)
 }
 
-/// A Python with MPyC, if the program is a Python script.
+/// A Python with MPyC, if the program is a Python script; says once if it
+/// lacks MPyC's extras.
 async fn python_for(
     program: &[String],
     args: &PythonArgs,
     config: &Config,
-) -> anyhow::Result<Option<PathBuf>> {
-    if program[0].ends_with(".py") {
-        Ok(Some(find_python(args, config).await?))
-    } else {
-        Ok(None)
+) -> anyhow::Result<Option<Python>> {
+    if !program[0].ends_with(".py") {
+        return Ok(None);
     }
+    let python = find_python(args, config).await?;
+    if let Some(hint) = python.hint() {
+        eprintln!("partyline: {hint}");
+    }
+    Ok(Some(python))
 }
 
 async fn bind_endpoint(
@@ -392,7 +395,7 @@ fn build_report(roster: &Roster, links: &[PeerLink], setup_ms: u64, exit_code: i
     }
 }
 
-pub async fn find_python(args: &PythonArgs, config: &Config) -> anyhow::Result<PathBuf> {
+pub async fn find_python(args: &PythonArgs, config: &Config) -> anyhow::Result<Python> {
     let source = match args.python.clone().or_else(|| config.python.clone()) {
         Some(path) => PythonSource::Explicit(path),
         None => PythonSource::Managed,
