@@ -1,6 +1,6 @@
 //! Whole sessions: `partyline serve`, `create` and one `join` process per party,
 //! each running a real MPyC program, compared with MPyC over plain TCP or
-//! with the results worked out here.
+//! with the results worked out here; up to ten parties, direct and relayed.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +47,38 @@ fn securesum_results(parties: u128) -> Vec<String> {
         format!("product: {}", inputs.iter().product::<u128>()),
         format!("max: {}", parties * 1000 + 7),
     ]
+}
+
+/// Ten parties, each its own `join` and MPyC process, compute securesum with
+/// MPyC's `-T 1` (its default threshold t = 4 would make every party set up
+/// C(10, 4) = 210 PRSS keys and multiply the session's run time).
+fn check_ten_parties(flags: &[&str]) -> Vec<Finished> {
+    let server = Server::start();
+    let program = [securesum(), vec!["-T".into(), "1".into()]].concat();
+    let runs = run_session(&server, 10, flags, &program);
+    for run in &runs {
+        run.assert_success();
+        assert_eq!(
+            run.result_lines(&["sum", "product", "max"]),
+            securesum_results(10),
+            "{}",
+            run.name
+        );
+        let report = run.report.as_ref().expect("a report");
+        assert_eq!(report["parties"], 10, "{}", run.name);
+        assert_eq!(report["peers"].as_array().unwrap().len(), 9, "{}", run.name);
+    }
+    runs
+}
+
+#[test]
+fn ten_parties_compute_the_right_results() {
+    check_ten_parties(&[]);
+}
+
+#[test]
+fn ten_parties_compute_the_right_results_over_the_relay_only() {
+    assert_all_paths(&check_ten_parties(&["--relay-only"]), "relay");
 }
 
 /// A `--python` without gmpy2 and numpy still runs the session; each party

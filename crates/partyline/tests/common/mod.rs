@@ -330,7 +330,9 @@ pub fn run_session(
     program: &[String],
 ) -> Vec<Finished> {
     let invite = server.create(parties);
-    let names = ["alice", "bob", "carol", "dave", "erin", "frank"];
+    let names = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+    ];
     let started: Vec<Party> = (0..usize::from(parties))
         .map(|i| Party::join(&invite, names[i], flags, program))
         .collect();
