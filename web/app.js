@@ -58,6 +58,20 @@ function onMessage({ data }) {
     case 'session-unavailable':
       if (!joined) $('session-info').textContent = `Cannot update the session just now: ${data.message}`;
       break;
+    case 'input-error':
+      // Nothing was announced: the person fixes the field and joins again.
+      joined = false;
+      $('error').textContent = data.message;
+      show('error');
+      show('run', false);
+      show('join-form');
+      $('join').disabled = false;
+      break;
+    case 'joining':
+      show('error', false);
+      clearInterval(refreshTimer);
+      localStorage.setItem('partyline-name', data.name);
+      break;
     case 'progress':
       $('session-info').textContent =
         `${data.joined.length} of ${data.expected} parties joined: ${data.joined.join(', ')}.`;
@@ -71,9 +85,21 @@ function onMessage({ data }) {
         li.textContent = `${m.name}${m.you ? ' (you)' : ''}`;
         return li;
       }));
-      $('fingerprint').textContent = data.fingerprint;
+      $('fingerprint').textContent = data.short;
+      $('fingerprint-full').textContent = data.fingerprint;
       show('roster');
       $('status').textContent = `Roster verified: you are party ${data.index}. Connecting to the other parties…`;
+      break;
+    case 'confirm':
+      show('confirm-form');
+      $('typed').focus();
+      $('status').textContent = 'Waiting for you to type the fingerprint the others read out…';
+      break;
+    case 'refused':
+      show('confirm-form', false);
+      fail(data.message);
+      $('status').textContent = 'Your program did not start; the session has ended for every party.';
+      document.body.dataset.finished = 'refused';
       break;
     case 'connected':
       $('status').textContent = pythonReady
@@ -131,7 +157,10 @@ function start() {
   const worker = new Worker('/web/worker.js', { type: 'module' });
   worker.onmessage = onMessage;
   worker.onerror = (e) => fail(`The page's worker failed: ${e.message || 'it could not start'}`);
-  worker.postMessage({ type: 'open', link: location.href, origin: location.origin });
+  // The invite is the link without its query, which may preset the expected
+  // parties (`/join?expect=alice,bob,carol#pl1.…`).
+  worker.postMessage({ type: 'open', link: location.origin + location.pathname + location.hash, origin: location.origin });
+  $('expect').value = new URLSearchParams(location.search).get('expect') || '';
   // The invite's secret is in the fragment: once handed to the worker, keep it
   // out of the address bar, the history and anyone looking over a shoulder.
   history.replaceState(null, '', location.pathname + location.search);
@@ -151,16 +180,23 @@ function start() {
       fail(e.message);
       return;
     }
-    const name = $('name').value.trim();
-    localStorage.setItem('partyline-name', name);
+    const name = $('name').value;
+    show('error', false);
     joined = true;
-    clearInterval(refreshTimer);
     $('join').disabled = true;
     show('join-form', false);
     show('run');
     $('status').textContent = 'Joining…';
     const args = $('args').value.split(/\s+/).filter(Boolean);
-    worker.postMessage({ type: 'join', name, program, args });
+    const expected = $('expect').value;
+    const confirm = $('confirm-fingerprint').checked;
+    worker.postMessage({ type: 'join', name, expected, confirm, program, args });
+  };
+  $('confirm-form').onsubmit = (event) => {
+    event.preventDefault();
+    $('confirm').disabled = true;
+    $('status').textContent = 'Checking the fingerprint…';
+    worker.postMessage({ type: 'typed', fingerprint: $('typed').value });
   };
 }
 

@@ -3,14 +3,17 @@
 // streams directly and no byte crosses a postMessage.
 //
 // Messages from the page: {type: 'open', link, origin}, {type: 'refresh'},
-// {type: 'join', name, program: {name, source}, args}.
+// {type: 'join', name, expected, confirm, program: {name, source}, args},
+// {type: 'typed', fingerprint}.
 // Messages to the page: {type: 'pyodide', phase, ms?}, {type: 'session', view},
 // {type: 'invite-error', message}, {type: 'session-unavailable', message},
+// {type: 'input-error', message}, {type: 'joining', name},
 // {type: 'progress', joined, expected},
-// {type: 'roster', index, fingerprint, members}, {type: 'connected', ms},
+// {type: 'roster', index, fingerprint, short, members}, {type: 'confirm'},
+// {type: 'refused', message}, {type: 'connected', ms},
 // {type: 'output', text}, {type: 'finished', ok, seconds, error?},
 // {type: 'error', message}.
-import init, { Session } from './pkg/partyline_web.js';
+import init, { Session, check_expected, party_name } from './pkg/partyline_web.js';
 import { loadPyodide } from './pyodide/pyodide.mjs';
 
 const post = (message) => self.postMessage(message);
@@ -18,6 +21,8 @@ const errorText = (e) => (e && e.message) || String(e);
 const JOIN_TIMEOUT_SECS = 600;
 
 let session = null;
+// Resolves with what the person typed, while the confirm step waits for it.
+let typedFingerprint = null;
 
 // Pyodide takes seconds to start: begin at once, while the user reads the page.
 const pyodideStarted = performance.now();
@@ -68,14 +73,42 @@ async function refresh() {
   }
 }
 
-async function join({ name, program, args }) {
-  const party = await session.join(name, (p) => post({ type: 'progress', ...p }), JOIN_TIMEOUT_SECS);
+// The checks the person asked for, as `join --expect` and `--confirm` run
+// them: after the roster is verified, before any connection is made. A
+// refusal has ended the session for every party when the promise rejects.
+async function accept(party, confirm) {
+  await party.accept_expected(JOIN_TIMEOUT_SECS);
+  if (!confirm) return;
+  const typed = new Promise((resolve) => { typedFingerprint = resolve; });
+  post({ type: 'confirm' });
+  await party.confirm(await typed, JOIN_TIMEOUT_SECS);
+}
+
+async function join({ name, expected, confirm, program, args }) {
+  // Checked before anything is announced, by the rules every party applies;
+  // the name in the normal form the others will see.
+  try {
+    name = party_name(name);
+    check_expected(expected);
+  } catch (e) {
+    post({ type: 'input-error', message: errorText(e) });
+    return;
+  }
+  post({ type: 'joining', name });
+  const party = await session.join(name, expected, (p) => post({ type: 'progress', ...p }), JOIN_TIMEOUT_SECS);
   post({
     type: 'roster',
     index: party.index,
     fingerprint: party.fingerprint,
+    short: party.short_fingerprint,
     members: party.members(),
   });
+  try {
+    await accept(party, confirm);
+  } catch (e) {
+    post({ type: 'refused', message: errorText(e) });
+    return;
+  }
   const connectStarted = performance.now();
   try {
     await party.connect(JOIN_TIMEOUT_SECS);
@@ -113,6 +146,7 @@ self.onmessage = async ({ data }) => {
     if (data.type === 'open') await open(data);
     else if (data.type === 'refresh') await refresh();
     else if (data.type === 'join') await join(data);
+    else if (data.type === 'typed' && typedFingerprint) typedFingerprint(data.fingerprint);
   } catch (e) {
     post({ type: 'error', message: errorText(e) });
   }

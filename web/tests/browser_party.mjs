@@ -125,12 +125,52 @@ async function openPage(context, invite) {
   return { page, requests, console };
 }
 
-async function joinInPage({ page }, name, program, args = '') {
+// `expect` and `confirm` are the page's "check before you share" fields,
+// left as they are when not given.
+async function joinInPage({ page }, name, program, args = '', { expect, confirm } = {}) {
   await page.waitForSelector('#join-form:not([hidden])', { timeout: 30_000 });
   await page.fill('#name', name);
   await page.check(`input[name=program][value="${program}"]`);
   await page.fill('#args', args);
+  if (expect !== undefined) await page.fill('#expect', expect);
+  if (confirm) await page.check('#confirm-fingerprint');
   await page.click('#join');
+}
+
+// The fingerprint a page shows once it asks for it to be typed: its full form.
+async function pageFingerprint({ page }) {
+  await page.waitForSelector('#confirm-form:not([hidden])', { timeout: SESSION_LIMIT_MS });
+  const short = (await page.textContent('#fingerprint')).trim().split(' ');
+  const words = (await page.textContent('#fingerprint-full')).trim().split(' ');
+  assert.equal(words.length, 12, words.join(' '));
+  assert.deepEqual(short, words.slice(0, 6), 'the short form is not the first 6 words');
+  return words;
+}
+
+// The fingerprint a native party printed with its roster.
+function nativeFingerprint(party) {
+  const m = party.stderr.match(/session fingerprint ([a-z ]+):/);
+  assert.ok(m, `no fingerprint in:\n${party.stderr}`);
+  return m[1].split(' ');
+}
+
+// The page party refused the roster saying `says` before its MPyC started;
+// the native party stopped naming the page's refusal; nobody computed.
+async function assertPageRefused(browser, native, says) {
+  const result = await pageResult(browser);
+  assert.equal(result.finished, 'refused', `the page did not refuse: ${result.error}\n${result.output}`);
+  for (const text of [says, 'your program did not start']) {
+    assert.ok(result.error.includes(text), `the page does not say ${text}: ${result.error}`);
+  }
+  assert.ok(!result.output.includes('MPyC'), `MPyC started in the page:\n${result.output}`);
+  assert.ok(await browser.page.isHidden('#confirm-form'));
+  const code = await Promise.race([native.exited,
+    new Promise((_, reject) => setTimeout(() => reject(new Error('native party timed out')), SESSION_LIMIT_MS))]);
+  assert.notEqual(code, 0, `the native party exited 0:\n${native.stderr}`);
+  assert.ok(native.stderr.includes('(browser0) ended the session: browser0 refused to start'),
+    `the native party does not name the page's refusal:\n${native.stderr}`);
+  assert.deepEqual(resultLines(result.output, ['sum', 'product', 'max']), []);
+  assert.deepEqual(resultLines(native.stdout, ['sum', 'product', 'max']), []);
 }
 
 async function pageResult({ page, console: lines }) {
@@ -383,6 +423,92 @@ const tests = {
     assert.notEqual(await alice.exited, 0, 'alice exited 0');
     assert.ok(alice.stderr.includes(named), `alice does not name mallory:\n${alice.stderr}`);
     assert.deepEqual(resultLines(alice.stdout, ['sum', 'product', 'max']), []);
+  },
+
+  async 'a page expecting other parties than the roster refuses before MPyC starts'(context) {
+    const server = await startServer();
+    for (const [expect, says, preset] of [
+      ['browser0, native0, carol', '(missing: carol)', true],
+      ['browser0', '(not expected: native0)', false],
+      ['browser0,robert', '(missing: robert; not expected: native0)', false],
+    ]) {
+      const invite = await createInvite(server, 2);
+      const native = joinNative(invite, 'native0', [SUM]);
+      // The first through the link's query, which presets the field.
+      const link = preset ? invite.replace('/join#', `/join?expect=${encodeURIComponent(expect)}#`) : invite;
+      const browser = await openPage(context, link);
+      if (preset) {
+        await browser.page.waitForSelector('#join-form:not([hidden])', { timeout: 30_000 });
+        assert.equal(await browser.page.inputValue('#expect'), expect);
+      }
+      await joinInPage(browser, 'browser0', 'securesum.py', '', preset ? {} : { expect });
+      await assertPageRefused(browser, native, says);
+    }
+  },
+
+  async 'a page confirming the fingerprint refuses a wrong one and runs on the right one'(context) {
+    const server = await startServer();
+    let invite = await createInvite(server, 2);
+    let native = joinNative(invite, 'native0', [SUM]);
+    let browser = await openPage(context, invite);
+    await joinInPage(browser, 'browser0', 'securesum.py', '', { confirm: true });
+    const words = await pageFingerprint(browser);
+    await stderrSays(native, 'session fingerprint');
+    assert.deepEqual(words, nativeFingerprint(native), 'the page and the native party show different fingerprints');
+    // One word off, as a fingerprint read out from a different roster would be.
+    words[5] = words[5] === 'zoo' ? 'zone' : 'zoo';
+    await browser.page.fill('#typed', words.slice(0, 6).join(' '));
+    await browser.page.click('#confirm');
+    await assertPageRefused(browser, native, "the fingerprint typed is not this session's fingerprint");
+
+    // The right one, as read out on a call (short form, capitals), with the
+    // expected parties too; the page's name typed decomposed (e + U+0308)
+    // joins in normal form C, as the native party's roster and --expect show.
+    invite = await createInvite(server, 2);
+    native = joinNative(invite, 'native0', [SUM], ['--expect', 'native0,Zo\u00eb']);
+    browser = await openPage(context, invite);
+    await joinInPage(browser, 'Zoe\u0308', 'securesum.py', '', { expect: 'native0, Zoe\u0308', confirm: true });
+    const right = await pageFingerprint(browser);
+    await browser.page.fill('#typed', right.slice(0, 6).join(' ').toUpperCase());
+    await browser.page.click('#confirm');
+    const result = await pageResult(browser);
+    assert.equal(result.finished, 'ok', `the page did not run: ${result.error}\n${result.output}`);
+    const nativeOutput = await nativeResult(native);
+    const sums = resultLines(nativeOutput, ['sum', 'product', 'max']);
+    assert.equal(sums.length, 3, nativeOutput);
+    assert.deepEqual(resultLines(result.output, ['sum', 'product', 'max']), sums);
+    assert.ok(native.stderr.includes(': Zo\u00eb\n'), `the native roster lacks Zo\u00eb in NFC:\n${native.stderr}`);
+    assert.ok((await browser.page.$$eval('#members li', (items) => items.map((li) => li.textContent)))
+      .includes('Zo\u00eb (you)'), 'the page does not show its own name in NFC');
+  },
+
+  async 'a page name or expected party with an invisible character is refused with the rule'(context) {
+    const server = await startServer();
+    const invite = await createInvite(server, 2);
+    const browser = await openPage(context, invite);
+    const { page } = browser;
+    const refused = async (says) => {
+      await page.waitForFunction((text) => !document.getElementById('error').hidden
+        && document.getElementById('error').textContent.includes(text), says[0], { timeout: 30_000 });
+      const error = await page.textContent('#error');
+      for (const text of [...says, 'a name may hold only letters, digits, spaces']) {
+        assert.ok(error.includes(text), `the page does not say ${text}: ${error}`);
+      }
+      assert.ok(await page.isVisible('#join-form'), 'the join form must stay usable');
+      assert.ok(await page.isEnabled('#join'));
+    };
+    await joinInPage(browser, 'al\u200bice', 'securesum.py');
+    await refused(['your name is not usable', 'U+200B']);
+    await joinInPage(browser, 'alice', 'securesum.py', '', { expect: 'alice, \u202ebob' });
+    await refused(['the expected parties are not usable', 'U+202E']);
+    // Neither was announced: with the fields fixed, a two-party session
+    // runs (a stray announcement would have taken the second seat).
+    await joinInPage(browser, 'alice', 'securesum.py', '', { expect: '' });
+    const native = joinNative(invite, 'bob', [SUM]);
+    const result = await pageResult(browser);
+    assert.equal(result.finished, 'ok', `the page did not run: ${result.error}\n${result.output}`);
+    await nativeResult(native);
+    assert.ok(native.stderr.includes('party 0: alice\n'), native.stderr);
   },
 
   async 'a browser without JSPI is told so instead of a stuck page'(context) {

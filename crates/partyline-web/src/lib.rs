@@ -63,6 +63,10 @@ pub enum WebError {
     Roster(#[from] partyline_wire::RosterError),
     #[error("your name is not usable: {0}")]
     Name(String),
+    #[error("the expected parties are not usable: {0}")]
+    Expected(String),
+    #[error("{0}; your program did not start. {advice}", advice = .0.advice())]
+    Refused(partyline_wire::checks::Refusal),
     #[error(transparent)]
     Wait(#[from] WaitError),
     #[error("cannot start the network endpoint: {0}")]

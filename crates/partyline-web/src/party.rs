@@ -1,8 +1,12 @@
 //! Our iroh endpoint and the connections to exactly the roster's peers
 //! (`partyline_proto::connect`), every peer reached through the relay on the
-//! page's own origin. Once connected, every stream a peer opens is checked
-//! against the seat rules (`stream::guard_incoming`); a violation closes every
-//! connection with [`CloseCode::SeatViolation`] and a reason naming the peer.
+//! page's own origin. Before connecting, the roster passes the checks the
+//! person asked for (`partyline_wire::checks`: the expected parties, the
+//! fingerprint typed back), as `join --expect` and `--confirm` do; a refusal
+//! connects only to end the session for every peer, naming us. Once
+//! connected, every stream a peer opens is checked against the seat rules
+//! (`stream::guard_incoming`); a violation closes every connection with
+//! [`CloseCode::SeatViolation`] and a reason naming the peer.
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -13,6 +17,7 @@ use iroh::{Endpoint, RelayConfig, RelayMode, RelayUrl, SecretKey};
 use n0_future::task::JoinHandle;
 use partyline_proto::transport::{CLOSE_LIMIT, DRAIN_LIMIT, ONLINE_TIMEOUT, transport_config};
 use partyline_proto::{ALPN, CloseCode, Dialing};
+use partyline_wire::checks::{ExpectedNames, Refusal, check_typed};
 use partyline_wire::seat::SeatViolation;
 use partyline_wire::{EndpointKey, Invite, Roster, ServerUrl};
 use serde::Serialize;
@@ -102,6 +107,8 @@ pub struct Party {
 pub(crate) struct Inner {
     endpoint: PartyEndpoint,
     roster: Roster,
+    /// The names the person expects in the roster, if they gave any.
+    expected: Option<ExpectedNames>,
     invite: Invite,
     coordinator: Coordinator,
     links: RefCell<BTreeMap<usize, Connection>>,
@@ -117,6 +124,7 @@ impl Party {
     pub(crate) fn new(
         endpoint: PartyEndpoint,
         roster: Roster,
+        expected: Option<ExpectedNames>,
         invite: Invite,
         coordinator: Coordinator,
     ) -> Self {
@@ -124,6 +132,7 @@ impl Party {
             inner: Rc::new(Inner {
                 endpoint,
                 roster,
+                expected,
                 invite,
                 coordinator,
                 links: RefCell::default(),
@@ -149,10 +158,42 @@ impl Party {
         self.inner.roster.members.len()
     }
 
-    /// The session fingerprint, equal on every party exactly when all hold the same roster.
+    /// The session fingerprint, equal on every party exactly when all hold
+    /// the same roster: the full form.
     #[wasm_bindgen(getter)]
     pub fn fingerprint(&self) -> String {
-        self.inner.roster.fingerprint().to_string()
+        self.inner.roster.fingerprint().full()
+    }
+
+    /// The fingerprint's short form, for reading aloud.
+    #[wasm_bindgen(getter)]
+    pub fn short_fingerprint(&self) -> String {
+        self.inner.roster.fingerprint().short()
+    }
+
+    /// Resolves if the roster holds exactly the expected parties given at
+    /// join (or none were given). Otherwise ends the session for every peer
+    /// within `timeout_secs`, naming us, and rejects saying what differs.
+    pub fn accept_expected(&self, timeout_secs: u32) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let checked = match &inner.expected {
+                Some(expected) => expected.check(&inner.roster),
+                None => Ok(()),
+            };
+            inner.accept_or_refuse(checked, timeout_secs).await
+        })
+    }
+
+    /// Resolves if `typed` is this session's fingerprint (its full form or
+    /// its first words, as `join --confirm` takes it). Otherwise ends the
+    /// session for every peer within `timeout_secs`, naming us, and rejects.
+    pub fn confirm(&self, typed: String, timeout_secs: u32) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let checked = check_typed(&inner.roster.fingerprint(), &typed);
+            inner.accept_or_refuse(checked, timeout_secs).await
+        })
     }
 
     /// The roster in seat order: `[{index, name, endpoint, you}]`.
@@ -270,6 +311,36 @@ impl Party {
 }
 
 impl Inner {
+    /// Passes on an accepted check; after a refusal, connects only to end
+    /// the session for the peers with our reason (without it they would wait
+    /// for us until their timeout) and rejects with the refusal.
+    async fn accept_or_refuse(
+        &self,
+        checked: Result<(), Refusal>,
+        timeout_secs: u32,
+    ) -> Result<JsValue, JsValue> {
+        let Err(refusal) = checked else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        tracing::warn!(
+            "not starting the program: {refusal}; ending the session for the other parties"
+        );
+        let reason = format!("{} refused to start: {refusal}", self.roster.own().name);
+        let dialing = Dialing::ThroughRelay(self.endpoint.relay_url.clone());
+        let timeout = Duration::from_secs(timeout_secs.into());
+        // Our refusal is the news, not whether we could pass it on.
+        if let Ok(links) =
+            partyline_proto::connect_all(&self.endpoint.endpoint, &self.roster, &dialing, timeout)
+                .await
+        {
+            for (_, conn) in &links {
+                CloseCode::Aborted.close(conn, &reason);
+            }
+        }
+        self.endpoint.close().await;
+        Err(WebError::Refused(refusal).into())
+    }
+
     /// Starts checking the streams every peer opens (see `stream::guard_incoming`).
     fn guard_streams(inner: &Rc<Self>) {
         let own = inner.roster.own_index;

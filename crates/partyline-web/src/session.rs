@@ -3,8 +3,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use partyline_proto::join::{Progress, announce_and_wait};
-use partyline_wire::announce::{AnnouncementKey, check_name};
+use partyline_wire::announce::{AnnouncementKey, typed_name};
 use partyline_wire::api::SessionState;
+use partyline_wire::checks::ExpectedNames;
 use partyline_wire::roster::verify_all;
 use partyline_wire::{Announcement, Invite, ServerUrl};
 use serde::Serialize;
@@ -86,32 +87,61 @@ impl Session {
     }
 
     /// Binds our endpoint, announces us as `name` and resolves to a [`Party`]
-    /// with the verified roster once every party has joined. `on_progress` is
-    /// called with `{joined: [names], expected}` whenever that list changes.
+    /// with the verified roster once every party has joined. `expected` is
+    /// the comma-separated names the roster must hold (as `join --expect`;
+    /// blank for no check), which [`Party::accept_expected`] checks.
+    /// `on_progress` is called with `{joined: [names], expected}` whenever
+    /// that list changes. Both `name` and `expected` are checked (see
+    /// [`party_name`], [`check_expected`]) before anything is announced.
     pub fn join(
         &self,
         name: String,
+        expected: String,
         on_progress: js_sys::Function,
         timeout_secs: u32,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let party = inner
-                .join(name, on_progress, Duration::from_secs(timeout_secs.into()))
-                .await?;
+            let name = own_name(&name)?;
+            let expected = expected_names(&expected)?;
+            let timeout = Duration::from_secs(timeout_secs.into());
+            let party = inner.join(name, expected, on_progress, timeout).await?;
             Ok(party.into())
         })
     }
+}
+
+/// The name a person typed, in Unicode normal form C as every party needs
+/// it, or the rule it breaks (`partyline_wire::announce::typed_name`).
+#[wasm_bindgen]
+pub fn party_name(typed: &str) -> Result<String, JsError> {
+    Ok(own_name(typed)?)
+}
+
+/// Checks the page's "expected parties" field as `join --expect` checks its
+/// names: each normalised, then held to the name rule.
+#[wasm_bindgen]
+pub fn check_expected(list: &str) -> Result<(), JsError> {
+    expected_names(list)?;
+    Ok(())
+}
+
+fn own_name(typed: &str) -> Result<String, WebError> {
+    typed_name(typed.trim()).map_err(|e| WebError::Name(e.to_string()))
+}
+
+fn expected_names(list: &str) -> Result<Option<ExpectedNames>, WebError> {
+    ExpectedNames::parse_list(list).map_err(|e| WebError::Expected(e.to_string()))
 }
 
 impl Inner {
     async fn join(
         &self,
         name: String,
+        expected: Option<ExpectedNames>,
         on_progress: js_sys::Function,
         timeout: Duration,
     ) -> Result<Party, WebError> {
-        check_name(&name).map_err(|e| WebError::Name(e.to_string()))?;
         // Proves the origin is a partyline server before we announce anything.
         let info = self.coordinator.info().await?;
         tracing::info!(version = %info.version, "partyline server found");
@@ -146,6 +176,7 @@ impl Inner {
             Ok(roster) => Ok(Party::new(
                 endpoint,
                 roster,
+                expected,
                 self.invite.clone(),
                 self.coordinator.clone(),
             )),

@@ -137,6 +137,13 @@ pub fn normalize_name(typed: &str) -> String {
     typed.nfc().collect()
 }
 
+/// A name typed by a person, normalised ([`normalize_name`]) and then
+/// checked ([`check_name`]): what every party asks of a name it is given.
+pub fn typed_name(typed: &str) -> Result<String, AnnounceError> {
+    let name = normalize_name(typed);
+    check_name(&name).map(|()| name)
+}
+
 /// The MAC key of one session, derived from its invite.
 #[derive(Clone)]
 pub struct AnnouncementKey {
@@ -309,6 +316,8 @@ mod tests {
         assert_eq!(problem(decomposed), Some(NameProblem::NotNfc));
         assert_eq!(normalize_name(decomposed), "Zo\u{00EB}");
         assert_eq!(problem(&normalize_name(decomposed)), None);
+        assert_eq!(typed_name(decomposed).as_deref(), Ok("Zo\u{00EB}"));
+        assert!(typed_name("Zoe\u{0308}\u{200B}").is_err());
     }
 
     #[test]

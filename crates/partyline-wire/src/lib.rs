@@ -13,6 +13,9 @@
 //!   ordered roster and the session fingerprint, or says exactly what was wrong.
 //! - [`fingerprint`]: the session fingerprint as BIP39 words, full and short
 //!   form, and the check of what a person typed against it.
+//! - [`checks`]: what a person can ask to check before the program starts
+//!   (the expected names, the fingerprint typed back), and why a roster is
+//!   refused, for native and browser parties alike.
 //! - [`url`]: the server address `https://host[:port]`, one type with one rule.
 //! - [`api`]: the paths and JSON bodies of the coordinator's HTTP API.
 //! - [`seat`]: which peer streams a session allows (MPyC's one stream per
@@ -24,6 +27,7 @@
 
 pub mod announce;
 pub mod api;
+pub mod checks;
 pub mod fingerprint;
 pub mod invite;
 pub mod roster;

@@ -28,12 +28,13 @@ use partyline_mesh::{
     CloseCode, Forwarder, MeshConfig, PartyEndpoint, PeerEventKind, PeerLink, connect_all,
 };
 use partyline_session::{Coordinator, SessionError, announce_and_wait};
-use partyline_wire::announce::{check_name, normalize_name};
+use partyline_wire::announce::{check_name, typed_name};
 use partyline_wire::api::ServerInfo;
+use partyline_wire::checks::Refusal;
 use partyline_wire::seat::StreamRules;
 use partyline_wire::{Invite, Roster};
 
-use self::checks::{Checks, Refusal};
+use self::checks::{Checks, refusal_error};
 use self::invite::read_invite;
 use self::seat::{End, Leave, Seat};
 use self::shutdown::{Interrupted, Shutdown};
@@ -141,9 +142,7 @@ fn party_name(flag: Option<&str>, config: &Config) -> anyhow::Result<String> {
         .map(str::to_string)
         .or_else(|| config.name.clone())
         .unwrap_or_else(default_name);
-    let name = normalize_name(&name);
-    check_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
-    Ok(name)
+    typed_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))
 }
 
 /// A Python with MPyC, if the program is a Python script; says once if it
@@ -232,11 +231,14 @@ async fn refuse(
         Ok(links) => {
             seat.links = links;
             let reason = format!("{} refused to start: {refusal}", seat.own.name);
-            End::with(Leave::End(CloseCode::Aborted, reason), Err(refusal.error()))
+            End::with(
+                Leave::End(CloseCode::Aborted, reason),
+                Err(refusal_error(&refusal)),
+            )
         }
         Err(interrupted) if interrupted.note.is_some() => interrupted,
         // Our refusal is the news, not that we could not pass it on.
-        Err(_) => End::with(Leave::Close, Err(refusal.error())),
+        Err(_) => End::with(Leave::Close, Err(refusal_error(&refusal))),
     }
 }
 
