@@ -6,6 +6,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use partyline_launch::mpyc;
+
 use crate::error::{LabError, Result};
 
 pub const CSV_HEADER: &str =
@@ -157,6 +159,10 @@ pub fn summary(rows: &[Row], command: &str) -> String {
     );
     out.push_str("Ratios: median over `tcp`'s median on the same line. Bytes: MPyC's payload count summed over parties. ");
     out.push_str("Set-up: partyline's mesh set-up (slowest party), tcp-ssl's certificate generation, wireguard's configuration.\n\n");
+    if let Some(note) = threshold_note(rows) {
+        out.push_str(&note);
+        out.push_str("\n\n");
+    }
     out.push_str("| scenario | demo | size | parties | solution | ok/runs | median wall s | ratio to tcp | median MPyC s | MPyC ratio to tcp | median set-up s | median MB sent | paths |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for k in &lines {
@@ -212,6 +218,35 @@ pub fn summary(rows: &[Row], command: &str) -> String {
     out
 }
 
+/// Which runs passed MPyC `-T 1` and why, if any did (see
+/// [`mpyc::benchmark_threshold_flags`]).
+fn threshold_note(rows: &[Row]) -> Option<String> {
+    let mut low: Vec<usize> = rows
+        .iter()
+        .map(|row| row.parties)
+        .filter(|&parties| !mpyc::benchmark_threshold_flags(parties).is_empty())
+        .collect();
+    low.sort_unstable();
+    low.dedup();
+    let largest = *low.last()?;
+    let counts: Vec<String> = low.iter().map(usize::to_string).collect();
+    let t = mpyc::default_threshold(largest);
+    Some(format!(
+        "MPyC threshold: with {} or more parties (here {}) every solution runs MPyC with `-T 1`. \
+         MPyC's default t = (n-1)/2 ({t} at {largest} parties) makes each party set up C(n, t) \
+         PRSS keys ({} at {largest}) and such runs impractically slow. Fewer parties run with \
+         MPyC's default threshold.",
+        mpyc::LOW_THRESHOLD_FROM,
+        counts.join(", "),
+        binomial(largest, t),
+    ))
+}
+
+/// n choose k.
+fn binomial(n: usize, k: usize) -> u128 {
+    (0..k).fold(1u128, |acc, i| acc * (n - i) as u128 / (i + 1) as u128)
+}
+
 /// The first 80 characters of an error, safe inside a table cell.
 fn short(error: &str) -> String {
     let cleaned = error.replace('|', "/").replace('\n', " ");
@@ -245,6 +280,28 @@ mod tests {
                 "boom, \"badly\"".into()
             },
         }
+    }
+
+    #[test]
+    fn summary_says_when_runs_used_a_threshold_of_one() {
+        let at = |parties| Row {
+            parties,
+            ..row("tcp", 1.0, true)
+        };
+        let small = summary(&[at(3), at(5)], "partyline bench");
+        assert!(!small.contains("-T 1"), "{small}");
+        let ten = summary(&[at(3), at(10)], "partyline bench --parties 3,10");
+        assert!(
+            ten.contains(&format!(
+                "with {} or more parties (here 10) every solution runs MPyC with `-T 1`",
+                mpyc::LOW_THRESHOLD_FROM
+            )),
+            "{ten}"
+        );
+        assert!(ten.contains("(4 at 10 parties)"), "{ten}");
+        assert!(ten.contains("PRSS keys (210 at 10)"), "{ten}");
+        assert_eq!(binomial(10, 4), 210);
+        assert_eq!(binomial(5, 0), 1);
     }
 
     #[test]

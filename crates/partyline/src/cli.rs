@@ -277,13 +277,16 @@ pub struct DemoArgs {
 #[command(
     after_help = "Runs the lab's loopback scenario: every party a process on this machine, \
 no root, nothing emulated. Workloads: securesum.py (3 parties), sort.py 16 (3), secretsanta.py 8 \
-(3), bulk.py 10 (3), sort.py 8 (5); each solution runs once per repetition, in turns. Prints the \
+(3), bulk.py 10 (3), sort.py 8 (5), or each at the party counts given with --parties (with 8 or \
+more parties MPyC runs with -T 1: its default threshold would make the PRSS set-up grow as \
+C(n, (n-1)/2)); each solution runs once per repetition, in turns. Prints the \
 summary: median wall time (start to exit of every party process, with partyline's joining) and \
 MPyC's own time (the computation), each with its ratio to plain tcp. --out gets results.csv, \
 summary.md, plots/ and runs/ (every process's output), as with `partyline lab run`. Exits 1 if a \
 run failed.\n\n\
 Examples:\n  partyline bench\n  \
 partyline bench --repeat 1 --out /tmp/bench\n  \
+partyline bench --parties 3,5,10 --repeat 3\n  \
 partyline bench --solutions tcp,tcp-ssl,partyline,partyline-relay\n  \
 partyline lab run --scenario loopback --demo sort --size high --parties 3,5   (other workloads)\n  \
 cargo bench -p partyline-mesh      (1 KB round trip and bulk echo through a tunnel vs TCP)"
@@ -292,6 +295,9 @@ pub struct BenchArgs {
     /// Runs of each workload with each solution; medians are reported.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
+    /// Party counts to run every workload at, e.g. 3,5,10; default: each workload's own.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub parties: Vec<u16>,
     /// Solutions: tcp, tcp-ssl, partyline, partyline-relay (wireguard needs `partyline lab`).
     #[arg(
         long,

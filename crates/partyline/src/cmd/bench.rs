@@ -42,10 +42,26 @@ const WORKLOADS: [Case; 5] = [
     },
 ];
 
+/// The workloads, each at its own party count, or at each of `parties`.
+fn workloads(parties: &[u16]) -> Vec<Case> {
+    if parties.is_empty() {
+        return WORKLOADS.to_vec();
+    }
+    parties
+        .iter()
+        .flat_map(|&parties| {
+            WORKLOADS.iter().map(move |case| Case {
+                parties: usize::from(parties),
+                ..*case
+            })
+        })
+        .collect()
+}
+
 pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<i32> {
     let matrix = matrix(
         vec![Scenario::loopback()],
-        WORKLOADS.to_vec(),
+        workloads(&args.parties),
         &args.solutions,
         (args.repeat, &args.out),
         &args.run,
@@ -61,4 +77,19 @@ pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<i32> {
         return Ok(1);
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parties_replace_every_workloads_own_count() {
+        assert_eq!(workloads(&[]), WORKLOADS);
+        let ten = workloads(&[3, 10]);
+        assert_eq!(ten.len(), 2 * WORKLOADS.len());
+        assert!(ten[..WORKLOADS.len()].iter().all(|case| case.parties == 3));
+        assert!(ten[WORKLOADS.len()..].iter().all(|case| case.parties == 10));
+        assert_eq!(ten[WORKLOADS.len()].demo, WORKLOADS[0].demo);
+    }
 }
