@@ -19,7 +19,8 @@
 //! - [`shaping`]: loss rules and rate limits.
 //! - [`scenario`]: [`Scenario`]s (regions and round-trip times), built in or
 //!   from TOML, and the loopback one.
-//! - [`workload`]: the MPC programs and their sizes; fetching MPyC's demos.
+//! - [`workload`]: the MPC programs and their sizes; fetching MPyC's demos;
+//!   the CNN demo's data (shipped in `data/cnn`, one weight file generated).
 //! - [`solutions`]: tcp, tcp-ssl, partyline, partyline-relay, wireguard.
 //! - [`runner`]: the matrix of [`runner::Case`]s with its progress bar.
 //! - [`report`]: CSV rows, the markdown summary and the one [`report::median`];

@@ -3,8 +3,10 @@
 //! MPyC's own demos are not in the `mpyc` wheel; the PyPI package
 //! `mpyc-web` ships copies (release pinned in `versions.env`), so the lab downloads that wheel once with
 //! pip and unpacks the two demos it uses into its cache. The CNN demo needs
-//! numpy, which partyline's managed Python does not have (partyline itself
-//! never needs it), so the lab builds its own virtual environment for it.
+//! numpy, which partyline's managed Python has, and its data: the MNIST test
+//! set and MPyC's trained weights ship in `data/cnn` (built into the binary),
+//! and the large fully-connected layer's weights are generated from a fixed
+//! seed (see that folder's README).
 //!
 //! | demo | low | medium | high | bound by |
 //! |---|---|---|---|---|
@@ -132,9 +134,10 @@ impl FromStr for Size {
 pub struct Sources {
     /// A Python with the pinned MPyC (partyline's managed one).
     pub python: PathBuf,
-    /// The lab's cache (the demo wheel, the numpy environment).
+    /// The lab's cache (the demo wheel, the CNN data).
     pub cache: PathBuf,
-    /// MNIST data and CNN weights (`../shared/data/cnn`).
+    /// MNIST data and CNN weights to use instead of the shipped ones and
+    /// the generated `W_fc1.npy`.
     pub cnn_data: Option<PathBuf>,
 }
 
@@ -163,15 +166,14 @@ impl Workload {
                 None,
             ),
             Demo::MpycCnn => {
-                let data = sources.cnn_data.clone().ok_or_else(|| {
-                    LabError::invalid(
-                        "CNN data",
-                        "not found; pass --cnn-data DIR (MNIST and weights, ../shared/data/cnn)",
-                    )
-                })?;
+                check_numpy(&sources.python)?;
+                let data = match &sources.cnn_data {
+                    Some(data) => data.clone(),
+                    None => cnn_data(sources)?,
+                };
                 (
                     mpyc_demo(sources, "np_cnnmnist.py")?,
-                    numpy_python(sources)?,
+                    sources.python.clone(),
                     Some(data),
                 )
             }
@@ -278,43 +280,83 @@ fn mpyc_demo(sources: &Sources, file: &str) -> Result<PathBuf> {
     Ok(wanted)
 }
 
-/// A Python with the pinned mpyc and numpy, built once in the lab's cache.
-fn numpy_python(sources: &Sources) -> Result<PathBuf> {
-    let venv = sources
-        .cache
-        .join(format!("python-mpyc-{}-numpy", mpyc::VERSION));
-    let python = venv.join("bin").join("python");
-    let usable = |python: &Path| {
-        Command::new(python)
-            .args(["-c", "import mpyc, numpy"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if usable(&python) {
-        return Ok(python);
+/// The CNN data shipped in `data/cnn`: the MNIST test set and MPyC's
+/// trained weights, all but `W_fc1.npy` (see that folder's README).
+const CNN_FILES: [(&str, &[u8]); 9] = [
+    (
+        "t10k-images-idx3-ubyte.gz",
+        include_bytes!("../data/cnn/t10k-images-idx3-ubyte.gz"),
+    ),
+    (
+        "t10k-labels-idx1-ubyte.gz",
+        include_bytes!("../data/cnn/t10k-labels-idx1-ubyte.gz"),
+    ),
+    ("W_conv1.npy", include_bytes!("../data/cnn/W_conv1.npy")),
+    ("b_conv1.npy", include_bytes!("../data/cnn/b_conv1.npy")),
+    ("W_conv2.npy", include_bytes!("../data/cnn/W_conv2.npy")),
+    ("b_conv2.npy", include_bytes!("../data/cnn/b_conv2.npy")),
+    ("b_fc1.npy", include_bytes!("../data/cnn/b_fc1.npy")),
+    ("W_fc2.npy", include_bytes!("../data/cnn/W_fc2.npy")),
+    ("b_fc2.npy", include_bytes!("../data/cnn/b_fc2.npy")),
+];
+
+/// The seed of the generated `W_fc1.npy`.
+pub const FC1_SEED: u64 = 1_024;
+
+/// Writes `W_fc1.npy` (argv[1]): the layer's shape and type (3136×1024
+/// float32), normal noise with the original's spread, from seed argv[2].
+const GENERATE_FC1: &str = "import sys, numpy as np\n\
+    w = np.random.default_rng(int(sys.argv[2])).normal(0.0, 0.03, (3136, 1024))\n\
+    np.save(sys.argv[1], w.astype(np.float32))\n";
+
+/// The CNN data directory in the cache: the shipped files and the generated
+/// `W_fc1.npy`, made once per seed and numpy release.
+fn cnn_data(sources: &Sources) -> Result<PathBuf> {
+    let name = format!("cnn-data-seed{FC1_SEED}-numpy{}", mpyc::NUMPY.version);
+    let dir = sources.cache.join(&name);
+    if dir.join("W_fc1.npy").is_file() {
+        return Ok(dir);
     }
-    // A half-built environment fails the check above and is rebuilt.
-    let _ = std::fs::remove_dir_all(&venv);
-    shell::run("python3", ["-m", "venv", &venv.to_string_lossy()])?;
+    let staging = sources.cache.join(format!(".{name}.building"));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(LabError::io(&staging))?;
+    for (file, bytes) in CNN_FILES {
+        let path = staging.join(file);
+        std::fs::write(&path, bytes).map_err(LabError::io(&path))?;
+    }
+    let fc1 = staging.join("W_fc1.npy");
     shell::run(
-        &python.to_string_lossy(),
+        &sources.python.to_string_lossy(),
         [
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &mpyc::requirement(),
-            "numpy",
+            "-c",
+            GENERATE_FC1,
+            &fc1.to_string_lossy(),
+            &FC1_SEED.to_string(),
         ],
     )?;
-    if !usable(&python) {
-        return Err(LabError::invalid(
-            "numpy environment",
-            format!("{} cannot import mpyc and numpy", python.display()),
-        ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&staging, &dir).map_err(LabError::io(&dir))?;
+    Ok(dir)
+}
+
+/// Fails, saying how to fix it, unless `python` can import numpy, which the
+/// CNN demo needs.
+fn check_numpy(python: &Path) -> Result<()> {
+    let imports = Command::new(python)
+        .args(["-c", "import numpy"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if imports {
+        return Ok(());
     }
-    Ok(python)
+    Err(LabError::invalid(
+        "Python for mpyc-cnn",
+        format!(
+            "{python} cannot import numpy, which np_cnnmnist.py needs: install it with `{python} -m pip install {numpy}`, or drop --python to use partyline's own Python",
+            python = python.display(),
+            numpy = mpyc::NUMPY.requirement(),
+        ),
+    ))
 }

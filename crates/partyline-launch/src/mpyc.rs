@@ -39,21 +39,24 @@ pub struct Extra {
     pub off_env: &'static str,
 }
 
+/// gmpy2: MPyC's big integers in GMP instead of pure Python.
+pub const GMPY2: Extra = Extra {
+    name: "gmpy2",
+    version: pinned("GMPY2_VERSION"),
+    without: "big integers in pure Python (slower)",
+    off_env: "MPYC_NOGMPY",
+};
+
+/// numpy: MPyC's secure arrays, which its `np_*` demos need.
+pub const NUMPY: Extra = Extra {
+    name: "numpy",
+    version: pinned("NUMPY_VERSION"),
+    without: "no array programs such as np_cnnmnist",
+    off_env: "MPYC_NONUMPY",
+};
+
 /// MPyC's optional packages, installed beside it in the managed Python.
-pub const EXTRAS: [Extra; 2] = [
-    Extra {
-        name: "gmpy2",
-        version: pinned("GMPY2_VERSION"),
-        without: "big integers in pure Python (slower)",
-        off_env: "MPYC_NOGMPY",
-    },
-    Extra {
-        name: "numpy",
-        version: pinned("NUMPY_VERSION"),
-        without: "no array programs such as np_cnnmnist",
-        off_env: "MPYC_NONUMPY",
-    },
-];
+pub const EXTRAS: [Extra; 2] = [GMPY2, NUMPY];
 
 /// From this many parties on, benchmarks pass `-T 1`: MPyC's default
 /// threshold t = (m−1)/2 makes its PRSS set-up grow as C(m, t) (210 keys at

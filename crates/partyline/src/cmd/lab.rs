@@ -71,7 +71,7 @@ pub struct TopologyArgs {
 #[derive(Args, Debug)]
 #[command(after_help = format!("Demos and sizes:\n  \
 mpyc-secretsanta  MPyC's secretsanta.py (from the mpyc-web wheel), N = 4 / 8 / 12\n  \
-mpyc-cnn          MPyC's np_cnnmnist.py, batch 1 / 2 / 4 images (needs --cnn-data; numpy venv built once)\n  \
+mpyc-cnn          MPyC's np_cnnmnist.py, batch 1 / 2 / 4 images (MNIST shipped; weights of its large layer seeded noise)\n  \
 secretsanta       examples/secretsanta.py, n = 4 / 8 / 16\n  \
 securesum         examples/securesum.py (deterministic: sum, product, max)\n  \
 bulk              examples/bulk.py, 1 / 10 / 50 MB per party\n  \
@@ -110,7 +110,8 @@ pub struct RunArgs {
     /// Output folder.
     #[arg(long, default_value = "lab-results")]
     pub out: PathBuf,
-    /// MNIST data and CNN weights for mpyc-cnn (default: ../shared/data/cnn if it exists).
+    /// MNIST data and CNN weights for mpyc-cnn (np_cnnmnist.py's data/cnn); default: the MNIST
+    /// test set and MPyC's weights shipped with partyline, and a seeded stand-in for W_fc1.npy.
     #[arg(long, env = "PARTYLINE_CNN_DATA")]
     pub cnn_data: Option<PathBuf>,
     #[command(flatten)]
@@ -254,12 +255,12 @@ async fn run_matrix(args: RunArgs, config: &Config) -> anyhow::Result<i32> {
     if scenarios.iter().any(|s| !s.loopback) {
         partyline_lab::shell::check_prerequisites()?;
     }
-    let cnn_data = args.cnn_data.clone().or_else(|| {
-        let default = PathBuf::from("../shared/data/cnn");
-        default
-            .is_dir()
-            .then(|| std::path::absolute(&default).unwrap_or(default))
-    });
+    let cnn_data = args
+        .cnn_data
+        .as_deref()
+        .map(std::path::absolute)
+        .transpose()
+        .context("--cnn-data: cannot resolve the path")?;
     let cases = Case::all(
         &args.parties,
         &parse_all::<Demo>(&args.demo)?,
