@@ -354,7 +354,7 @@ fn check_numpy(python: &Path) -> Result<()> {
     Err(LabError::invalid(
         "Python for mpyc-cnn",
         format!(
-            "{python} cannot import numpy, which np_cnnmnist.py needs: install it with `{python} -m pip install {numpy}`, or drop --python to use partyline's own Python",
+            "{python} cannot import numpy, which np_cnnmnist.py needs: install it with `{python} -m pip install {numpy}`, or drop --python (and unset PARTYLINE_PYTHON) to use partyline's own Python",
             python = python.display(),
             numpy = mpyc::NUMPY.requirement(),
         ),

@@ -6,7 +6,8 @@ mod common;
 
 use std::process::Command;
 
-use partyline_lab::workload::{Demo, Size, Workload};
+use partyline_lab::workload::{Demo, Size, Sources, Workload};
+use partyline_launch::mpyc::NUMPY;
 
 #[test]
 fn the_cnn_demo_classifies_a_shipped_image_with_generated_weights() {
@@ -50,4 +51,28 @@ fn the_cnn_demo_classifies_a_shipped_image_with_generated_weights() {
         "npy header + float32s"
     );
     assert!(generated == weights(&again.unwrap()));
+}
+
+#[test]
+fn a_python_without_numpy_is_refused_with_the_install_command() {
+    let cache = tempfile::tempdir().unwrap();
+    let bare = cache.path().join("bare");
+    let created = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&bare)
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let sources = Sources {
+        python: bare.join("bin/python"),
+        ..common::sources(cache.path())
+    };
+    let message = Workload::prepare(Demo::MpycCnn, Size::Low, &sources)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("cannot import numpy"), "{message}");
+    assert!(
+        message.contains(&format!("-m pip install {}", NUMPY.requirement())),
+        "{message}"
+    );
 }

@@ -71,7 +71,7 @@ impl Python {
             .collect();
         let requirements: Vec<String> = self.lacks.iter().map(|e| e.requirement()).collect();
         Some(format!(
-            "{python} has {losses}: install with `{python} -m pip install {requirements}`, or drop --python to use partyline's own Python, which has them",
+            "{python} has {losses}: install with `{python} -m pip install {requirements}`, or drop --python (and unset PARTYLINE_PYTHON) to use partyline's own Python, which has them",
             python = self.path.display(),
             losses = losses.join(" and "),
             requirements = requirements.join(" "),
