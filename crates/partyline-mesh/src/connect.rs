@@ -1,11 +1,12 @@
 //! Our links to exactly the parties of the verified roster: the connections
-//! `partyline_proto::connect_all` makes, with what the forwarder counts.
+//! `partyline_proto::connect_all` makes, with what the forwarder counts, and
+//! the ready barrier over them.
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use iroh::endpoint::Connection;
-use partyline_proto::Dialing;
+use partyline_proto::{Dialing, ReadyError};
 use partyline_wire::{Member, Roster};
 
 use crate::{MeshError, PartyEndpoint};
@@ -70,4 +71,19 @@ pub async fn connect_all(
         .into_iter()
         .map(|(member, conn)| PeerLink::new(member, conn))
         .collect())
+}
+
+/// Tells every peer we accept the roster and waits, up to `timeout`, until
+/// every peer has said the same of the same roster (`partyline_proto::ready`):
+/// only then may our program start.
+pub async fn ready_barrier(
+    links: &[PeerLink],
+    roster: &Roster,
+    timeout: Duration,
+) -> Result<(), ReadyError> {
+    let links: Vec<(&Member, &Connection)> = links
+        .iter()
+        .map(|link| (&link.member, &link.conn))
+        .collect();
+    partyline_proto::ready_barrier(&links, roster, timeout).await
 }

@@ -225,7 +225,12 @@ async fn forward_incoming(
     shared: &Shared,
 ) {
     let index = link.member.index;
-    if let Err(e) = stream::read_header(&mut recv).await {
+    let header = match stream::read_header(&mut recv).await {
+        Ok(stream::StreamKind::Tcp) => Ok(()),
+        Ok(other) => Err(stream::StreamError::WrongKind(other)),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = header {
         tracing::warn!("party {index} opened a stream partyline does not understand: {e}");
         return;
     }

@@ -11,7 +11,7 @@
 //!
 //! # Layout
 //! - [`endpoint`]: binding our iroh endpoint (our relay only, fresh key).
-//! - [`connect`]: our links to the roster's peers, with byte counters and path.
+//! - [`connect`]: our links to the roster's peers, with byte counters and path; the ready barrier.
 //! - [`forward`]: local TCP listeners per peer, the seat rules on every stream,
 //!   and the byte pumps between TCP and QUIC.
 //! - [`local_peer`]: which local user a connection to a tunnel end comes from.
@@ -24,10 +24,10 @@ pub mod endpoint;
 pub mod forward;
 pub mod local_peer;
 
-pub use connect::{PathKind, PeerLink, connect_all};
+pub use connect::{PathKind, PeerLink, connect_all, ready_barrier};
 pub use endpoint::{MeshConfig, PartyEndpoint};
 pub use forward::{Forwarder, SeatBreach};
-pub use partyline_proto::{ALPN, CloseCode, ConnectError, PeerEvent, PeerEventKind};
+pub use partyline_proto::{ALPN, CloseCode, ConnectError, PeerEvent, PeerEventKind, ReadyError};
 
 /// What can go wrong while building the mesh.
 #[derive(Debug, thiserror::Error)]

@@ -21,6 +21,9 @@ pub enum CloseCode {
     NotInRoster = 3,
     /// A peer broke the seat rules (`partyline_wire::seat`); the reason names it.
     SeatViolation = 4,
+    /// The peer's ready carried another roster digest than ours: the
+    /// coordinator showed us different rosters (see [`crate::ready`]).
+    RosterMismatch = 5,
 }
 
 impl CloseCode {
@@ -36,6 +39,7 @@ impl CloseCode {
             Self::Aborted,
             Self::NotInRoster,
             Self::SeatViolation,
+            Self::RosterMismatch,
         ]
         .into_iter()
         .find(|c| *c as u64 == code)
@@ -104,11 +108,12 @@ mod tests {
             (CloseCode::Aborted, 2),
             (CloseCode::NotInRoster, 3),
             (CloseCode::SeatViolation, 4),
+            (CloseCode::RosterMismatch, 5),
         ] {
             assert_eq!(code as u64, number);
             assert_eq!(CloseCode::from_code(number), Some(code));
         }
-        assert_eq!(CloseCode::from_code(5), None);
+        assert_eq!(CloseCode::from_code(6), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`ending`]: close codes and what a peer learns from how a connection ended.
 //! - [`stream`]: the header that starts every stream, and opening/accepting one.
 //! - [`connect`]: connecting to exactly the roster's peers (dial higher seats, accept lower ones).
+//! - [`ready`]: the ready barrier: no program starts until every party accepted the roster.
 //! - [`join`]: announcing ourselves and waiting for the verified roster, against any coordinator client.
 //! - [`pin`]: trusting the self-hosted server's TLS certificate by its pin (native parties).
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod connect;
 pub mod ending;
 pub mod join;
 pub mod pin;
+pub mod ready;
 pub mod stream;
 pub mod transport;
 
@@ -30,6 +32,7 @@ pub use connect::{ConnectError, Dialing, connect_all};
 pub use ending::{CloseCode, PeerEvent, PeerEventKind};
 pub use join::{CoordinatorApi, Progress, WaitError, announce_and_wait};
 pub use pin::{PinMismatch, PinnedCertVerifier};
+pub use ready::{ReadyError, ready_barrier};
 
 /// The name and version of partyline's peer protocol. The version changes
 /// whenever two parties of different versions could not run a session together.

@@ -13,6 +13,9 @@ use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 pub enum StreamKind {
     /// One TCP connection of the program, both ways.
     Tcp = 1,
+    /// Our "ready": we accepted the roster, and this is its digest (a uni
+    /// stream, sent once, see [`crate::ready`]).
+    Ready = 2,
 }
 
 /// The code a stream is reset or stopped with when one side gives up on it.
@@ -29,6 +32,8 @@ pub enum StreamError {
     Read(#[from] iroh::endpoint::ReadExactError),
     #[error("it opened a stream of unknown kind {0}")]
     UnknownKind(u8),
+    #[error("it opened a {0:?} stream where only TCP streams belong")]
+    WrongKind(StreamKind),
 }
 
 /// Opens a stream that carries one TCP connection.
@@ -41,8 +46,10 @@ pub async fn open(conn: &Connection) -> Result<(SendStream, RecvStream), StreamE
 /// Accepts the next stream the peer opens and checks its header.
 pub async fn accept(conn: &Connection) -> Result<(SendStream, RecvStream), StreamError> {
     let (send, mut recv) = conn.accept_bi().await?;
-    read_header(&mut recv).await?;
-    Ok((send, recv))
+    match read_header(&mut recv).await? {
+        StreamKind::Tcp => Ok((send, recv)),
+        other => Err(StreamError::WrongKind(other)),
+    }
 }
 
 /// Reads and checks the header of a stream the peer opened.
@@ -51,6 +58,7 @@ pub async fn read_header(recv: &mut RecvStream) -> Result<StreamKind, StreamErro
     recv.read_exact(&mut header).await?;
     match header[0] {
         1 => Ok(StreamKind::Tcp),
+        2 => Ok(StreamKind::Ready),
         other => Err(StreamError::UnknownKind(other)),
     }
 }

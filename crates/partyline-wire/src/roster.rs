@@ -147,6 +147,12 @@ impl Roster {
     /// in seat order. Reading it aloud to each other out of band catches a
     /// coordinator that showed different parties different rosters.
     pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::from_hash(&self.digest())
+    }
+
+    /// The full 256-bit hash the [`Roster::fingerprint`] is taken from, for
+    /// parties to compare automatically over their connections.
+    pub fn digest(&self) -> [u8; 32] {
         let mut hasher = blake3::Hasher::new_derive_key("partyline 2026-11 session fingerprint v2");
         hasher.update(&self.session.0);
         for m in &self.members {
@@ -154,7 +160,7 @@ impl Roster {
             hasher.update(&(m.name.len() as u64).to_le_bytes());
             hasher.update(m.name.as_bytes());
         }
-        Fingerprint::from_hash(hasher.finalize().as_bytes())
+        *hasher.finalize().as_bytes()
     }
 
     pub fn own(&self) -> &Member {
