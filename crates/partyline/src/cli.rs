@@ -195,10 +195,13 @@ PROGRAM gets MPyC's flags appended: -M N -I INDEX -P 127.0.0.1:PORT (one per par
 other TCP program can read PARTYLINE_PARTIES, PARTYLINE_INDEX and PARTYLINE_ADDRS instead \
 (with --no-mpyc-flags). A PROGRAM ending in .py runs with a Python that has MPyC {}.\n\n\
 Check before you share: --expect and --confirm run after the roster is verified and before \
-any connection is made or the program starts. If either refuses, our program never starts; \
-partyline still connects to the other parties, but only to end the session for them with the \
-reason. Their programs may have started by then; an MPC program cannot get far without us, and \
-they stop it.",
+any connection is made or the program starts. Every party's program starts only once every \
+party has accepted the roster: once connected, each party tells every other that it accepted, \
+with the roster's digest, and waits until all have (up to --timeout, so slower confirmers can \
+take their time). If a check refuses, that party connects only to end the session with the \
+reason: no party's program starts, and every party exits naming it. A party that holds a \
+different roster (the coordinator showed parties different rosters) also ends the session \
+before any program starts.",
     mpyc::VERSION
 ))]
 pub struct JoinArgs {

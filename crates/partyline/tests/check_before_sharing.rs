@@ -152,3 +152,50 @@ fn confirm_cannot_share_stdin_with_the_invite() {
     );
     assert!(stderr.contains("--invite-file"), "{stderr}");
 }
+
+/// A program that says it started before anything else.
+fn marker_program() -> Vec<String> {
+    ["sh", "-c", "echo program-started"]
+        .map(str::to_string)
+        .to_vec()
+}
+
+/// alice refuses (`--expect` names a party that is not there) while bob and
+/// carol check nothing: no party's program starts, not even for a moment,
+/// and bob and carol name alice. Without the ready barrier bob's and carol's
+/// programs started as soon as their connections were up, so the session
+/// runs three times: the race was timing-dependent.
+#[test]
+fn a_refusal_keeps_every_partys_program_from_starting() {
+    let server = Server::start();
+    for round in 0..3 {
+        let invite = server.create(3);
+        let parties = [
+            (
+                "alice",
+                &["--no-mpyc-flags", "--expect", "alice,bob,dave"][..],
+            ),
+            ("bob", &["--no-mpyc-flags"]),
+            ("carol", &["--no-mpyc-flags"]),
+        ]
+        .map(|(name, flags)| Party::join(&invite, name, flags, &marker_program()));
+        for run in parties.map(|p| p.finish(LIMIT)) {
+            let said = format!(
+                "round {round}, {}:\n{}\n{}",
+                run.name,
+                run.stdout(),
+                run.stderr()
+            );
+            assert!(!run.out.status.success(), "exited 0: {said}");
+            assert!(!run.stdout().contains("program-started"), "{said}");
+            assert!(!run.stderr().contains("mesh ready"), "{said}");
+            if run.name != "alice" {
+                assert!(
+                    run.stderr()
+                        .contains("(alice) ended the session: alice refused to start"),
+                    "does not name alice's refusal: {said}"
+                );
+            }
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! `partyline join`: announce, wait for everyone, build the mesh, run the program.
 //!
 //! [`run`] is a driver of phases (find Python, bind the endpoint, announce and
-//! wait, check the roster, connect, forward, run the program), each a function
+//! wait, check the roster, connect, wait until every party accepted the
+//! roster, forward, run the program), each a function
 //! of its own. Every phase races against Ctrl-C, and every way out goes through
 //! one place that leaves the session.
 //!
@@ -26,6 +27,7 @@ use partyline_launch::{
 use partyline_mesh::ending::watch_peers;
 use partyline_mesh::{
     CloseCode, Forwarder, MeshConfig, PartyEndpoint, PeerEventKind, PeerLink, connect_all,
+    ready_barrier,
 };
 use partyline_session::{Coordinator, SessionError, announce_and_wait};
 use partyline_wire::announce::{check_name, typed_name};
@@ -93,6 +95,7 @@ async fn drive(
     }
 
     seat.links = connect(seat, &roster, timeout, shutdown).await?;
+    wait_until_all_accepted(seat, &roster, timeout, shutdown).await?;
     let setup_ms = roster_complete.elapsed().as_millis() as u64;
     let rules = if args.no_mpyc_flags {
         StreamRules::Generic
@@ -259,6 +262,36 @@ async fn connect(
         Err(Interrupted) => Err(End::interrupted(
             Leave::Close,
             "interrupted while connecting",
+        )),
+    }
+}
+
+/// Tells every peer we accept the roster and waits until every peer has said
+/// the same of the same roster: no party's program starts before all accepted.
+async fn wait_until_all_accepted(
+    seat: &Seat<'_>,
+    roster: &Roster,
+    timeout: Duration,
+    shutdown: &mut Shutdown,
+) -> Result<(), End> {
+    let waiting = spinner("waiting until every party has accepted the roster");
+    let ready = shutdown
+        .race(ready_barrier(&seat.links, roster, timeout))
+        .await;
+    waiting.finish_and_clear();
+    match ready {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            let reason = format!("{} did not start its program: {error}", seat.own.name);
+            let outcome = Err(anyhow::anyhow!("{error}; the program did not start"));
+            Err(End::with(Leave::End(error.close_code(), reason), outcome))
+        }
+        Err(Interrupted) => Err(End::interrupted(
+            Leave::End(
+                CloseCode::Aborted,
+                format!("{} pressed Ctrl-C", seat.own.name),
+            ),
+            "interrupted while waiting for the others to accept the roster",
         )),
     }
 }
