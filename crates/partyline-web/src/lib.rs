@@ -77,6 +77,8 @@ pub enum WebError {
     RelayUnreachable { url: String, secs: u64 },
     #[error(transparent)]
     Connect(#[from] partyline_proto::ConnectError),
+    #[error("{0}; your program did not start")]
+    Ready(#[from] partyline_proto::ReadyError),
     #[error("no party with index {0} in this session")]
     NoSuchPeer(usize),
     #[error("the stream to party {index} failed: {source}")]

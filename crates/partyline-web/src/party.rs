@@ -16,10 +16,10 @@ use iroh::endpoint::{Connection, presets};
 use iroh::{Endpoint, RelayConfig, RelayMode, RelayUrl, SecretKey};
 use n0_future::task::JoinHandle;
 use partyline_proto::transport::{CLOSE_LIMIT, DRAIN_LIMIT, ONLINE_TIMEOUT, transport_config};
-use partyline_proto::{ALPN, CloseCode, Dialing};
+use partyline_proto::{ALPN, CloseCode, Dialing, ready_barrier};
 use partyline_wire::checks::{ExpectedNames, Refusal, check_typed};
 use partyline_wire::seat::SeatViolation;
-use partyline_wire::{EndpointKey, Invite, Roster, ServerUrl};
+use partyline_wire::{EndpointKey, Invite, Member, Roster, ServerUrl};
 use serde::Serialize;
 use tokio::sync::oneshot;
 use wasm_bindgen::prelude::*;
@@ -214,7 +214,8 @@ impl Party {
         to_js(&members)
     }
 
-    /// Connects to every peer within `timeout_secs`.
+    /// Connects to every peer within `timeout_secs`, then waits as long again
+    /// until every party has accepted the roster: only then may MPyC start.
     pub fn connect(&self, timeout_secs: u32) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -399,10 +400,15 @@ impl Inner {
         let links =
             partyline_proto::connect_all(&self.endpoint.endpoint, &self.roster, &dialing, timeout)
                 .await?;
+        // The page has no roster checks of its own yet: it accepts the roster
+        // at once and waits until every party has (`partyline_proto::ready`).
+        let ready: Vec<(&Member, &Connection)> =
+            links.iter().map(|(member, conn)| (member, conn)).collect();
+        let accepted = ready_barrier(&ready, &self.roster, timeout).await;
         *self.links.borrow_mut() = links
-            .into_iter()
-            .map(|(member, conn)| (member.index, conn))
+            .iter()
+            .map(|(member, conn)| (member.index, conn.clone()))
             .collect();
-        Ok(())
+        Ok(accepted?)
     }
 }
