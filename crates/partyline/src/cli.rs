@@ -194,12 +194,12 @@ a shared machine use one of the other three.\n\n\
 PROGRAM gets MPyC's flags appended: -M N -I INDEX -P 127.0.0.1:PORT (one per party). Any \
 other TCP program can read PARTYLINE_PARTIES, PARTYLINE_INDEX and PARTYLINE_ADDRS instead \
 (with --no-mpyc-flags). A PROGRAM ending in .py runs with a Python that has MPyC {}.\n\n\
-Check before you share: --expect and --confirm run after the roster is verified and before \
-any connection is made or the program starts. Every party's program starts only once every \
-party has accepted the roster: once connected, each party tells every other that it accepted, \
-with the roster's digest, and waits until all have (up to --timeout, so slower confirmers can \
-take their time). If a check refuses, that party connects only to end the session with the \
-reason: no party's program starts, and every party exits naming it. A party that holds a \
+Check before you share: --expect and --confirm run once the roster is verified and the \
+parties are connected, before anything is forwarded or the program starts. Every party's \
+program starts only once every party has accepted the roster: each party tells every other \
+that it accepted, with the roster's digest, and waits until all have (up to --timeout, so \
+slower confirmers can take their time). If a check refuses, that party ends the session with \
+the reason: no party's program starts, and every party exits naming it. A party that holds a \
 different roster (the coordinator showed parties different rosters) also ends the session \
 before any program starts.",
     mpyc::VERSION

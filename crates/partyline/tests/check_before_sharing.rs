@@ -10,6 +10,9 @@ use std::time::Duration;
 use common::*;
 
 const LIMIT: Duration = Duration::from_secs(120);
+/// How long the person at `--confirm` takes to type (not a synchronisation:
+/// the wait the test is about).
+const HUMAN_PAUSE: Duration = Duration::from_secs(8);
 
 fn securesum() -> Vec<String> {
     vec![repo_file("examples/securesum.py")]
@@ -120,6 +123,9 @@ fn confirm_with_the_right_fingerprint_runs() {
     let server = Server::start();
     let (mut alice, bob) = alice_and_bob(&server, &["--confirm"]);
     let words = shown_fingerprint(&mut alice);
+    // A person reading words aloud takes longer than QUIC's 5 s idle timeout:
+    // the parties are connected while alice reads, and stay connected.
+    std::thread::sleep(HUMAN_PAUSE);
     // The short form, as read out on a call, in capitals.
     type_line(&mut alice, &words[..6].join(" ").to_uppercase());
     for run in [alice, bob].map(|p| p.finish(LIMIT)) {

@@ -1,7 +1,7 @@
 //! `partyline join`: announce, wait for everyone, build the mesh, run the program.
 //!
 //! [`run`] is a driver of phases (find Python, bind the endpoint, announce and
-//! wait, check the roster, connect, wait until every party accepted the
+//! wait, connect, check the roster, wait until every party accepted the
 //! roster, forward, run the program), each a function
 //! of its own. Every phase races against Ctrl-C, and every way out goes through
 //! one place that leaves the session.
@@ -11,7 +11,7 @@
 //! - [`shutdown`]: Ctrl-C, caught once for the whole run (mini-redis' `Shutdown`).
 //! - [`seat`]: what we hold in the session and [`seat::Seat::leave`], the one
 //!   place that withdraws, tells the peers and closes (mini-redis' `DbDropGuard`).
-//! - [`checks`]: `--expect` and `--confirm`, before any connection is made.
+//! - [`checks`]: `--expect` and `--confirm`, once connected, before the ready barrier.
 mod checks;
 mod invite;
 mod seat;
@@ -90,11 +90,13 @@ async fn drive(
     let roster = wait_for_roster(seat, invite, timeout, shutdown).await?;
     let roster_complete = Instant::now();
     print_roster(&roster);
-    if let Some(refusal) = checks.run(&roster, shutdown).await? {
-        return Err(refuse(seat, &roster, refusal, timeout, shutdown).await);
-    }
-
+    // Connected first, so that a person taking their time over `--confirm`
+    // keeps the connections (kept alive by QUIC) instead of making the
+    // others' dials time out; nothing is forwarded before the barrier.
     seat.links = connect(seat, &roster, timeout, shutdown).await?;
+    if let Some(refusal) = checks.run(&roster, shutdown).await? {
+        return Err(refuse(seat, refusal));
+    }
     wait_until_all_accepted(seat, &roster, timeout, shutdown).await?;
     let setup_ms = roster_complete.elapsed().as_millis() as u64;
     let rules = if args.no_mpyc_flags {
@@ -218,31 +220,17 @@ async fn wait_for_roster(
     }
 }
 
-/// Connects only to end the session for the peers with our reason: without
-/// that they would wait for us until their --timeout.
-async fn refuse(
-    seat: &mut Seat<'_>,
-    roster: &Roster,
-    refusal: Refusal,
-    timeout: Duration,
-    shutdown: &mut Shutdown,
-) -> End {
+/// Ends the session for every party because our checks refused the roster:
+/// the peers are told at once, before any ready was sent.
+fn refuse(seat: &Seat<'_>, refusal: Refusal) -> End {
     eprintln!(
         "partyline: not starting the program: {refusal}; ending the session for the other parties"
     );
-    match connect(seat, roster, timeout, shutdown).await {
-        Ok(links) => {
-            seat.links = links;
-            let reason = format!("{} refused to start: {refusal}", seat.own.name);
-            End::with(
-                Leave::End(CloseCode::Aborted, reason),
-                Err(refusal_error(&refusal)),
-            )
-        }
-        Err(interrupted) if interrupted.note.is_some() => interrupted,
-        // Our refusal is the news, not that we could not pass it on.
-        Err(_) => End::with(Leave::Close, Err(refusal_error(&refusal))),
-    }
+    let reason = format!("{} refused to start: {refusal}", seat.own.name);
+    End::with(
+        Leave::End(CloseCode::Aborted, reason),
+        Err(refusal_error(&refusal)),
+    )
 }
 
 async fn connect(
