@@ -90,6 +90,9 @@ function onMessage({ data }) {
       show('roster');
       $('status').textContent = `Roster verified: you are party ${data.index}. Connecting to the other parties…`;
       break;
+    case 'accepted':
+      $('status').textContent = 'Waiting until every party has accepted the roster…';
+      break;
     case 'confirm':
       show('confirm-form');
       $('typed').focus();
@@ -103,8 +106,8 @@ function onMessage({ data }) {
       break;
     case 'connected':
       $('status').textContent = pythonReady
-        ? 'Connected to every party. Running the program…'
-        : 'Connected to every party. Waiting for Python to finish starting…';
+        ? 'Every party accepted the roster. Running the program…'
+        : 'Every party accepted the roster. Waiting for Python to finish starting…';
       break;
     case 'output':
       $('output').textContent += `${data.text}\n`;

@@ -10,7 +10,7 @@
 // {type: 'input-error', message}, {type: 'joining', name},
 // {type: 'progress', joined, expected},
 // {type: 'roster', index, fingerprint, short, members}, {type: 'confirm'},
-// {type: 'refused', message}, {type: 'connected', ms},
+// {type: 'refused', message}, {type: 'accepted'}, {type: 'connected', ms},
 // {type: 'output', text}, {type: 'finished', ok, seconds, error?},
 // {type: 'error', message}.
 import init, { Session, check_expected, party_name } from './pkg/partyline_web.js';
@@ -74,14 +74,14 @@ async function refresh() {
 }
 
 // The checks the person asked for, as `join --expect` and `--confirm` run
-// them: after the roster is verified, before any connection is made. A
-// refusal has ended the session for every party when the promise rejects.
+// them: once connected, before our ready is sent. A refusal has ended the
+// session for every party when the promise rejects.
 async function accept(party, confirm) {
-  await party.accept_expected(JOIN_TIMEOUT_SECS);
+  await party.accept_expected();
   if (!confirm) return;
   const typed = new Promise((resolve) => { typedFingerprint = resolve; });
   post({ type: 'confirm' });
-  await party.confirm(await typed, JOIN_TIMEOUT_SECS);
+  await party.confirm(await typed);
 }
 
 async function join({ name, expected, confirm, program, args }) {
@@ -103,18 +103,27 @@ async function join({ name, expected, confirm, program, args }) {
     short: party.short_fingerprint,
     members: party.members(),
   });
-  try {
-    await accept(party, confirm);
-  } catch (e) {
-    post({ type: 'refused', message: errorText(e) });
-    return;
-  }
   const connectStarted = performance.now();
   try {
     await party.connect(JOIN_TIMEOUT_SECS);
   } catch (e) {
     // Tell the peers we reached that we give up, as a native party does.
     await party.abort('a browser party could not connect to every party');
+    throw e;
+  }
+  try {
+    await accept(party, confirm);
+  } catch (e) {
+    post({ type: 'refused', message: errorText(e) });
+    return;
+  }
+  post({ type: 'accepted' });
+  try {
+    // No MPyC before every party has accepted the roster.
+    await party.ready(JOIN_TIMEOUT_SECS);
+  } catch (e) {
+    // The barrier has told the peers why; our endpoint closes too.
+    await party.abort('the browser party did not start its program');
     throw e;
   }
   post({ type: 'connected', ms: Math.round(performance.now() - connectStarted) });

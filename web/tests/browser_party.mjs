@@ -155,7 +155,8 @@ function nativeFingerprint(party) {
 }
 
 // The page party refused the roster saying `says` before its MPyC started;
-// the native party stopped naming the page's refusal; nobody computed.
+// the native party stopped naming the page's refusal, its program never
+// started (the ready barrier); nobody computed.
 async function assertPageRefused(browser, native, says) {
   const result = await pageResult(browser);
   assert.equal(result.finished, 'refused', `the page did not refuse: ${result.error}\n${result.output}`);
@@ -169,6 +170,7 @@ async function assertPageRefused(browser, native, says) {
   assert.notEqual(code, 0, `the native party exited 0:\n${native.stderr}`);
   assert.ok(native.stderr.includes('(browser0) ended the session: browser0 refused to start'),
     `the native party does not name the page's refusal:\n${native.stderr}`);
+  assert.ok(!native.stderr.includes('mesh ready'), `the native party started its program:\n${native.stderr}`);
   assert.deepEqual(resultLines(result.output, ['sum', 'product', 'max']), []);
   assert.deepEqual(resultLines(native.stdout, ['sum', 'product', 'max']), []);
 }

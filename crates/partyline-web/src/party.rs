@@ -1,12 +1,13 @@
 //! Our iroh endpoint and the connections to exactly the roster's peers
 //! (`partyline_proto::connect`), every peer reached through the relay on the
-//! page's own origin. Before connecting, the roster passes the checks the
-//! person asked for (`partyline_wire::checks`: the expected parties, the
-//! fingerprint typed back), as `join --expect` and `--confirm` do; a refusal
-//! connects only to end the session for every peer, naming us. Once
-//! connected, every stream a peer opens is checked against the seat rules
-//! (`stream::guard_incoming`); a violation closes every connection with
-//! [`CloseCode::SeatViolation`] and a reason naming the peer.
+//! page's own origin. The phases are those of `join`: connect; run the
+//! checks the person asked for (`partyline_wire::checks`: the expected
+//! parties, the fingerprint typed back), where a refusal closes every
+//! connection with our reason; then the ready barrier (`partyline_proto::
+//! ready`), after which MPyC may start. From then on every stream a peer
+//! opens is checked against the seat rules (`stream::guard_incoming`); a
+//! violation closes every connection with [`CloseCode::SeatViolation`] and a
+//! reason naming the peer.
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -171,28 +172,29 @@ impl Party {
         self.inner.roster.fingerprint().short()
     }
 
-    /// Resolves if the roster holds exactly the expected parties given at
-    /// join (or none were given). Otherwise ends the session for every peer
-    /// within `timeout_secs`, naming us, and rejects saying what differs.
-    pub fn accept_expected(&self, timeout_secs: u32) -> js_sys::Promise {
+    /// After [`Party::connect`]: resolves if the roster holds exactly the
+    /// expected parties given at join (or none were given). Otherwise ends
+    /// the session for every peer, naming us, and rejects saying what differs.
+    pub fn accept_expected(&self) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let checked = match &inner.expected {
                 Some(expected) => expected.check(&inner.roster),
                 None => Ok(()),
             };
-            inner.accept_or_refuse(checked, timeout_secs).await
+            inner.accept_or_refuse(checked).await
         })
     }
 
-    /// Resolves if `typed` is this session's fingerprint (its full form or
-    /// its first words, as `join --confirm` takes it). Otherwise ends the
-    /// session for every peer within `timeout_secs`, naming us, and rejects.
-    pub fn confirm(&self, typed: String, timeout_secs: u32) -> js_sys::Promise {
+    /// After [`Party::connect`]: resolves if `typed` is this session's
+    /// fingerprint (its full form or its first words, as `join --confirm`
+    /// takes it). Otherwise ends the session for every peer, naming us, and
+    /// rejects.
+    pub fn confirm(&self, typed: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let checked = check_typed(&inner.roster.fingerprint(), &typed);
-            inner.accept_or_refuse(checked, timeout_secs).await
+            inner.accept_or_refuse(checked).await
         })
     }
 
@@ -214,13 +216,28 @@ impl Party {
         to_js(&members)
     }
 
-    /// Connects to every peer within `timeout_secs`, then waits as long again
-    /// until every party has accepted the roster: only then may MPyC start.
+    /// Connects to every peer within `timeout_secs`. Nothing is sent on the
+    /// connections until [`Party::ready`]; they stay open (kept alive by
+    /// QUIC) while the person takes their time over the checks.
     pub fn connect(&self, timeout_secs: u32) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             inner
                 .connect_all(Duration::from_secs(timeout_secs.into()))
+                .await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Once our checks accepted the roster: tells every peer so and waits up
+    /// to `timeout_secs` until every peer has said the same of the same
+    /// roster (`partyline_proto::ready`). Only then may MPyC start; from
+    /// then on the peers' streams are held to the seat rules.
+    pub fn ready(&self, timeout_secs: u32) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner
+                .wait_until_all_accepted(Duration::from_secs(timeout_secs.into()))
                 .await?;
             Inner::guard_streams(&inner);
             Ok(JsValue::UNDEFINED)
@@ -302,24 +319,17 @@ impl Party {
     pub fn abort(&self, reason: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            for conn in inner.links.borrow().values() {
-                CloseCode::Aborted.close(conn, &reason);
-            }
-            inner.endpoint.close().await;
+            inner.close_all(CloseCode::Aborted, &reason).await;
             Ok(JsValue::UNDEFINED)
         })
     }
 }
 
 impl Inner {
-    /// Passes on an accepted check; after a refusal, connects only to end
-    /// the session for the peers with our reason (without it they would wait
-    /// for us until their timeout) and rejects with the refusal.
-    async fn accept_or_refuse(
-        &self,
-        checked: Result<(), Refusal>,
-        timeout_secs: u32,
-    ) -> Result<JsValue, JsValue> {
+    /// Passes on an accepted check. After a refusal, which sends no ready,
+    /// closes every connection with our reason, so that the peers stop at
+    /// once instead of waiting for us, and rejects with the refusal.
+    async fn accept_or_refuse(&self, checked: Result<(), Refusal>) -> Result<JsValue, JsValue> {
         let Err(refusal) = checked else {
             return Ok(JsValue::UNDEFINED);
         };
@@ -327,19 +337,16 @@ impl Inner {
             "not starting the program: {refusal}; ending the session for the other parties"
         );
         let reason = format!("{} refused to start: {refusal}", self.roster.own().name);
-        let dialing = Dialing::ThroughRelay(self.endpoint.relay_url.clone());
-        let timeout = Duration::from_secs(timeout_secs.into());
-        // Our refusal is the news, not whether we could pass it on.
-        if let Ok(links) =
-            partyline_proto::connect_all(&self.endpoint.endpoint, &self.roster, &dialing, timeout)
-                .await
-        {
-            for (_, conn) in &links {
-                CloseCode::Aborted.close(conn, &reason);
-            }
+        self.close_all(CloseCode::Aborted, &reason).await;
+        Err(WebError::Refused(refusal).into())
+    }
+
+    /// Closes every connection with `code` and `reason`, then our endpoint.
+    async fn close_all(&self, code: CloseCode, reason: &str) {
+        for conn in self.links.borrow().values() {
+            code.close(conn, reason);
         }
         self.endpoint.close().await;
-        Err(WebError::Refused(refusal).into())
     }
 
     /// Starts checking the streams every peer opens (see `stream::guard_incoming`).
@@ -400,15 +407,21 @@ impl Inner {
         let links =
             partyline_proto::connect_all(&self.endpoint.endpoint, &self.roster, &dialing, timeout)
                 .await?;
-        // The page has no roster checks of its own yet: it accepts the roster
-        // at once and waits until every party has (`partyline_proto::ready`).
-        let ready: Vec<(&Member, &Connection)> =
-            links.iter().map(|(member, conn)| (member, conn)).collect();
-        let accepted = ready_barrier(&ready, &self.roster, timeout).await;
         *self.links.borrow_mut() = links
-            .iter()
-            .map(|(member, conn)| (member.index, conn.clone()))
+            .into_iter()
+            .map(|(member, conn)| (member.index, conn))
             .collect();
-        Ok(accepted?)
+        Ok(())
+    }
+
+    /// The ready barrier over our connections; on failure it has closed them
+    /// with its reason.
+    async fn wait_until_all_accepted(&self, timeout: Duration) -> Result<(), WebError> {
+        let links = self.links.borrow().clone();
+        let ready: Vec<(&Member, &Connection)> = links
+            .iter()
+            .filter_map(|(&index, conn)| Some((self.roster.members.get(index)?, conn)))
+            .collect();
+        Ok(ready_barrier(&ready, &self.roster, timeout).await?)
     }
 }
