@@ -232,6 +232,9 @@ async fn forward_incoming(
     };
     if let Err(e) = header {
         tracing::warn!("party {index} opened a stream partyline does not understand: {e}");
+        let _ = recv.stop(RESET_CODE);
+        let mut send = send;
+        let _ = send.reset(RESET_CODE);
         return;
     }
     let mut party_id = [0u8; PARTY_ID_LEN];

@@ -1,0 +1,258 @@
+//! What the mesh refuses: endpoints outside the roster, whichever side dials;
+//! streams that do not start with partyline's header; a relay that does not
+//! show the pinned certificate.
+//!
+//! Everything is real and on loopback: session servers with their relays
+//! (`partyline-server`, in this process), iroh endpoints bound as parties bind
+//! them, and the mesh's own `connect_all` and `Forwarder`. A stranger is an
+//! endpoint of the same kind with a roster of its own making.
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use iroh::SecretKey;
+use iroh::endpoint::{ConnectionError, VarInt};
+use partyline_mesh::{
+    CloseCode, Forwarder, MeshConfig, MeshError, PartyEndpoint, PeerLink, connect_all,
+};
+use partyline_proto::stream::{self, RESET_CODE};
+use partyline_server::{RunningServer, ServerConfig};
+use partyline_wire::seat::StreamRules;
+use partyline_wire::{CertPin, EndpointKey, Member, Roster, SessionId};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+/// Long enough for loopback, short enough that a test that waits it out
+/// (a stranger who is never dialled) stays quick.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A session server; its relay serves any endpoint, as the endpoints here
+/// are in no session of its coordinator (the gate has tests of its own).
+async fn start_server() -> (RunningServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = partyline_server::start(ServerConfig {
+        listen: (Ipv4Addr::LOCALHOST, 0).into(),
+        data_dir: dir.path().to_path_buf(),
+        quotas: partyline_server::Quotas::unlimited(),
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    (server, dir)
+}
+
+/// How parties of `server` bind their endpoints, trusting `pin` for its relay.
+fn config(server: &RunningServer, pin: CertPin) -> MeshConfig {
+    MeshConfig {
+        relay_url: server.relay_url().to_string(),
+        relay_quic_port: None,
+        pin,
+        relay_only: false,
+        relay_token: None,
+    }
+}
+
+async fn bind(server: &RunningServer) -> PartyEndpoint {
+    PartyEndpoint::bind(&config(server, server.pin()))
+        .await
+        .unwrap()
+}
+
+fn member(index: usize, name: &str, end: &PartyEndpoint) -> Member {
+    Member {
+        index,
+        name: name.to_string(),
+        endpoint: end.key(),
+        relay_url: Some(end.relay_url()),
+        addrs: end.direct_addrs(),
+    }
+}
+
+fn roster(session: SessionId, members: &[Member], own_index: usize) -> Roster {
+    Roster {
+        session,
+        members: members.to_vec(),
+        own_index,
+    }
+}
+
+/// Alice (seat 0) and Bob (seat 1), connected as the roster says.
+struct Pair {
+    alice_links: Vec<PeerLink>,
+    bob_links: Vec<PeerLink>,
+    /// The connections live as long as their endpoints.
+    _ends: [PartyEndpoint; 2],
+}
+
+async fn connected_pair(server: &RunningServer) -> Pair {
+    let (alice, bob) = (bind(server).await, bind(server).await);
+    let members = [member(0, "alice", &alice), member(1, "bob", &bob)];
+    let session = SessionId::random();
+    let (alices, bobs) = (roster(session, &members, 0), roster(session, &members, 1));
+    let (alice_links, bob_links) = tokio::try_join!(
+        connect_all(&alice, &alices, CONNECT_TIMEOUT),
+        connect_all(&bob, &bobs, CONNECT_TIMEOUT),
+    )
+    .unwrap();
+    Pair {
+        alice_links,
+        bob_links,
+        _ends: [alice, bob],
+    }
+}
+
+/// What `future` gives, if it does within [`CONNECT_TIMEOUT`].
+async fn within<T>(future: impl Future<Output = T>, what: &str) -> T {
+    tokio::time::timeout(CONNECT_TIMEOUT, future)
+        .await
+        .unwrap_or_else(|_| panic!("not within {CONNECT_TIMEOUT:?}: {what}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stranger_dialling_a_party_is_closed_as_not_in_the_roster() {
+    let (server, _dir) = start_server().await;
+    let (alice, bob, stranger) = (
+        bind(&server).await,
+        bind(&server).await,
+        bind(&server).await,
+    );
+    let session = SessionId::random();
+    let members = [member(0, "alice", &alice), member(1, "bob", &bob)];
+    let bob_waits = tokio::spawn({
+        let (bob, roster) = (bob.clone(), roster(session, &members, 1));
+        async move { connect_all(&bob, &roster, CONNECT_TIMEOUT).await }
+    });
+
+    // The stranger takes Alice's seat in a roster of its own and dials Bob.
+    let forged = [member(0, "alice", &stranger), members[1].clone()];
+    let links = connect_all(&stranger, &roster(session, &forged, 0), CONNECT_TIMEOUT)
+        .await
+        .expect("the QUIC handshake itself succeeds: the stranger holds its own key");
+    match within(
+        links[0].conn.closed(),
+        "Bob closes the stranger's connection",
+    )
+    .await
+    {
+        ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(
+                close.error_code,
+                VarInt::from_u32(CloseCode::NotInRoster as u32)
+            );
+            assert_eq!(&close.reason[..], b"you are not in this session's roster");
+        }
+        other => panic!("the stranger's connection ended otherwise: {other}"),
+    }
+
+    // Bob still waits for Alice, and gets her.
+    let alice_links = connect_all(&alice, &roster(session, &members, 0), CONNECT_TIMEOUT)
+        .await
+        .unwrap();
+    let bob_links = bob_waits.await.unwrap().unwrap();
+    assert_eq!(bob_links.len(), 1);
+    assert_eq!(bob_links[0].member.endpoint, alice.key());
+    assert_eq!(alice_links[0].member.endpoint, bob.key());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_party_dialling_a_stranger_gets_no_connection() {
+    let (server, _dir) = start_server().await;
+    let (alice, stranger) = (bind(&server).await, bind(&server).await);
+    let session = SessionId::random();
+    // Alice's roster has Bob at seat 1, but the addresses announced for Bob
+    // are the stranger's and there is no relay (an announcement may carry any
+    // address): Alice's packets for Bob reach the stranger only.
+    let bob_key = EndpointKey(*SecretKey::generate().public().as_bytes());
+    let bob_at_strangers_address = Member {
+        index: 1,
+        name: "bob".into(),
+        endpoint: bob_key,
+        relay_url: None,
+        addrs: stranger.direct_addrs(),
+    };
+    let alices = [member(0, "alice", &alice), bob_at_strangers_address];
+    // The stranger expects Alice, so it would keep a connection from her.
+    let strangers = [alices[0].clone(), member(1, "bob", &stranger)];
+    let (alices, strangers) = (roster(session, &alices, 0), roster(session, &strangers, 1));
+    let (alice_result, stranger_result) = tokio::join!(
+        connect_all(&alice, &alices, CONNECT_TIMEOUT),
+        connect_all(&stranger, &strangers, CONNECT_TIMEOUT),
+    );
+    // The stranger cannot prove Bob's key, so Alice's handshake fails.
+    match alice_result {
+        Err(MeshError::Connect(error)) => {
+            assert!(error.to_string().contains("party 1 (bob)"), "{error}")
+        }
+        Err(other) => panic!("Alice failed otherwise: {other}"),
+        Ok(_) => panic!("Alice connected to a key the stranger does not hold"),
+    }
+    assert!(
+        stranger_result.is_err(),
+        "the stranger got a connection from Alice"
+    );
+}
+
+/// Bob forwards Alice's streams to a local port the test owns: each stream
+/// that starts with a byte other than the TCP header (unknown kinds, and
+/// Ready, which belongs on a uni stream) is stopped and reset, and only the
+/// well-formed stream after them reaches the port.
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_without_the_header_are_reset_and_reach_no_program() {
+    let (server, _dir) = start_server().await;
+    let pair = connected_pair(&server).await;
+    let program = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let program_addr: SocketAddr = program.local_addr().unwrap();
+    let _bob = Forwarder::start(&pair.bob_links, 1, program_addr, StreamRules::Generic)
+        .await
+        .unwrap();
+    let conn = &pair.alice_links[0].conn;
+
+    for header in [0u8, 2, 0xff] {
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(&[header]).await.unwrap();
+        send.write_all(b"not for the program").await.unwrap();
+        assert_eq!(
+            within(send.stopped(), "Bob stops the stream")
+                .await
+                .unwrap(),
+            Some(RESET_CODE),
+            "header {header}"
+        );
+        match within(recv.read_to_end(1024), "Bob resets the stream").await {
+            Err(iroh::endpoint::ReadToEndError::Read(iroh::endpoint::ReadError::Reset(code))) => {
+                assert_eq!(code, RESET_CODE, "header {header}")
+            }
+            other => panic!("header {header}: Bob's side of the stream was not reset: {other:?}"),
+        }
+    }
+
+    // Bob handled the streams in order: the first connection to the program
+    // is this one, so none of the refused streams reached it.
+    let (mut send, _recv) = stream::open(conn).await.unwrap();
+    send.write_all(b"for the program").await.unwrap();
+    send.finish().unwrap();
+    let (mut tcp, _) = within(program.accept(), "the stream reaches the program")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    within(tcp.read_to_end(&mut got), "the stream ends")
+        .await
+        .unwrap();
+    assert_eq!(got, b"for the program");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_without_the_pinned_certificate_is_not_used() {
+    let (ours, _ours_dir) = start_server().await;
+    let (impostor, _impostor_dir) = start_server().await;
+    assert_ne!(ours.pin(), impostor.pin());
+
+    // The impostor's relay serves endpoints that trust its own certificate...
+    let trusting = PartyEndpoint::bind(&config(&impostor, impostor.pin())).await;
+    assert!(trusting.is_ok(), "{:?}", trusting.err());
+    // ...but not one that pins ours: it never gets online.
+    match PartyEndpoint::bind(&config(&impostor, ours.pin())).await {
+        Err(MeshError::RelayUnreachable { url, .. }) => assert_eq!(url, impostor.relay_url()),
+        Err(other) => panic!("binding failed otherwise: {other}"),
+        Ok(_) => panic!("an endpoint used a relay whose certificate is not the pinned one"),
+    }
+}
