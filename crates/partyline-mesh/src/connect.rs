@@ -57,16 +57,15 @@ impl PeerLink {
     }
 }
 
-/// Connects to every peer of the roster, within `timeout`, by the addresses
-/// they announced.
+/// Connects to every peer of the roster, within `timeout`, through our
+/// server's relay and the direct addresses they announced.
 pub async fn connect_all(
     party: &PartyEndpoint,
     roster: &Roster,
     timeout: Duration,
 ) -> Result<Vec<PeerLink>, MeshError> {
-    let links =
-        partyline_proto::connect_all(&party.endpoint, roster, &Dialing::AsAnnounced, timeout)
-            .await?;
+    let dialing = Dialing::RelayAndDirect(party.relay_url.clone());
+    let links = partyline_proto::connect_all(&party.endpoint, roster, &dialing, timeout).await?;
     Ok(links
         .into_iter()
         .map(|(member, conn)| PeerLink::new(member, conn))

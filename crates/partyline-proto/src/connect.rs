@@ -20,35 +20,49 @@ use partyline_wire::{EndpointKey, Member, Roster};
 use crate::{ALPN, CloseCode};
 
 /// How we reach a member of the roster.
+///
+/// Never through a relay a member announces, only through the server's own:
+/// so no party can make the others connect to a relay of its choosing (one
+/// that logs who talks to whom, or stalls the handshake).
 #[derive(Clone, Debug)]
 pub enum Dialing {
-    /// By what the member announced: its relay and its direct addresses
-    /// (native parties).
-    AsAnnounced,
+    /// Through the server's relay and the direct addresses the member
+    /// announced (native parties).
+    RelayAndDirect(RelayUrl),
     /// Through this relay only, whatever the member announced: a browser may
     /// talk to its own origin only, where the session's relay is served, and
     /// every member is connected to that relay.
     ThroughRelay(RelayUrl),
+    /// By the direct addresses the member announced only: endpoints without
+    /// a relay (on one host, in tests).
+    Direct,
 }
 
 impl Dialing {
     fn addr(&self, member: &Member) -> Result<EndpointAddr, String> {
         let id = EndpointId::from_bytes(&member.endpoint.0)
             .map_err(|e| format!("its endpoint id is not a valid key: {e}"))?;
+        let relay = match self {
+            Dialing::ThroughRelay(relay) | Dialing::RelayAndDirect(relay) => Some(relay),
+            Dialing::Direct => None,
+        };
+        if let Some(announced) = &member.relay_url
+            && announced.parse::<RelayUrl>().ok().as_ref() != relay
+        {
+            tracing::warn!(
+                "party {} ({}) announced the relay {announced:?}; not dialling it",
+                member.index,
+                member.name
+            );
+        }
         let mut addr = EndpointAddr::new(id);
-        match self {
-            Dialing::ThroughRelay(relay) => addr = addr.with_relay_url(relay.clone()),
-            Dialing::AsAnnounced => {
-                if let Some(url) = &member.relay_url {
-                    let url: RelayUrl = url
-                        .parse()
-                        .map_err(|_| format!("its relay URL {url:?} is not valid"))?;
-                    addr = addr.with_relay_url(url);
-                }
-                for ip in &member.addrs {
-                    if let Ok(sock) = ip.parse::<SocketAddr>() {
-                        addr = addr.with_ip_addr(sock);
-                    }
+        if let Some(relay) = relay {
+            addr = addr.with_relay_url(relay.clone());
+        }
+        if !matches!(self, Dialing::ThroughRelay(_)) {
+            for ip in &member.addrs {
+                if let Ok(sock) = ip.parse::<SocketAddr>() {
+                    addr = addr.with_ip_addr(sock);
                 }
             }
         }
@@ -172,5 +186,77 @@ pub async fn connect_all(
             }
             Err(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(relay_url: Option<&str>, addrs: &[&str]) -> Member {
+        Member {
+            index: 1,
+            name: "mallory".into(),
+            endpoint: EndpointKey(*iroh::SecretKey::from_bytes(&[3; 32]).public().as_bytes()),
+            relay_url: relay_url.map(str::to_string),
+            addrs: addrs.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    fn server_relay() -> RelayUrl {
+        "https://127.0.0.1:7701".parse().unwrap()
+    }
+
+    #[test]
+    fn an_announced_foreign_relay_is_never_dialled() {
+        let foreign = member(Some("https://relay.attacker.example"), &["192.0.2.7:4433"]);
+        for dialing in [
+            Dialing::RelayAndDirect(server_relay()),
+            Dialing::ThroughRelay(server_relay()),
+        ] {
+            let addr = dialing.addr(&foreign).unwrap();
+            assert_eq!(
+                addr.relay_urls().collect::<Vec<_>>(),
+                vec![&server_relay()],
+                "{dialing:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn natives_also_dial_announced_direct_addresses_browsers_do_not() {
+        let honest = member(
+            Some("https://127.0.0.1:7701"),
+            &["192.0.2.7:4433", "not an address"],
+        );
+        let direct = Dialing::RelayAndDirect(server_relay())
+            .addr(&honest)
+            .unwrap();
+        assert_eq!(
+            direct.ip_addrs().map(|a| a.to_string()).collect::<Vec<_>>(),
+            vec!["192.0.2.7:4433"]
+        );
+        let relayed = Dialing::ThroughRelay(server_relay()).addr(&honest).unwrap();
+        assert_eq!(relayed.ip_addrs().count(), 0);
+        assert_eq!(
+            relayed.relay_urls().collect::<Vec<_>>(),
+            vec![&server_relay()]
+        );
+    }
+
+    #[test]
+    fn without_a_relay_only_direct_addresses_are_dialled() {
+        let foreign = member(Some("https://relay.attacker.example"), &["192.0.2.7:4433"]);
+        let addr = Dialing::Direct.addr(&foreign).unwrap();
+        assert_eq!(addr.relay_urls().count(), 0);
+        assert_eq!(addr.ip_addrs().count(), 1);
+    }
+
+    #[test]
+    fn a_member_without_a_relay_is_reached_through_the_servers() {
+        let addr = Dialing::RelayAndDirect(server_relay())
+            .addr(&member(None, &[]))
+            .unwrap();
+        assert_eq!(addr.relay_urls().collect::<Vec<_>>(), vec![&server_relay()]);
     }
 }

@@ -242,8 +242,8 @@ mod tests {
         );
         let bob = roster(&[member(0, bob_sees[0], &a), member(1, bob_sees[1], &b)], 1);
         let (from_a, from_b) = tokio::join!(
-            connect_all(&a, &alice, &Dialing::AsAnnounced, TIMEOUT),
-            connect_all(&b, &bob, &Dialing::AsAnnounced, TIMEOUT),
+            connect_all(&a, &alice, &Dialing::Direct, TIMEOUT),
+            connect_all(&b, &bob, &Dialing::Direct, TIMEOUT),
         );
         let (_, a_to_b) = from_a.expect("alice connects").remove(0);
         let (_, b_to_a) = from_b.expect("bob connects").remove(0);

@@ -1,15 +1,33 @@
 //! An HTTPS client for the coordinator API (see `partyline_wire::api`).
-use std::time::Duration;
+//!
+//! The coordinator is not trusted with a party's memory or time: every
+//! answer is read in chunks and dropped once it passes its
+//! [`answer_limit`], and every request ends by a time limit, at the latest
+//! by the caller's deadline (`--timeout`), however slowly the server sends.
+use std::time::{Duration, Instant};
 
 use partyline_proto::CoordinatorApi;
 use partyline_proto::pin::find_pin_mismatch;
 use partyline_proto::transport::LONG_POLL;
-use partyline_wire::api::{ApiError, CreateSession, ServerInfo, SessionCreated, SessionView, path};
+use partyline_wire::api::{
+    ApiError, CreateSession, ServerInfo, SessionCreated, SessionView, answer_limit, path,
+};
 use partyline_wire::{CertPin, EndpointKey, ServerUrl, SessionId, SignedAnnouncement, WriteToken};
 use serde::de::DeserializeOwned;
+use tokio::time::timeout_at;
 
 use crate::SessionError;
 use crate::tls::pinned_http_client;
+
+/// The longest a request other than a long poll may take, however far the
+/// deadline is: a partyline server answers those in milliseconds.
+pub const REQUEST_LIMIT: Duration = Duration::from_secs(30);
+/// How much longer than the hold it asked for a long poll may take to answer.
+pub const LONG_POLL_GRACE: Duration = Duration::from_secs(10);
+/// The limit of withdrawing and of reporting the end. Both come after the
+/// deadline may have passed (a wait that timed out withdraws; the end follows
+/// the program), so they have a short limit of their own instead.
+pub const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
 
 /// A coordinator we trust by certificate pin.
 #[derive(Clone, Debug)]
@@ -18,6 +36,49 @@ pub struct Coordinator {
     base: ServerUrl,
     /// Shown with every change of the session (`partyline_wire::write_token`).
     write_token: Option<WriteToken>,
+    /// No answer is awaited past it, but for withdrawing, reporting the end
+    /// and the head of a long poll (see [`Coordinator::session`]).
+    deadline: Option<Instant>,
+}
+
+/// What an answer is, for its size limit and for the error that names it.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    Info,
+    Created,
+    Session,
+    /// Withdrawing and reporting the end answer with no body.
+    Empty,
+}
+
+impl Answer {
+    fn limit(self) -> usize {
+        match self {
+            Answer::Info => answer_limit::INFO,
+            Answer::Created => answer_limit::CREATED,
+            Answer::Session => answer_limit::SESSION,
+            Answer::Empty => answer_limit::ERROR,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Answer::Info => "its server information",
+            Answer::Created => "the new session",
+            Answer::Session => "the session",
+            Answer::Empty => "its acknowledgement",
+        }
+    }
+}
+
+/// By when an exchange must be over.
+#[derive(Clone, Copy, Debug)]
+enum Limits {
+    /// The head and the whole body by this instant.
+    Total(Instant),
+    /// A long poll: the head by this instant; then the body within
+    /// [`REQUEST_LIMIT`] and by the deadline.
+    LongPoll { head: Instant },
 }
 
 impl Coordinator {
@@ -26,6 +87,7 @@ impl Coordinator {
             http: pinned_http_client(pin),
             base: server.clone(),
             write_token: None,
+            deadline: None,
         }
     }
 
@@ -38,13 +100,27 @@ impl Coordinator {
         }
     }
 
+    /// The same coordinator, giving up on any answer still missing at
+    /// `deadline` (withdrawing and reporting the end excepted: [`CLEANUP_LIMIT`]).
+    pub fn with_deadline(self, deadline: Instant) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self
+        }
+    }
+
     pub fn url(&self) -> &ServerUrl {
         &self.base
     }
 
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     /// What the server is; refuses a server that speaks another peer protocol.
     pub async fn info(&self) -> Result<ServerInfo, SessionError> {
-        let info: ServerInfo = self.send(self.http.get(self.path(path::INFO))).await?;
+        let request = self.http.get(self.path(path::INFO));
+        let info: ServerInfo = self.send(request, Answer::Info, self.plain()).await?;
         partyline_proto::check_protocol(self.base.as_str(), &info)?;
         Ok(info)
     }
@@ -62,25 +138,37 @@ impl Coordinator {
             label,
             write_token_hash: token.hash(),
         };
-        self.send(self.http.post(self.path(path::SESSIONS)).json(&body))
-            .await
+        let request = self.http.post(self.path(path::SESSIONS)).json(&body);
+        self.send(request, Answer::Created, self.plain()).await
     }
 
     /// The session as the server sees it. With `seen`, the server holds the
-    /// answer back until the number of announcements differs from it (long poll).
+    /// answer back until the number of announcements differs from it (long
+    /// poll), at most [`LONG_POLL`] and not past the deadline.
+    ///
+    /// A long poll's head may come up to [`LONG_POLL_GRACE`] after the hold:
+    /// until the head comes, a slow server cannot be told from a session
+    /// where nothing happens, which the caller's own wait ends
+    /// (`partyline_proto::join`). Its body must come by the deadline.
     pub async fn session(
         &self,
         id: &SessionId,
         seen: Option<usize>,
     ) -> Result<SessionView, SessionError> {
-        let request = match seen {
-            Some(seen) => self
-                .http
-                .get(self.path(&path::session_after(id, seen, LONG_POLL)))
-                .timeout(LONG_POLL + Duration::from_secs(10)),
-            None => self.http.get(self.path(&path::session(id))),
+        let Some(seen) = seen else {
+            let request = self.http.get(self.path(&path::session(id)));
+            return self.send(request, Answer::Session, self.plain()).await;
         };
-        self.send(request).await
+        let hold = match self.deadline {
+            Some(deadline) => LONG_POLL.min(whole_seconds(left_until(deadline))),
+            None => LONG_POLL,
+        };
+        let request = self
+            .http
+            .get(self.path(&path::session_after(id, seen, hold)));
+        let head = Instant::now() + hold + LONG_POLL_GRACE;
+        self.send(request, Answer::Session, Limits::LongPoll { head })
+            .await
     }
 
     pub async fn announce(
@@ -89,20 +177,25 @@ impl Coordinator {
         signed: &SignedAnnouncement,
     ) -> Result<SessionView, SessionError> {
         let url = self.path(&path::announcements(id));
-        self.send(self.authorized(self.http.post(url)).json(signed))
-            .await
+        let request = self.authorized(self.http.post(url)).json(signed);
+        self.send(request, Answer::Session, self.plain()).await
     }
 
     /// Withdraws our announcement: used when a party gives up before the mesh forms.
     pub async fn leave(&self, id: &SessionId, endpoint: &EndpointKey) -> Result<(), SessionError> {
         let url = self.path(&path::announcement(id, endpoint));
-        self.send_empty(self.authorized(self.http.delete(url)))
+        let request = self.authorized(self.http.delete(url));
+        self.exchange(request, Answer::Empty, cleanup())
             .await
+            .map(drop)
     }
 
     pub async fn done(&self, id: &SessionId) -> Result<(), SessionError> {
         let url = self.path(&path::done(id));
-        self.send_empty(self.authorized(self.http.post(url))).await
+        let request = self.authorized(self.http.post(url));
+        self.exchange(request, Answer::Empty, cleanup())
+            .await
+            .map(drop)
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -116,34 +209,71 @@ impl Coordinator {
         format!("{}{path}", self.base)
     }
 
+    /// `limit`, or less if the deadline comes sooner.
+    fn time_left(&self, limit: Duration) -> Duration {
+        match self.deadline {
+            Some(deadline) => limit.min(left_until(deadline)),
+            None => limit,
+        }
+    }
+
+    /// The limits of a request that is not a long poll: head and body
+    /// together within [`REQUEST_LIMIT`] and the deadline.
+    fn plain(&self) -> Limits {
+        Limits::Total(Instant::now() + self.time_left(REQUEST_LIMIT))
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
+        answer: Answer,
+        limits: Limits,
     ) -> Result<T, SessionError> {
-        let response = self.check(request).await?;
-        response
-            .json()
-            .await
-            .map_err(|e| SessionError::BadResponse {
-                url: self.base.to_string(),
-                reason: e.to_string(),
-            })
+        let body = self.exchange(request, answer, limits).await?;
+        serde_json::from_slice(&body).map_err(|e| SessionError::BadResponse {
+            url: self.base.to_string(),
+            reason: e.to_string(),
+        })
     }
 
-    async fn send_empty(&self, request: reqwest::RequestBuilder) -> Result<(), SessionError> {
-        self.check(request).await.map(drop)
-    }
-
-    async fn check(
+    /// Sends `request` and reads its answer within `limits` and the size
+    /// limit of `answer`; a refusal becomes [`SessionError::Api`].
+    async fn exchange(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, SessionError> {
-        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        answer: Answer,
+        limits: Limits,
+    ) -> Result<Vec<u8>, SessionError> {
+        let started = Instant::now();
+        let too_slow = |what: &'static str| SessionError::TooSlow {
+            url: self.base.to_string(),
+            what,
+            waited: started.elapsed(),
+        };
+        let head_until = match limits {
+            Limits::Total(until) | Limits::LongPoll { head: until } => until,
+        };
+        let response = timeout_at(head_until.into(), request.send())
+            .await
+            .map_err(|_| too_slow(answer.what()))?
+            .map_err(|e| self.transport_error(e))?;
         let status = response.status();
+        let (limit, what) = if status.is_success() {
+            (answer.limit(), answer.what())
+        } else {
+            (answer_limit::ERROR, "its refusal")
+        };
+        let body_until = match limits {
+            Limits::Total(until) => until,
+            Limits::LongPoll { .. } => Instant::now() + self.time_left(REQUEST_LIMIT),
+        };
+        let body = timeout_at(body_until.into(), self.read_body(response, limit, what))
+            .await
+            .map_err(|_| too_slow(what))??;
         if status.is_success() {
-            return Ok(response);
+            return Ok(body);
         }
-        let message = match response.json::<ApiError>().await {
+        let message = match serde_json::from_slice::<ApiError>(&body) {
             Ok(body) => body.error,
             Err(_) => status
                 .canonical_reason()
@@ -156,6 +286,39 @@ impl Coordinator {
         })
     }
 
+    /// The body of `response`, read chunk by chunk and given up as soon as
+    /// it passes `limit` bytes.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        limit: usize,
+        what: &'static str,
+    ) -> Result<Vec<u8>, SessionError> {
+        let too_large = || SessionError::TooLarge {
+            url: self.base.to_string(),
+            what,
+            limit,
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(e))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
     fn transport_error(&self, error: reqwest::Error) -> SessionError {
         let url = self.base.to_string();
         match find_pin_mismatch(&error) {
@@ -166,6 +329,22 @@ impl Coordinator {
             },
         }
     }
+}
+
+/// The limits of withdrawing and reporting the end: [`CLEANUP_LIMIT`] in all.
+fn cleanup() -> Limits {
+    Limits::Total(Instant::now() + CLEANUP_LIMIT)
+}
+
+fn left_until(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// `duration` rounded up to whole seconds, the long poll's unit: a hold that
+/// ends a little after the deadline rather than a burst of zero-second polls
+/// before it.
+fn whole_seconds(duration: Duration) -> Duration {
+    Duration::from_secs(duration.as_secs() + u64::from(duration.subsec_nanos() > 0))
 }
 
 impl CoordinatorApi for Coordinator {

@@ -4,12 +4,15 @@
 //! Nothing the coordinator says is believed without a check: its TLS
 //! certificate must match the invite's pin, and every announcement it relays
 //! must carry a valid MAC under the invite secret (see `partyline_wire`).
+//! Nor is it trusted with the party's memory or time: every answer has a
+//! size limit, and every request ends by the caller's deadline.
 //!
 //! # Layout
 //! - [`tls`]: HTTPS clients that trust our self-hosted server by certificate pin.
 //! - [`link`]: the `https://host:port#sha256=PIN` server address.
-//! - [`coordinator`]: the HTTPS API client; announce-and-wait itself is
-//!   `partyline_proto::join`, shared with browser parties.
+//! - [`coordinator`]: the HTTPS API client, every answer bounded in size and
+//!   time; announce-and-wait itself is `partyline_proto::join`, shared with
+//!   browser parties.
 #![forbid(unsafe_code)]
 
 pub mod coordinator;
@@ -46,6 +49,22 @@ pub enum SessionError {
         "the server at {url} sent an answer partyline does not understand ({reason}); is it a partyline server of the same version?"
     )]
     BadResponse { url: String, reason: String },
+    #[error(
+        "the partyline server at {url} did not send {what} in time (gave up after {:.1}s); it is overloaded, its network is slow, or it is misbehaving. Try again later or raise --timeout; if it keeps happening, tell the server's operator", waited.as_secs_f64()
+    )]
+    TooSlow {
+        url: String,
+        what: &'static str,
+        waited: Duration,
+    },
+    #[error(
+        "the partyline server at {url} sent more than {} KiB as {what}, far more than a partyline server sends; it is misbehaving or not a partyline server. Check the server's address, and tell its operator", limit / 1024
+    )]
+    TooLarge {
+        url: String,
+        what: &'static str,
+        limit: usize,
+    },
     #[error(transparent)]
     Roster(#[from] partyline_wire::RosterError),
     #[error("this session has already finished; ask for a new invite")]

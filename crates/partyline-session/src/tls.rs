@@ -1,6 +1,7 @@
 //! HTTPS clients towards our own server, trusted by certificate pin
 //! (`partyline_proto::pin` says why and how).
 use std::sync::Arc;
+use std::time::Instant;
 
 pub use partyline_proto::pin::{PinnedCertVerifier, crypto_provider, pin_of};
 use partyline_wire::{CertPin, ServerUrl};
@@ -26,20 +27,32 @@ fn http_client(config: rustls::ClientConfig) -> reqwest::Client {
         .expect("a client with a preconfigured rustls backend always builds")
 }
 
-/// Connects to the server once and returns the pin of the certificate it shows.
-pub async fn learn_pin(server_url: &ServerUrl) -> Result<CertPin, crate::SessionError> {
+/// Connects to the server once and returns the pin of the certificate it
+/// shows, giving up at `deadline`.
+pub async fn learn_pin(
+    server_url: &ServerUrl,
+    deadline: Instant,
+) -> Result<CertPin, crate::SessionError> {
     let provider = crypto_provider();
     let seen = Arc::new(std::sync::Mutex::new(None));
     let verifier = Arc::new(PinnedCertVerifier::first_use(seen.clone(), &provider));
     let client = http_client(client_config(verifier, provider));
+    let started = Instant::now();
     let unreachable = |reason: String| crate::SessionError::Unreachable {
         url: server_url.to_string(),
         reason,
     };
-    client
+    let request = client
         .get(format!("{server_url}{}", partyline_wire::api::path::INFO))
-        .send()
+        .send();
+    // Only the handshake matters: the answer is dropped unread.
+    tokio::time::timeout_at(deadline.into(), request)
         .await
+        .map_err(|_| crate::SessionError::TooSlow {
+            url: server_url.to_string(),
+            what: "its server information",
+            waited: started.elapsed(),
+        })?
         .map_err(|e| unreachable(e.to_string()))?;
     let seen = *seen.lock().expect("never poisoned");
     seen.ok_or_else(|| unreachable("the server presented no certificate".into()))

@@ -14,6 +14,7 @@
 //!
 //! Errors are a status code with an [`ApiError`] body. The paths are built by
 //! [`path`], which the server's router and both clients (native and browser) use.
+//! Clients read no more of an answer than [`answer_limit`] allows.
 use serde::{Deserialize, Serialize};
 
 use crate::{SessionId, SignedAnnouncement, WriteTokenHash};
@@ -72,6 +73,22 @@ pub struct SessionView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
+}
+
+/// The most bytes a party reads of each kind of answer, so that a hostile
+/// server cannot fill a party's memory. Each is far above what a partyline
+/// server sends for a session of [`crate::MAX_PARTIES`] parties.
+pub mod answer_limit {
+    /// [`super::ServerInfo`]: a version, a protocol name and a URL.
+    pub const INFO: usize = 64 * 1024;
+    /// [`super::SessionCreated`]: an id and a time.
+    pub const CREATED: usize = 64 * 1024;
+    /// [`super::SessionView`]: at most 64 announcements of at most 8 KiB each,
+    /// as JSON at most 64 KiB each (the server's request limit, which leaves
+    /// room for escaping every character), plus a label.
+    pub const SESSION: usize = 5 * 1024 * 1024;
+    /// [`super::ApiError`]: one sentence.
+    pub const ERROR: usize = 64 * 1024;
 }
 
 /// The paths of the API: route patterns for the server (`{id}` and

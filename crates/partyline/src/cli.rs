@@ -178,6 +178,9 @@ pub struct CreateArgs {
     /// A label the other parties see, e.g. "salary survey".
     #[arg(long)]
     pub label: Option<String>,
+    /// Seconds to wait for the server, however slowly it answers.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -229,7 +232,8 @@ pub struct JoinArgs {
     /// Write a JSON report (paths, round-trip times, bytes, set-up time) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Seconds to wait for the other parties to join and connect.
+    /// Seconds to wait for the server and the other parties to join (counted from the start),
+    /// and then for the connections to them.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
     /// Do not append MPyC's -M/-I/-P flags to PROGRAM.

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
+use partyline_session::Coordinator;
 use partyline_wire::{Invite, InviteSecret};
 
 #[test]
@@ -100,6 +101,37 @@ fn server_down_gives_a_clear_error_quickly() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// A party left alone gives up at its --timeout, saying who joined and who
+/// did not: the coordinator's deadline (the same --timeout) ends the wait, not
+/// a long poll cut as "too slow". It withdraws, so its seat is free again.
+#[test]
+fn a_party_left_alone_gives_up_at_its_timeout_and_withdraws() {
+    let server = Server::start();
+    let invite = server.create(2);
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["join", &invite, "--name", "alice", "--timeout", "6"])
+        .args(["--no-mpyc-flags", "--", "true"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 of 2 parties joined (alice)") && stderr.contains("Raise --timeout"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(6 + 3), "took {took:?}");
+    let invite: Invite = invite.parse().unwrap();
+    let view = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(Coordinator::new(&invite.server, invite.pin).session(&invite.session, None))
+        .unwrap();
+    assert!(view.announcements.is_empty(), "{view:?}");
 }
 
 /// Starts a 3-party session of a long program and returns the parties once

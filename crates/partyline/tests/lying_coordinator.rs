@@ -5,7 +5,6 @@
 //! `partyline serve` and rewrites the roster it hands out.
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,14 +81,6 @@ async fn start_liar(server: &Server, tamper: Tamper) -> String {
         .unwrap()
         .parse()
         .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
     let liar = Arc::new(Liar {
         upstream: server.url().to_string(),
         http: pinned_http_client(pin),
@@ -100,17 +91,7 @@ async fn start_liar(server: &Server, tamper: Tamper) -> String {
             forward(liar.clone(), method, uri, headers, body)
         },
     );
-    let handle = axum_server::Handle::new();
-    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(
-        axum_server::from_tcp_rustls(listener, tls)
-            .unwrap()
-            .handle(handle)
-            .serve(app.into_make_service()),
-    );
+    let addr = serve_https(app, cert, key);
     format!("https://{addr}#sha256={pin}")
 }
 

@@ -1,4 +1,6 @@
 //! `partyline create`: register a session and print its invite.
+use std::time::{Duration, Instant};
+
 use anyhow::{Context, bail};
 use partyline_session::tls::learn_pin;
 use partyline_session::{Coordinator, ServerLink};
@@ -15,10 +17,11 @@ pub async fn run(args: CreateArgs, config: &Config) -> anyhow::Result<i32> {
         );
     };
     let link: ServerLink = server.parse()?;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let pin = match link.pin {
         Some(pin) => pin,
         None => {
-            let pin = learn_pin(&link.url).await?;
+            let pin = learn_pin(&link.url, deadline).await?;
             eprintln!(
                 "partyline: warning: no certificate pin given for {}; trusting the certificate it shows now (sha256 {pin}). \
                  Pass the full address printed by `partyline serve` to be sure.",
@@ -27,7 +30,7 @@ pub async fn run(args: CreateArgs, config: &Config) -> anyhow::Result<i32> {
             pin
         }
     };
-    let coordinator = Coordinator::new(&link.url, pin);
+    let coordinator = Coordinator::new(&link.url, pin).with_deadline(deadline);
     let secret = InviteSecret::random();
     let created = coordinator
         .create(

@@ -112,6 +112,33 @@ pub fn create(link: &str, parties: u16) -> String {
         .to_string()
 }
 
+/// Serves `app` over HTTPS with this certificate on a loopback port, until
+/// the test's runtime ends; returns the address.
+pub fn serve_https(
+    app: axum::Router,
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> SocketAddr {
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(config));
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        axum_server::from_tcp_rustls(listener, tls)
+            .unwrap()
+            .serve(app.into_make_service()),
+    );
+    addr
+}
+
 /// A `partyline join` process.
 pub struct Party {
     pub name: String,

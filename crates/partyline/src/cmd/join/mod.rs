@@ -54,8 +54,10 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
     let invite = read_invite(&args)?;
     let name = party_name(args.name.as_deref(), config)?;
     let checks = Checks::from_args(&args)?;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let coordinator = Coordinator::new(&invite.server, invite.pin)
-        .with_write_token(partyline_wire::WriteToken::derive(&invite.secret));
+        .with_write_token(partyline_wire::WriteToken::derive(&invite.secret))
+        .with_deadline(deadline);
     let info = coordinator.info().await?;
     let python = python_for(&args.program, &args.python, config).await?;
     let party = bind_endpoint(&info, &invite, args.relay_only).await?;
@@ -87,7 +89,13 @@ async fn drive(
     shutdown: &mut Shutdown,
 ) -> Result<End, End> {
     let timeout = Duration::from_secs(args.timeout);
-    let roster = wait_for_roster(seat, invite, timeout, shutdown).await?;
+    // The wait ends with the coordinator's deadline, so that the roster's
+    // timeout, not a cut request, says why we gave up.
+    let left = seat
+        .coordinator
+        .deadline()
+        .map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+    let roster = wait_for_roster(seat, invite, left, shutdown).await?;
     let roster_complete = Instant::now();
     print_roster(&roster);
     // Connected first, so that a person taking their time over `--confirm`
