@@ -50,9 +50,16 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(&["--listen", "127.0.0.1:0"])
+    }
+
+    /// `partyline serve` with these flags (at least `--listen`).
+    pub fn start_with(flags: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg("serve")
+            .args(flags)
+            .arg("--data-dir")
             .arg(data.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -386,7 +393,8 @@ pub fn join_in_seat_order(invite: &str, parties: &[(&str, &[&str], &[String])]) 
         .collect()
 }
 
-fn free_addr() -> SocketAddr {
+/// A loopback address no one listens on at the moment.
+pub fn free_addr() -> SocketAddr {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .unwrap()
         .local_addr()
