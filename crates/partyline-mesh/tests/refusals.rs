@@ -158,9 +158,10 @@ async fn a_party_dialling_a_stranger_gets_no_connection() {
     let (server, _dir) = start_server().await;
     let (alice, stranger) = (bind(&server).await, bind(&server).await);
     let session = SessionId::random();
-    // Alice's roster has Bob at seat 1, but the addresses announced for Bob
-    // are the stranger's and there is no relay (an announcement may carry any
-    // address): Alice's packets for Bob reach the stranger only.
+    // Alice's roster has Bob at seat 1, but the direct addresses announced
+    // for Bob are the stranger's (an announcement may carry any address), and
+    // no endpoint with Bob's key is on the relay, which Alice tries too: her
+    // packets for Bob reach the stranger only.
     let bob_key = EndpointKey(*SecretKey::generate().public().as_bytes());
     let bob_at_strangers_address = Member {
         index: 1,
