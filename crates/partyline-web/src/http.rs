@@ -1,10 +1,11 @@
 //! The coordinator client with the browser's `fetch`.
 //!
 //! `fetch` is looked up on the global object, so this works in a Web Worker
-//! (where the party runs, next to Pyodide) as well as in a window.
+//! (where the party runs, next to Pyodide) as well as in a window. Answers
+//! are read chunk by chunk up to their `answer_limit`, as native parties do.
 use partyline_proto::CoordinatorApi;
 use partyline_proto::transport::LONG_POLL;
-use partyline_wire::api::{ServerInfo, SessionView, path};
+use partyline_wire::api::{ServerInfo, SessionView, answer_limit, path};
 use partyline_wire::{EndpointKey, ServerUrl, SessionId, SignedAnnouncement, WriteToken};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -45,13 +46,13 @@ impl Coordinator {
 
     /// What the server is; refuses a server that speaks another peer protocol.
     pub async fn info(&self) -> Result<ServerInfo, WebError> {
-        let info: ServerInfo = self.get(path::INFO).await?;
+        let info: ServerInfo = self.get(path::INFO, answer_limit::INFO).await?;
         partyline_proto::check_protocol(self.base.as_str(), &info)?;
         Ok(info)
     }
 
     pub async fn session(&self, id: &SessionId) -> Result<SessionView, WebError> {
-        self.get(&path::session(id)).await
+        self.get(&path::session(id), answer_limit::SESSION).await
     }
 
     /// Withdraws our announcement: used when we give up before the mesh forms.
@@ -66,17 +67,18 @@ impl Coordinator {
         self.request("POST", &path::done(id), None).await.map(drop)
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WebError> {
-        self.send("GET", path, None).await
+    async fn get<T: DeserializeOwned>(&self, path: &str, limit: usize) -> Result<T, WebError> {
+        self.send("GET", path, None, limit).await
     }
 
     async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
+        limit: usize,
     ) -> Result<T, WebError> {
         let body = serde_json::to_string(body).expect("request bodies serialize");
-        self.send("POST", path, Some(body)).await
+        self.send("POST", path, Some(body), limit).await
     }
 
     async fn send<T: DeserializeOwned>(
@@ -84,18 +86,60 @@ impl Coordinator {
         method: &str,
         path: &str,
         body: Option<String>,
+        limit: usize,
     ) -> Result<T, WebError> {
         let response = self.request(method, path, body).await?;
         let url = response.url();
-        let text = JsFuture::from(response.text().map_err(|e| self.unreachable(e))?)
-            .await
-            .map_err(|e| self.unreachable(e))?
-            .as_string()
-            .unwrap_or_default();
-        serde_json::from_str(&text).map_err(|e| WebError::BadResponse {
+        let bytes = self.read_body(&response, limit).await?;
+        serde_json::from_slice(&bytes).map_err(|e| WebError::BadResponse {
             url,
             reason: e.to_string(),
         })
+    }
+
+    /// The body of `response`, read chunk by chunk and given up (the rest
+    /// cancelled) as soon as it passes `limit` bytes.
+    async fn read_body(
+        &self,
+        response: &web_sys::Response,
+        limit: usize,
+    ) -> Result<Vec<u8>, WebError> {
+        let too_large = || WebError::TooLarge {
+            url: self.base.to_string(),
+            limit,
+        };
+        let declared = response.headers().get("content-length").ok().flatten();
+        if declared
+            .and_then(|length| length.parse::<u64>().ok())
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Err(too_large());
+        }
+        let Some(stream) = response.body() else {
+            return Ok(Vec::new());
+        };
+        let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+        let mut body = Vec::new();
+        loop {
+            let read = JsFuture::from(reader.read())
+                .await
+                .map_err(|e| self.unreachable(e))?;
+            let field = |name: &str| js_sys::Reflect::get(&read, &JsValue::from_str(name));
+            if field("done").map_err(|e| self.unreachable(e))?.is_truthy() {
+                return Ok(body);
+            }
+            let chunk: js_sys::Uint8Array = field("value")
+                .map_err(|e| self.unreachable(e))?
+                .unchecked_into();
+            let start = body.len();
+            let end = start + chunk.length() as usize;
+            if end > limit {
+                let _ = reader.cancel();
+                return Err(too_large());
+            }
+            body.resize(end, 0);
+            chunk.copy_to(&mut body[start..]);
+        }
     }
 
     async fn request(
@@ -132,15 +176,9 @@ impl Coordinator {
             return Ok(response);
         }
         let status = response.status();
-        let text = match response.text() {
-            Ok(promise) => JsFuture::from(promise)
-                .await
-                .ok()
-                .and_then(|t| t.as_string()),
-            Err(_) => None,
-        };
-        let message = text
-            .and_then(|t| serde_json::from_str::<partyline_wire::api::ApiError>(&t).ok())
+        let body = self.read_body(&response, answer_limit::ERROR).await.ok();
+        let message = body
+            .and_then(|b| serde_json::from_slice::<partyline_wire::api::ApiError>(&b).ok())
             .map_or_else(|| response.status_text(), |e| e.error);
         Err(WebError::Api { status, message })
     }
@@ -166,7 +204,8 @@ impl CoordinatorApi for Coordinator {
         session: &SessionId,
         signed: &SignedAnnouncement,
     ) -> Result<SessionView, WebError> {
-        self.post(&path::announcements(session), signed).await
+        self.post(&path::announcements(session), signed, answer_limit::SESSION)
+            .await
     }
 
     async fn wait_for_change(
@@ -174,7 +213,7 @@ impl CoordinatorApi for Coordinator {
         session: &SessionId,
         seen: usize,
     ) -> Result<SessionView, WebError> {
-        self.get(&path::session_after(session, seen, LONG_POLL))
-            .await
+        let path = path::session_after(session, seen, LONG_POLL);
+        self.get(&path, answer_limit::SESSION).await
     }
 }

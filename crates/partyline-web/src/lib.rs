@@ -57,6 +57,10 @@ pub enum WebError {
     Api { status: u16, message: String },
     #[error("the server sent an answer this page does not understand ({url}): {reason}")]
     BadResponse { url: String, reason: String },
+    #[error(
+        "the partyline server at {url} sent more than {} KiB as one answer, far more than a partyline server sends; it is misbehaving or not a partyline server. Check the invite, and tell the server's operator", limit / 1024
+    )]
+    TooLarge { url: String, limit: usize },
     #[error(transparent)]
     WrongProtocol(#[from] partyline_proto::WrongProtocol),
     #[error("{0}")]
