@@ -237,8 +237,11 @@ impl Party {
             .arg("join")
             .stdin(Stdio::null());
         give_invite(&mut command);
+        if !flags.contains(&"--timeout") {
+            command.args(["--timeout", "120"]);
+        }
         let child = command
-            .args(["--name", name, "--timeout", "120"])
+            .args(["--name", name])
             .arg("--python")
             .arg(python)
             .arg("--report")
