@@ -159,6 +159,7 @@ async fn measure_tunnel(
         pin: server.pin(),
         relay_only,
         relay_token: None,
+        peer_timeout: Default::default(),
     };
     let ends = [
         PartyEndpoint::bind(&config).await?,

@@ -6,7 +6,7 @@ use iroh::tls::CaTlsConfig;
 use iroh::{Endpoint, RelayConfig, RelayMode, RelayUrl, SecretKey};
 use iroh_relay::RelayQuicConfig;
 use partyline_proto::pin::PinnedCertVerifier;
-use partyline_proto::transport::{CLOSE_LIMIT, ONLINE_TIMEOUT, transport_config};
+use partyline_proto::transport::{CLOSE_LIMIT, ONLINE_TIMEOUT, PeerTimeout};
 use partyline_wire::{CertPin, EndpointKey};
 
 use crate::{ALPN, MeshError};
@@ -22,6 +22,8 @@ pub struct MeshConfig {
     /// Shown to the relay, which serves only the parties of live sessions on
     /// its server: the session id, which only invite holders know.
     pub relay_token: Option<String>,
+    /// How long a silent peer is given before it counts as gone.
+    pub peer_timeout: PeerTimeout,
 }
 
 /// Our endpoint: a fresh key for every session, our relay only.
@@ -53,7 +55,7 @@ impl PartyEndpoint {
             .secret_key(SecretKey::generate())
             .relay_mode(RelayMode::Custom(relay_map))
             .ca_tls_config(ca)
-            .transport_config(transport_config())
+            .transport_config(config.peer_timeout.transport_config())
             .alpns(vec![ALPN.to_vec()]);
         if config.relay_only {
             builder = builder.clear_ip_transports();

@@ -48,6 +48,7 @@ fn config(server: &RunningServer, pin: CertPin) -> MeshConfig {
         pin,
         relay_only: false,
         relay_token: None,
+        peer_timeout: Default::default(),
     }
 }
 

@@ -5,7 +5,7 @@
 //! whose program is still running keeps running after a `Finished`, and stops
 //! with a message naming the party after anything else. A connection that
 //! goes silent (the party was killed, or lost its network) times out after
-//! [`crate::transport::IDLE_TIMEOUT`] and counts as lost.
+//! the [`crate::transport::PeerTimeout`] and counts as lost.
 use iroh::endpoint::{Connection, ConnectionError, VarInt};
 
 /// The application close codes of partyline's peer protocol.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use partyline_launch::mpyc;
+use partyline_proto::transport::PeerTimeout;
 use partyline_server::Quotas;
 
 const LONG_ABOUT: &str = "\
@@ -17,6 +18,11 @@ A real session:
     partyline serve                                   (on a host every party can reach)
     partyline create --parties 3 --server 'https://HOST:7700#sha256=…'
     partyline join 'INVITE' -- secretsanta.py        (every party)";
+
+const PEER_TIMEOUT_HELP: &str = "Seconds a silent peer is given before the session ends naming it \
+(3 to 600). Longer rides out a link that drops for a while (a phone changing networks, flaky \
+Wi-Fi); shorter notices a party that is gone sooner. A connection uses the shorter of its two \
+ends' values, so every party should give the same.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -229,6 +235,8 @@ pub struct JoinArgs {
     /// Send everything through the relay, never directly.
     #[arg(long)]
     pub relay_only: bool,
+    #[arg(long, value_name = "SECS", default_value_t = PeerTimeout::default(), help = PEER_TIMEOUT_HELP)]
+    pub peer_timeout: PeerTimeout,
     /// Write a JSON report (paths, round-trip times, bytes, set-up time) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -273,6 +281,8 @@ pub struct DemoArgs {
     /// Send everything through the relay, never directly.
     #[arg(long)]
     pub relay_only: bool,
+    #[arg(long, value_name = "SECS", default_value_t = PeerTimeout::default(), help = PEER_TIMEOUT_HELP)]
+    pub peer_timeout: PeerTimeout,
     #[command(flatten)]
     pub python: PythonArgs,
     /// Program and arguments to run instead of the Secret Santa example.

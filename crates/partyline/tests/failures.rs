@@ -1,7 +1,6 @@
 //! What a party sees when things go wrong: bad invites, no server, a party killed mid-run.
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -134,69 +133,21 @@ fn a_party_left_alone_gives_up_at_its_timeout_and_withdraws() {
     assert!(view.announcements.is_empty(), "{view:?}");
 }
 
-/// Starts a 3-party session of a long program and returns the parties once
-/// every program runs, with the marker found on all their command lines.
-fn running_session(server: &Server) -> (Vec<Party>, String) {
-    let invite = server.create(3);
-    let nanos = std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos();
-    let marker = format!("partyline-test-{}-{nanos}", std::process::id());
-    let program = vec![
-        repo_file("crates/partyline/tests/programs/rounds.py"),
-        marker.clone(),
-    ];
-    let mut parties: Vec<Party> = ["alice", "bob", "carol"]
-        .iter()
-        .map(|name| Party::join(&invite, name, &[], &program))
-        .collect();
-    // Each program prints 'running' once MPyC is connected.
-    for party in &mut parties {
-        let stdout = party.child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        assert!(
-            lines.any(|l| l.map(|l| l == "running").unwrap_or(false)),
-            "{} never ran its program",
-            party.name
-        );
-        // Keep draining so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-    }
-    (parties, marker)
-}
-
-/// The other parties stop within seconds, non-zero, naming carol, and leave no process.
-fn others_stop_naming_carol(parties: Vec<Party>, since: Instant, marker: &str) {
-    for party in parties {
-        let run = party.finish(Duration::from_secs(30));
-        assert!(!run.out.status.success(), "{} exited 0", run.name);
-        assert!(
-            run.stderr().contains("carol"),
-            "{} does not name carol: {}",
-            run.name,
-            run.stderr()
-        );
-    }
-    assert!(
-        since.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        since.elapsed()
-    );
-    assert_no_process_with(marker);
-}
-
 #[test]
 fn killing_one_party_stops_the_others_naming_it() {
     let server = Server::start();
-    let (mut parties, marker) = running_session(&server);
+    let (mut parties, marker) = running_session(&server, &[]);
     let mut carol = parties.pop().unwrap();
     carol.child.kill().unwrap();
     carol.child.wait().unwrap();
-    others_stop_naming_carol(parties, Instant::now(), &marker);
+    others_stop_naming_carol(parties, Instant::now(), Duration::from_secs(20));
+    assert_no_process_with(&marker);
 }
 
 #[test]
 fn ctrl_c_on_one_party_ends_the_session_everywhere() {
     let server = Server::start();
-    let (mut parties, marker) = running_session(&server);
+    let (mut parties, marker) = running_session(&server, &[]);
     let carol = parties.pop().unwrap();
     let pid = carol.child.id().to_string();
     assert!(
@@ -210,23 +161,6 @@ fn ctrl_c_on_one_party_ends_the_session_everywhere() {
     let run = carol.finish(Duration::from_secs(15));
     assert_eq!(run.out.status.code(), Some(130), "{}", run.stderr());
     assert!(run.stderr().contains("interrupted"), "{}", run.stderr());
-    others_stop_naming_carol(parties, interrupted_at, &marker);
-}
-
-/// No process may outlive the session: polls briefly, since the kernel
-/// delivers the parent-death signal asynchronously.
-fn assert_no_process_with(marker: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let found = Command::new("pgrep").args(["-f", marker]).output().unwrap();
-        if !found.status.success() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "processes left behind: {}",
-            String::from_utf8_lossy(&found.stdout)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    others_stop_naming_carol(parties, interrupted_at, Duration::from_secs(20));
+    assert_no_process_with(&marker);
 }

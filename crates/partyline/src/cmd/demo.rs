@@ -60,7 +60,12 @@ pub async fn run(args: DemoArgs, verbose: u8) -> anyhow::Result<i32> {
     let exe = std::env::current_exe().context("cannot find the partyline executable")?;
     let mut children = Vec::new();
     for name in NAMES.iter().take(usize::from(parties)) {
-        let mut extra = vec!["--report".to_string(), report_path(dir.path(), name)];
+        let mut extra = vec![
+            "--report".to_string(),
+            report_path(dir.path(), name),
+            "--peer-timeout".to_string(),
+            args.peer_timeout.to_string(),
+        ];
         if verbose > 0 {
             extra.push(format!("-{}", "v".repeat(usize::from(verbose))));
         }

@@ -459,3 +459,68 @@ pub fn assert_derangement(line: &str) {
         "has a fixed point: {line}"
     );
 }
+
+/// Starts a 3-party session of a long program (`join` with `flags`) and returns the parties once
+/// every program runs, with the marker found on all their command lines.
+pub fn running_session(server: &Server, flags: &[&str]) -> (Vec<Party>, String) {
+    let invite = server.create(3);
+    let nanos = std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos();
+    let marker = format!("partyline-test-{}-{nanos}", std::process::id());
+    let program = vec![
+        repo_file("crates/partyline/tests/programs/rounds.py"),
+        marker.clone(),
+    ];
+    let mut parties: Vec<Party> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|name| Party::join(&invite, name, flags, &program))
+        .collect();
+    // Each program prints 'running' once MPyC is connected.
+    for party in &mut parties {
+        let stdout = party.child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        assert!(
+            lines.any(|l| l.map(|l| l == "running").unwrap_or(false)),
+            "{} never ran its program",
+            party.name
+        );
+        // Keep draining so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+    }
+    (parties, marker)
+}
+
+/// The other parties stop, non-zero and naming carol, each within `limit`
+/// of `since`; says how long each took.
+pub fn others_stop_naming_carol(parties: Vec<Party>, since: Instant, limit: Duration) {
+    for party in parties {
+        let run = party.finish(limit + Duration::from_secs(10));
+        let took = since.elapsed();
+        eprintln!("{} stopped {took:?} after carol's fault", run.name);
+        assert!(!run.out.status.success(), "{} exited 0", run.name);
+        assert!(
+            run.stderr().contains("carol"),
+            "{} does not name carol: {}",
+            run.name,
+            run.stderr()
+        );
+        assert!(took < limit, "{} took {took:?}", run.name);
+    }
+}
+
+/// No process may outlive the session: polls briefly, since the kernel
+/// delivers the parent-death signal asynchronously.
+pub fn assert_no_process_with(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = Command::new("pgrep").args(["-f", marker]).output().unwrap();
+        if !found.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes left behind: {}",
+            String::from_utf8_lossy(&found.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

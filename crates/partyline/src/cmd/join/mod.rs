@@ -60,7 +60,7 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
         .with_deadline(deadline);
     let info = coordinator.info().await?;
     let python = python_for(&args.program, &args.python, config).await?;
-    let party = bind_endpoint(&info, &invite, args.relay_only).await?;
+    let party = bind_endpoint(&info, &invite, &args).await?;
     let mut shutdown = Shutdown::listen();
     let mut seat = Seat::take(&coordinator, &invite, name, party, args.relay_only);
 
@@ -178,14 +178,15 @@ async fn python_for(
 async fn bind_endpoint(
     info: &ServerInfo,
     invite: &Invite,
-    relay_only: bool,
+    args: &JoinArgs,
 ) -> anyhow::Result<PartyEndpoint> {
     Ok(PartyEndpoint::bind(&MeshConfig {
         relay_url: info.relay_url.clone(),
         relay_quic_port: info.relay_quic_port,
         pin: invite.pin,
-        relay_only,
+        relay_only: args.relay_only,
         relay_token: Some(invite.session.to_string()),
+        peer_timeout: args.peer_timeout,
     })
     .await?)
 }
