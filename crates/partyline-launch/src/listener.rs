@@ -8,7 +8,8 @@
 //! could take a seat. Picking a free port and letting the program bind it
 //! later is also a race another local process can win.
 //!
-//! So partyline binds `127.0.0.1:0` itself, before the mesh forwards anything
+//! So partyline binds the program's address itself (the party's own
+//! `127.X.Y.Z` of the session, or `127.0.0.1:0`), before the mesh forwards anything
 //! to the program, keeps the socket open and lets the program inherit it: its
 //! descriptor number is in [`LISTEN_FD_ENV`] and its address is the program's
 //! own entry in `-P`/`PARTYLINE_ADDRS`. Only the child inherits it (partyline's
@@ -43,7 +44,7 @@ pub const LISTEN_FD_ENV: &str = "PARTYLINE_LISTEN_FD";
 /// The Python module that hands the socket to asyncio (see the module docs).
 const SITECUSTOMIZE: &str = include_str!("sitecustomize.py");
 
-/// A TCP socket listening on `127.0.0.1`, reserved for the party's program.
+/// A TCP socket listening on a loopback address, reserved for the party's program.
 ///
 /// Cloning shares the socket; it closes when the last clone is dropped.
 #[derive(Clone, Debug)]
@@ -57,6 +58,12 @@ impl ProgramListener {
     pub fn bind() -> Result<Self, LaunchError> {
         let socket = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .map_err(|source| LaunchError::ListenerBind { source })?;
+        Self::from_listening(socket)
+    }
+
+    /// Takes a socket partyline already listens on, e.g. at the party's
+    /// session address (`partyline_mesh::addrs`).
+    pub fn from_listening(socket: TcpListener) -> Result<Self, LaunchError> {
         let addr = socket
             .local_addr()
             .map_err(|source| LaunchError::ListenerBind { source })?;

@@ -30,8 +30,8 @@ pub struct ProgramSpec {
     /// This party's index, `0 <= index < parties`.
     pub index: usize,
     /// One address per party, in index order: `addrs[index]` is where this
-    /// program must listen, the others are the local ends of the tunnels to
-    /// the other parties.
+    /// program must listen (also in `PARTYLINE_ADDR`), the others are the
+    /// local ends of the tunnels to the other parties.
     pub addrs: Vec<SocketAddr>,
     /// The Python that runs `program[0]` when it ends with `.py`; `python3`
     /// from PATH when unset. MPyC is told not to look for the extras it
@@ -92,6 +92,7 @@ impl ProgramSpec {
             .env("PARTYLINE_PARTIES", self.parties.to_string())
             .env("PARTYLINE_INDEX", self.index.to_string())
             .env("PARTYLINE_ADDRS", self.addrs_list())
+            .env("PARTYLINE_ADDR", self.addrs[self.index].to_string())
             // Python buffers stdout when it is not a terminal; the user should
             // see the program's progress as it happens.
             .env("PYTHONUNBUFFERED", "1")

@@ -1,11 +1,12 @@
 """partyline's hook: the party's program listens on the socket partyline bound.
 
-partyline binds the program's port on 127.0.0.1 itself, keeps the socket open
-for the program (its file descriptor is in PARTYLINE_LISTEN_FD) and puts this
-file first on PYTHONPATH. MPyC 0.11 calls `loop.create_server(factory,
-port=PORT)` with no host, which would listen on every interface; here that
-call (host None, the handed socket's port) serves on the handed socket
-instead, so only local processes (partyline's tunnels) can reach the program,
+partyline binds the program's address (PARTYLINE_ADDR, on loopback) itself,
+keeps the socket open for the program (its file descriptor is in
+PARTYLINE_LISTEN_FD) and puts this file first on PYTHONPATH. MPyC 0.11 calls
+`loop.create_server(factory, port=PORT)` with no host, which would listen on
+every interface; here that call (host None, the handed socket's port) serves
+on the handed socket instead, as does one naming the handed socket's own
+host (a program listening on PARTYLINE_ADDR), so only local processes (partyline's tunnels) can reach the program,
 and no other process can take the port first. A connection from a process
 of another local user is closed before the program sees a byte of it: on a
 shared machine, another account could otherwise connect to the loopback port
@@ -90,12 +91,13 @@ class _SameUserOnly:
 def _serve_on_handed_socket(handed):
     import asyncio.base_events
 
-    handed_port = handed.getsockname()[1]
+    handed_host, handed_port = handed.getsockname()[:2]
     original = asyncio.base_events.BaseEventLoop.create_server
     unused = [handed]
 
     async def create_server(self, protocol_factory, host=None, port=None, **kwargs):
-        if unused and host is None and port == handed_port and kwargs.get("sock") is None:
+        ours = host is None or host == handed_host
+        if unused and ours and port == handed_port and kwargs.get("sock") is None:
             kwargs.pop("sock", None)
 
             def same_user_only():

@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use partyline_lab::report::median;
-use partyline_mesh::{Forwarder, MeshConfig, PartyEndpoint, connect_all};
+use partyline_mesh::{Forwarder, LocalEnds, MeshConfig, PartyEndpoint, connect_all};
 use partyline_server::{RunningServer, ServerConfig};
 use partyline_session::Coordinator;
 use partyline_wire::seat::StreamRules;
@@ -48,10 +48,10 @@ async fn run() -> Result<(), Error> {
         ..ServerConfig::default()
     })
     .await?;
-    let echo = spawn_echo().await?;
+    let echo = spawn_echo(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?).await?;
     let tcp = measure(echo).await?;
-    let direct = measure_tunnel(&server, echo, false).await?;
-    let relay = measure_tunnel(&server, echo, true).await?;
+    let direct = measure_tunnel(&server, false).await?;
+    let relay = measure_tunnel(&server, true).await?;
     server.shutdown().await;
 
     println!("| stream | tcp | direct | relay | direct/tcp | relay/tcp |");
@@ -79,8 +79,9 @@ struct Figures {
 }
 
 /// A TCP echo server on loopback, for as long as the process runs.
-async fn spawn_echo() -> Result<SocketAddr, Error> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+async fn spawn_echo(listener: std::net::TcpListener) -> Result<SocketAddr, Error> {
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
@@ -146,12 +147,8 @@ async fn bulk_echo(addr: SocketAddr) -> Result<f64, Error> {
     Ok(BULK_BYTES as f64 / 1e6 / start.elapsed().as_secs_f64())
 }
 
-/// The same measurement through a two-party tunnel whose far end is `echo`.
-async fn measure_tunnel(
-    server: &RunningServer,
-    echo: SocketAddr,
-    relay_only: bool,
-) -> Result<Figures, Error> {
+/// The same measurement through a two-party tunnel whose far end is an echo server.
+async fn measure_tunnel(server: &RunningServer, relay_only: bool) -> Result<Figures, Error> {
     let info = Coordinator::new(server.url(), server.pin()).info().await?;
     let config = MeshConfig {
         relay_url: info.relay_url,
@@ -192,9 +189,11 @@ async fn measure_tunnel(
         connect_all(&ends[1], &roster1, Duration::from_secs(30)),
     )?;
     // Party 0's own program port is never dialled here.
-    let unused: SocketAddr = (Ipv4Addr::LOCALHOST, 9).into();
-    let tunnel = Forwarder::start(&links0, 0, unused, StreamRules::Generic).await?;
-    let _far_end = Forwarder::start(&links1, 1, echo, StreamRules::Generic).await?;
+    let tunnel = Forwarder::start(&links0, 0, LocalEnds::loopback(2)?, StreamRules::Generic)?;
+    let mut far_ends = LocalEnds::loopback(2)?;
+    let far_program = far_ends.take(1).ok_or("no program socket for party 1")?;
+    spawn_echo(far_program).await?;
+    let _far_end = Forwarder::start(&links1, 1, far_ends, StreamRules::Generic)?;
     let figures = measure(tunnel.addrs[1]).await;
     for end in &ends {
         end.close().await;

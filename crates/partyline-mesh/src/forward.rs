@@ -8,10 +8,16 @@
 //!
 //! How a stream starts is the protocol's (`partyline_proto::stream`).
 //!
+//! Where each tunnel end listens, and where a forwarded connection comes
+//! from, is [`crate::addrs`]'s: peer j's own address where the system allows
+//! it, so that the program sees every party at the same address as the others do.
+//!
 //! # Who may open a stream
-//! Every tunnel end listens on 127.0.0.1, which any process of the machine can
-//! reach, so a local connection is forwarded only if it comes from a process
-//! of our own user ([`crate::local_peer`]); any other is closed at once.
+//! Every tunnel end listens on a loopback address, which any process of the
+//! machine can reach, so a local connection is forwarded only if it comes from
+//! a process of our own user ([`crate::local_peer`]); any other is closed at
+//! once. The tunnel end at peer j's address carries streams to peer j's
+//! verified connection only.
 //!
 //! A verified peer is not trusted with seats other than its own. MPyC learns
 //! a peer's party id from the first two bytes of a stream, so in MPyC mode
@@ -25,7 +31,7 @@
 //! reason naming it, so every party stops and says who it was, and
 //! [`Forwarder::breach`] tells our caller. Generic programs
 //! ([`StreamRules::Generic`]) may open any number of streams either way.
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -34,11 +40,12 @@ use iroh::endpoint::{Connection, RecvStream, SendStream};
 use partyline_proto::stream::{self, RESET_CODE};
 use partyline_wire::seat::{IncomingCheck, PARTY_ID_LEN, PeerSeat, SeatViolation, StreamRules};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::addrs::LocalEnds;
 use crate::{CloseCode, PeerLink, local_peer};
 
 const BUFFER: usize = 64 * 1024;
@@ -70,6 +77,14 @@ impl std::fmt::Display for SeatBreach {
     }
 }
 
+/// Where a peer's streams reach our program, and from which address.
+#[derive(Clone, Copy, Debug)]
+struct ProgramEnd {
+    addr: SocketAddr,
+    /// The peer's own address (port 0), or `None` where the system picks it.
+    source: Option<SocketAddr>,
+}
+
 /// What every task of one peer's forwarding shares.
 #[derive(Clone)]
 struct Shared {
@@ -81,13 +96,12 @@ struct Shared {
 }
 
 impl Forwarder {
-    /// Opens one local listener per peer and starts forwarding under `rules`.
-    ///
-    /// `program_addr` is where our own program will listen for its peers.
-    pub async fn start(
+    /// Starts forwarding under `rules` on the tunnel ends of `ends`, one per
+    /// peer; streams from peers go to our program at `ends`' own address.
+    pub fn start(
         links: &[PeerLink],
         own_index: usize,
-        program_addr: SocketAddr,
+        mut ends: LocalEnds,
         rules: StreamRules,
     ) -> std::io::Result<Self> {
         let (breach_sender, breaches) = mpsc::unbounded_channel();
@@ -97,10 +111,19 @@ impl Forwarder {
             stop: CancellationToken::new(),
             outgoing: TaskTracker::new(),
         };
-        let mut addrs = vec![program_addr; links.len() + 1];
+        let addrs = ends.addrs().to_vec();
+        let program_addr = addrs[own_index];
         for link in links {
-            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-            addrs[link.member.index] = listener.local_addr()?;
+            let index = link.member.index;
+            let listener = ends
+                .take(index)
+                .ok_or_else(|| std::io::Error::other(format!("no tunnel end for party {index}")))?;
+            listener.set_nonblocking(true)?;
+            let listener = TcpListener::from_std(listener)?;
+            let program = ProgramEnd {
+                addr: program_addr,
+                source: ends.source(index),
+            };
             let seat = PeerSeat::new(rules, own_index, link.member.index);
             tokio::spawn(accept_local(
                 listener,
@@ -108,14 +131,8 @@ impl Forwarder {
                 seat.clone(),
                 shared.clone(),
             ));
-            tokio::spawn(accept_remote(
-                link.clone(),
-                seat,
-                program_addr,
-                shared.clone(),
-            ));
+            tokio::spawn(accept_remote(link.clone(), seat, program, shared.clone()));
         }
-        debug_assert_eq!(addrs[own_index], program_addr);
         Ok(Self {
             addrs,
             stop: shared.stop,
@@ -183,12 +200,7 @@ async fn accept_local(listener: TcpListener, link: PeerLink, mut seat: PeerSeat,
     }
 }
 
-async fn accept_remote(
-    link: PeerLink,
-    mut seat: PeerSeat,
-    program_addr: SocketAddr,
-    shared: Shared,
-) {
+async fn accept_remote(link: PeerLink, mut seat: PeerSeat, program: ProgramEnd, shared: Shared) {
     loop {
         let (send, recv) = tokio::select! {
             _ = shared.stop.cancelled() => return,
@@ -207,7 +219,7 @@ async fn accept_remote(
         tokio::spawn(async move {
             tokio::select! {
                 _ = shared.stop.cancelled() => {}
-                _ = forward_incoming(send, recv, check, program_addr, &link, &shared) => {}
+                _ = forward_incoming(send, recv, check, program, &link, &shared) => {}
             }
         });
     }
@@ -220,7 +232,7 @@ async fn forward_incoming(
     send: SendStream,
     mut recv: RecvStream,
     check: IncomingCheck,
-    program_addr: SocketAddr,
+    program: ProgramEnd,
     link: &PeerLink,
     shared: &Shared,
 ) {
@@ -249,7 +261,7 @@ async fn forward_incoming(
             return end_session(link, violation, shared);
         }
     }
-    let Some(mut tcp) = connect_program(program_addr, &shared.stop).await else {
+    let Some(mut tcp) = connect_program(program, &shared.stop).await else {
         let mut send = send;
         let _ = send.reset(RESET_CODE);
         return;
@@ -281,12 +293,13 @@ fn end_session(link: &PeerLink, violation: SeatViolation, shared: &Shared) {
     let _ = shared.breaches.send(breach);
 }
 
-/// Connects to our program, retrying while it starts up: the peer's program
-/// may dial before ours listens.
-async fn connect_program(addr: SocketAddr, stop: &CancellationToken) -> Option<TcpStream> {
+/// Connects to our program from the peer's address, retrying while it starts
+/// up: the peer's program may dial before ours listens.
+async fn connect_program(program: ProgramEnd, stop: &CancellationToken) -> Option<TcpStream> {
     let deadline = tokio::time::Instant::now() + PROGRAM_START_TIMEOUT;
+    let addr = program.addr;
     loop {
-        match TcpStream::connect(addr).await {
+        match connect_from(program.source, addr).await {
             Ok(tcp) => return Some(tcp),
             Err(e) if tokio::time::Instant::now() >= deadline => {
                 tracing::warn!("our program never accepted on {addr}: {e}");
@@ -299,6 +312,16 @@ async fn connect_program(addr: SocketAddr, stop: &CancellationToken) -> Option<T
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
+}
+
+/// A TCP connection to `addr`, from `source` when given.
+async fn connect_from(source: Option<SocketAddr>, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(source)?;
+    socket.connect(addr).await
 }
 
 /// Copies both ways until both directions are finished. The direction towards

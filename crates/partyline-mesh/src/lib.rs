@@ -10,6 +10,8 @@
 //! address lookup service is ever contacted.
 //!
 //! # Layout
+//! - [`addrs`]: every party's local address, the same on every machine where
+//!   the system allows it, and the sockets bound there.
 //! - [`endpoint`]: binding our iroh endpoint (our relay only, fresh key).
 //! - [`connect`]: our links to the roster's peers, with byte counters and path; the ready barrier.
 //! - [`forward`]: local TCP listeners per peer, the seat rules on every stream,
@@ -18,12 +20,14 @@
 //! - [`ending`]: watching how each peer's connection ends.
 #![forbid(unsafe_code)]
 
+pub mod addrs;
 pub mod connect;
 pub mod ending;
 pub mod endpoint;
 pub mod forward;
 pub mod local_peer;
 
+pub use addrs::{AddrsError, Fallback, LocalEnds};
 pub use connect::{PathKind, PeerLink, connect_all, ready_barrier};
 pub use endpoint::{MeshConfig, PartyEndpoint};
 pub use forward::{Forwarder, SeatBreach};

@@ -1,6 +1,7 @@
 //! Who is on the other end of a loopback connection to a tunnel end.
 //!
-//! A tunnel end listens on 127.0.0.1, where every process of the machine can
+//! A tunnel end listens on a loopback address (127.0.0.1, or the peer's
+//! 127.X.Y.Z of [`crate::addrs`]), where every process of the machine can
 //! connect, so a connection is forwarded only if it comes from a process of
 //! our own user: the one who started partyline and its program. On Linux the
 //! kernel lists the connecting side of a loopback TCP connection in
@@ -68,6 +69,24 @@ mod tests {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, peer) = listener.accept().unwrap();
+        check_same_user(server.local_addr().unwrap(), peer).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_between_session_addresses_is_found_with_its_user() {
+        // As a tunnel end at peer 1's address sees our program, and as our
+        // program sees a connection forwarded from peer 0's address.
+        let listener = TcpListener::bind((Ipv4Addr::new(127, 9, 8, 2), 0)).unwrap();
+        let client = tokio::net::TcpSocket::new_v4().unwrap();
+        client
+            .bind((Ipv4Addr::new(127, 9, 8, 1), 0).into())
+            .unwrap();
+        let _client = client
+            .connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        assert_eq!(peer.ip(), Ipv4Addr::new(127, 9, 8, 1));
         check_same_user(server.local_addr().unwrap(), peer).unwrap();
     }
 

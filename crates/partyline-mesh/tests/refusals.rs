@@ -6,13 +6,13 @@
 //! (`partyline-server`, in this process), iroh endpoints bound as parties bind
 //! them, and the mesh's own `connect_all` and `Forwarder`. A stranger is an
 //! endpoint of the same kind with a roster of its own making.
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use iroh::SecretKey;
 use iroh::endpoint::{ConnectionError, VarInt};
 use partyline_mesh::{
-    CloseCode, Forwarder, MeshConfig, MeshError, PartyEndpoint, PeerLink, connect_all,
+    CloseCode, Forwarder, LocalEnds, MeshConfig, MeshError, PartyEndpoint, PeerLink, connect_all,
 };
 use partyline_proto::stream::{self, RESET_CODE};
 use partyline_server::{RunningServer, ServerConfig};
@@ -201,11 +201,11 @@ async fn a_party_dialling_a_stranger_gets_no_connection() {
 async fn streams_without_the_header_are_reset_and_reach_no_program() {
     let (server, _dir) = start_server().await;
     let pair = connected_pair(&server).await;
-    let program = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-    let program_addr: SocketAddr = program.local_addr().unwrap();
-    let _bob = Forwarder::start(&pair.bob_links, 1, program_addr, StreamRules::Generic)
-        .await
-        .unwrap();
+    let mut ends = LocalEnds::loopback(2).unwrap();
+    let program = ends.take(1).unwrap();
+    program.set_nonblocking(true).unwrap();
+    let program = TcpListener::from_std(program).unwrap();
+    let _bob = Forwarder::start(&pair.bob_links, 1, ends, StreamRules::Generic).unwrap();
     let conn = &pair.alice_links[0].conn;
 
     for header in [0u8, 2, 0xff] {

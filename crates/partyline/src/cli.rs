@@ -200,9 +200,13 @@ partyline join INVITE --name alice --expect alice,bob,carol --confirm -- example
 The invite comes from exactly one of: the INVITE argument, `-` (a line on stdin), \
 --invite-file or PARTYLINE_INVITE. Every local user can read a command line (ps, /proc), so on \
 a shared machine use one of the other three.\n\n\
-PROGRAM gets MPyC's flags appended: -M N -I INDEX -P 127.0.0.1:PORT (one per party). Any \
-other TCP program can read PARTYLINE_PARTIES, PARTYLINE_INDEX and PARTYLINE_ADDRS instead \
-(with --no-mpyc-flags). A PROGRAM ending in .py runs with a Python that has MPyC {}.\n\n\
+PROGRAM gets MPyC's flags appended: -M N -I INDEX -P HOST:PORT (one per party). Any \
+other TCP program can read PARTYLINE_PARTIES, PARTYLINE_INDEX, PARTYLINE_ADDRS (every party's \
+HOST:PORT) and PARTYLINE_ADDR (its own) instead (with --no-mpyc-flags). On Linux party k is \
+127.X.Y.(k+1) on one port, both from the session, the same on every party's machine, and a \
+connection from party i reaches the program from party i's address; elsewhere, or for a \
+second party of one session on the same machine, each party sees its peers on its own \
+127.0.0.1 ports (partyline says so). A PROGRAM ending in .py runs with a Python that has MPyC {}.\n\n\
 Check before you share: --expect and --confirm run once the roster is verified and the \
 parties are connected, before anything is forwarded or the program starts. Every party's \
 program starts only once every party has accepted the roster: each party tells every other \
@@ -247,6 +251,10 @@ pub struct JoinArgs {
     /// Do not append MPyC's -M/-I/-P flags to PROGRAM.
     #[arg(long)]
     pub no_mpyc_flags: bool,
+    /// The port every party's address uses, instead of the one derived from the session
+    /// (20000-29999); every party must give the same one.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub base_port: Option<u16>,
     #[command(flatten)]
     pub python: PythonArgs,
     /// The program and its arguments.

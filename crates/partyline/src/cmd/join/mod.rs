@@ -26,8 +26,8 @@ use partyline_launch::{
 };
 use partyline_mesh::ending::watch_peers;
 use partyline_mesh::{
-    CloseCode, Forwarder, MeshConfig, PartyEndpoint, PeerEventKind, PeerLink, connect_all,
-    ready_barrier,
+    CloseCode, Forwarder, LocalEnds, MeshConfig, PartyEndpoint, PeerEventKind, PeerLink,
+    connect_all, ready_barrier,
 };
 use partyline_session::{Coordinator, SessionError, announce_and_wait};
 use partyline_wire::announce::{check_name, typed_name};
@@ -112,7 +112,7 @@ async fn drive(
     } else {
         StreamRules::Mpyc
     };
-    let (forwarder, listener) = forward(&seat.links, &roster, rules, &seat.own.name).await?;
+    let (forwarder, listener) = forward(&seat.links, &roster, rules, args, &seat.own.name).await?;
     eprintln!(
         "partyline: mesh ready in {setup_ms} ms; starting {}",
         args.program.join(" ")
@@ -293,22 +293,28 @@ async fn wait_until_all_accepted(
     }
 }
 
-/// Binds our program's listening socket, starts the local tunnel ends for
-/// our program and says how each peer is reached.
+/// Binds our program's listening socket and the local tunnel ends at the
+/// session's addresses, starts forwarding and says how each peer is reached.
 async fn forward(
     links: &[PeerLink],
     roster: &Roster,
     rules: StreamRules,
+    args: &JoinArgs,
     name: &str,
 ) -> Result<(Forwarder, ProgramListener), End> {
-    let started = match ProgramListener::bind() {
-        Ok(listener) => Forwarder::start(links, roster.own_index, listener.addr(), rules)
-            .await
-            .map(|forwarder| (forwarder, listener))
-            .map_err(anyhow::Error::from),
-        Err(error) => Err(error.into()),
+    let started = || -> anyhow::Result<(Forwarder, ProgramListener)> {
+        let mut ends = LocalEnds::bind(&roster.session, roster.members.len(), args.base_port)?;
+        if let Some(fallback) = ends.fallback() {
+            eprintln!("partyline: {fallback}");
+        }
+        let own = ends
+            .take(roster.own_index)
+            .context("no listening socket for our own program")?;
+        let listener = ProgramListener::from_listening(own)?;
+        let forwarder = Forwarder::start(links, roster.own_index, ends, rules)?;
+        Ok((forwarder, listener))
     };
-    let (forwarder, listener) = started.map_err(|error| {
+    let (forwarder, listener) = started().map_err(|error| {
         let reason = format!("{name} could not set up its program's connections");
         End::with(Leave::End(CloseCode::Aborted, reason), Err(error))
     })?;
