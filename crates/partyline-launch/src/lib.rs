@@ -26,7 +26,8 @@
 //!   program, and [`exit_code`], the code partyline exits with.
 //! - [`error`]: [`LaunchError`], what went wrong and what to do about it.
 //! - `sys`: the crate's only unsafe code, thin libc calls (parent-death
-//!   signal, keeping the listening socket open across exec, SIGTERM) that std
+//!   signal, keeping the listening socket open across exec, SIGTERM, whether
+//!   a process exists) that std
 //!   and tokio do not offer.
 #![deny(unsafe_code)]
 

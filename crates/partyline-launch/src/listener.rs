@@ -103,15 +103,23 @@ impl Eq for ProgramListener {}
 
 /// partyline's `sitecustomize.py` in a fresh private directory (mode 0700),
 /// removed when this is dropped.
+///
+/// The directory's name carries partyline's process id, so that one left
+/// behind by a partyline that was killed (SIGKILL skips the drop) is removed
+/// by the next one that installs a hook: see [`remove_stale_hooks`].
 #[derive(Debug)]
 pub(crate) struct PythonHook {
     dir: TempDir,
 }
 
+/// The start of every hook directory's name; the owner's process id follows.
+const HOOK_PREFIX: &str = "partyline-hook-";
+
 impl PythonHook {
     pub(crate) fn install() -> Result<Self, LaunchError> {
+        remove_stale_hooks(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
-            .prefix("partyline-hook-")
+            .prefix(&format!("{HOOK_PREFIX}{}-", std::process::id()))
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(|source| LaunchError::Io {
@@ -147,6 +155,29 @@ impl PythonHook {
     }
 }
 
+/// Removes the hook directories in `tmp` whose partyline is gone. One whose
+/// process id was taken by another process since is only kept longer; one of
+/// another user stays, as the sticky temporary directory has it.
+pub(crate) fn remove_stale_hooks(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(HOOK_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !sys::process_exists(pid) && std::fs::remove_dir_all(entry.path()).is_ok() {
+            tracing::debug!(dir = %entry.path().display(), "removed a hook left by a killed partyline");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +204,28 @@ mod tests {
         assert!(module.contains(LISTEN_FD_ENV));
         drop(hook);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn hooks_of_gone_processes_are_removed_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A child that has exited and been reaped: its pid names no process.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let gone_pid = gone.id();
+        gone.wait().unwrap();
+        let stale = tmp.path().join(format!("{HOOK_PREFIX}{gone_pid}-abc"));
+        let live = tmp
+            .path()
+            .join(format!("{HOOK_PREFIX}{}-def", std::process::id()));
+        let other = tmp.path().join("partyline-hook-unrelated");
+        for dir in [&stale, &live, &other] {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::write(dir.join("sitecustomize.py"), "").unwrap();
+        }
+        remove_stale_hooks(tmp.path());
+        assert!(!stale.exists());
+        assert!(live.exists());
+        assert!(other.exists());
     }
 
     #[test]

@@ -65,6 +65,17 @@ pub(crate) fn keep_open_across_exec(cmd: &mut Command, fd: RawFd) {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn kill_with_parent(_cmd: &mut Command) {}
 
+/// Whether a process `pid` exists (ours or another user's).
+#[allow(unsafe_code)]
+pub(crate) fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with signal 0 only checks; it takes plain integers.
+    let answered = unsafe { libc::kill(pid, 0) };
+    answered == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Sends SIGTERM to `pid`, which must be a child that has not been reaped yet
 /// (so that the pid cannot have been reused by an unrelated process).
 #[allow(unsafe_code)]

@@ -52,6 +52,7 @@ pub(crate) struct App {
     pub(crate) relay_grace: Duration,
     pub(crate) info: ServerInfo,
     pub(crate) session_ttl: Duration,
+    pub(crate) done_ttl: Duration,
     /// Cancelled when the server stops; long-polls answer at once then.
     pub(crate) stopping: CancellationToken,
 }
@@ -245,7 +246,12 @@ async fn done(
 ) -> Result<StatusCode, Failure> {
     let id = session_id(path?)?;
     app.store
-        .finish(id, write_token(&headers), unix_secs())
+        .finish(
+            id,
+            write_token(&headers),
+            unix_secs(),
+            app.done_ttl.as_secs(),
+        )
         .await
         .map_err(|e| Failure::from_store(id, e))?;
     app.changes.notify(id);
@@ -494,8 +500,10 @@ mod tests {
                 protocol: partyline_proto::PROTOCOL.into(),
                 relay_url: "https://127.0.0.1:1".into(),
                 relay_quic_port: None,
+                retention: None,
             },
             session_ttl: Duration::from_secs(3600),
+            done_ttl: Duration::from_secs(600),
             stopping: CancellationToken::new(),
         });
         let id = SessionId::random();

@@ -90,6 +90,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// How long the server keeps a session.
     pub session_ttl: Duration,
+    /// How long a done session stays visible, so that every party sees that
+    /// it ended, before it is deleted.
+    pub done_ttl: Duration,
     /// What one client (an IP address, an IPv6 /64) and everybody together
     /// may ask of the server.
     pub quotas: Quotas,
@@ -114,7 +117,8 @@ impl Default for ServerConfig {
             public_url: None,
             public_relay_url: None,
             data_dir: default_data_dir(),
-            session_ttl: Duration::from_secs(24 * 60 * 60),
+            session_ttl: Duration::from_secs(6 * 60 * 60),
+            done_ttl: Duration::from_secs(10 * 60),
             quotas: Quotas::default(),
             max_announcement_bytes: 1 << 30,
             relay_grace: Duration::from_secs(30),
@@ -242,6 +246,7 @@ impl RunningServer {
 
 /// Starts the coordinator and the relay.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let retention = expiry::retention(&config);
     let data_dir = config.data_dir;
     std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::DataDir {
         path: data_dir.clone(),
@@ -337,8 +342,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             protocol: partyline_proto::PROTOCOL.to_string(),
             relay_url: relay_url.clone(),
             relay_quic_port: relay.quic_port,
+            retention: Some(retention),
         },
         session_ttl: config.session_ttl,
+        done_ttl: config.done_ttl,
         stopping: stopping.clone(),
     });
     let handle = axum_server::Handle::new();

@@ -51,9 +51,8 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("write_token_hash", "TEXT"),
 ];
 
-/// How long a done session stays visible, so that every party sees that it
-/// is over, before it is forgotten.
-pub(crate) const DONE_GRACE_SECS: u64 = 10 * 60;
+/// `PRAGMA auto_vacuum`'s value for incremental.
+const INCREMENTAL_VACUUM: i64 = 2;
 
 /// Why the store did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +132,16 @@ impl Store {
             row.get::<_, String>(0)
         })?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        // A deleted session must be gone from the disk, not only unlinked:
+        // secure_delete overwrites what a delete frees with zeros, and
+        // incremental auto-vacuum lets each sweep give the freed pages back
+        // (see `delete_expired`). A database made before this is converted
+        // once.
+        conn.execute_batch("PRAGMA secure_delete = ON;")?;
+        let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
+        if auto_vacuum != INCREMENTAL_VACUUM {
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+        }
         conn.execute_batch(SCHEMA)?;
         add_missing_columns(&conn)?;
         conn.execute_batch("CREATE INDEX IF NOT EXISTS sessions_creator ON sessions(creator);")?;
@@ -315,12 +324,14 @@ impl Store {
         .await
     }
 
-    /// Marks the session done; it expires [`DONE_GRACE_SECS`] later.
+    /// Marks the session done; it expires `done_secs` later (or when it
+    /// would have anyway, if sooner).
     pub(crate) async fn finish(
         &self,
         id: SessionId,
         token: Option<WriteToken>,
         now: u64,
+        done_secs: u64,
     ) -> Result<(), StoreError> {
         self.run(move |db| {
             let tx = db.conn.transaction()?;
@@ -329,7 +340,7 @@ impl Store {
             set_state(&tx, &id.to_string(), SessionState::Done)?;
             tx.execute(
                 "UPDATE sessions SET expires_at = MIN(expires_at, ?2) WHERE id = ?1",
-                params![id.to_string(), now.saturating_add(DONE_GRACE_SECS)],
+                params![id.to_string(), now.saturating_add(done_secs)],
             )?;
             tx.commit()?;
             Ok(())
@@ -338,7 +349,9 @@ impl Store {
     }
 
     /// Deletes the sessions (and their announcements) that expired before
-    /// `now`; returns their ids.
+    /// `now`; returns their ids. What they held is overwritten (secure_delete),
+    /// the freed pages are given back to the file system and the write-ahead
+    /// log, which still holds the rows as they were written, is emptied.
     pub(crate) async fn delete_expired(&self, now: u64) -> Result<Vec<SessionId>, StoreError> {
         self.run(move |db| {
             let tx = db.conn.transaction()?;
@@ -350,6 +363,11 @@ impl Store {
             };
             tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?;
             tx.commit()?;
+            if !ids.is_empty() {
+                db.conn.execute_batch("PRAGMA incremental_vacuum;")?;
+                db.conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            }
             db.announcement_bytes = stored_bytes(&db.conn)?;
             Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
         })

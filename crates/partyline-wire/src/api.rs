@@ -30,6 +30,26 @@ pub struct ServerInfo {
     pub relay_url: String,
     /// UDP port of the relay's QUIC address discovery, if it runs.
     pub relay_quic_port: Option<u16>,
+    /// What the server keeps of a session, and how long; absent from servers
+    /// older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// What a server keeps of each session and when it deletes it, for anyone
+/// deciding whether to use it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// In words: what is kept, where, and that deleting means deleting.
+    pub keeps: String,
+    /// A session is deleted this many seconds after it was created, done or not.
+    pub session_secs: u64,
+    /// A done session is deleted this many seconds after it ended.
+    pub done_secs: u64,
+    /// The relay drops a done session's parties this many seconds after it ended.
+    pub relay_secs: u64,
+    /// Deletion runs this often: a session goes at most this long after its time.
+    pub sweep_secs: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -72,8 +72,10 @@ requests (announce, a long-poll per party joining, done) and 2 or 3 changes, a b
 20 more requests for the page. A client over its own quota gets 429, everybody gets 503 when the \
 server-wide one is spent; both say when to retry (Retry-After). What one IP can make the server \
 store is bounded by --live-sessions-per-ip (each session keeps at most its parties' announcements, \
-8 KiB each, for --session-hours; a done session is forgotten 10 minutes after it ends). The relay \
-serves only the parties of live sessions on this server."
+8 KiB each, for --session-hours; a done session is deleted --keep-done-secs after it ends). The \
+relay serves only the parties of live sessions on this server. Deleted means gone from the disk: \
+the database overwrites what it deletes, within a minute of the session's time (GET /v1/info \
+says what is kept and how long)."
 )]
 pub struct ServeArgs {
     /// Address for the coordinator's HTTPS API.
@@ -91,9 +93,14 @@ pub struct ServeArgs {
     /// Where sessions (SQLite) and the TLS certificate are kept.
     #[arg(long, default_value = "partyline-data", env = "PARTYLINE_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// How long a session lives, in hours.
-    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
+    /// Hours after its creation a session is deleted, done or not: long enough for the parties
+    /// to gather, short enough that nothing of theirs stays for days.
+    #[arg(long, default_value_t = 6, env = "PARTYLINE_SESSION_HOURS", value_parser = clap::value_parser!(u64).range(1..=720))]
     pub session_hours: u64,
+    /// Seconds a done session stays visible, so that every party sees it ended, before it is
+    /// deleted.
+    #[arg(long, default_value_t = 600, value_name = "SECS", env = "PARTYLINE_KEEP_DONE_SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub keep_done_secs: u64,
     /// The browser party's files (built by scripts/build-web.sh), served at /join; default:
     /// target/web next to the current directory or the binary, if it exists.
     #[arg(long, env = "PARTYLINE_WEB_DIR")]

@@ -21,6 +21,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         public_relay_url: args.public_relay_url,
         data_dir: args.data_dir,
         session_ttl: Duration::from_secs(args.session_hours * 3600),
+        done_ttl: Duration::from_secs(args.keep_done_secs),
         quotas: quotas(&args.quotas),
         max_announcement_bytes: args.quotas.announcement_mb.saturating_mul(1 << 20),
         web_dir,

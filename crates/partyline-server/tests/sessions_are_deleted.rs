@@ -1,0 +1,119 @@
+//! A finished or expired session is deleted from the disk, not only marked:
+//! within the time `/v1/info` states, no byte of its rows or announcements
+//! is left in the database or its write-ahead log.
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{announce, announcement, create, write_token};
+use partyline_wire::SessionId;
+use partyline_wire::api::{ServerInfo, path};
+use reqwest::StatusCode;
+
+/// The database and the files SQLite keeps beside it, read whole.
+fn database_bytes(dir: &Path) -> Vec<u8> {
+    ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| std::fs::read(dir.join(format!("partyline.sqlite3{suffix}"))).ok())
+        .flatten()
+        .collect()
+}
+
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// What of `session` could be found on the disk: its id and its announcements' MACs.
+fn traces(session: SessionId) -> Vec<String> {
+    let mut traces = vec![session.to_string()];
+    traces.extend((1..=2).map(|n| announcement(session, n).mac));
+    traces
+}
+
+/// Waits until no trace of `session` is on the disk; fails after `limit`.
+fn wait_until_gone(dir: &Path, session: SessionId, since: Instant, limit: Duration) -> Duration {
+    loop {
+        let bytes = database_bytes(dir);
+        let left: Vec<String> = traces(session)
+            .into_iter()
+            .filter(|trace| holds(&bytes, trace))
+            .collect();
+        if left.is_empty() {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < limit,
+            "after {:?}, the database still holds {left:?}",
+            since.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn done_and_expired_sessions_leave_no_trace_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.session_ttl = Duration::from_secs(4);
+    config.done_ttl = Duration::from_secs(2);
+    let (server, client) = common::start(config).await;
+
+    let info: ServerInfo =
+        common::get_json(&client, format!("{}{}", server.url(), path::INFO)).await;
+    let retention = info.retention.expect("the server says what it keeps");
+    assert_eq!((retention.session_secs, retention.done_secs), (4, 2));
+    assert!(retention.keeps.contains("announcement"), "{retention:?}");
+    let sweep = Duration::from_secs(retention.sweep_secs);
+
+    // One session both parties announce in and end; one nobody ends.
+    let done = create(&client, &server, 2).await.session;
+    let abandoned = create(&client, &server, 2).await.session;
+    for session in [done, abandoned] {
+        for n in 1..=2 {
+            let response = announce(&client, &server, session, &announcement(session, n)).await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+    let created = Instant::now();
+    let bytes = database_bytes(dir.path());
+    for trace in traces(done).into_iter().chain(traces(abandoned)) {
+        assert!(holds(&bytes, &trace), "{trace} was never on disk");
+    }
+    let ended = client
+        .post(format!("{}{}", server.url(), path::done(&done)))
+        .header("authorization", write_token().bearer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    let ended_at = Instant::now();
+
+    // Stated time: the grace, then at most one sweep; plus a second of slack.
+    let slack = Duration::from_secs(1);
+    let dir_path = dir.path().to_path_buf();
+    let (done_took, abandoned_took) = tokio::task::spawn_blocking(move || {
+        let limit = Duration::from_secs(2) + sweep + slack;
+        let done_took = wait_until_gone(&dir_path, done, ended_at, limit);
+        let limit = Duration::from_secs(4) + sweep + slack;
+        let abandoned_took = wait_until_gone(&dir_path, abandoned, created, limit);
+        (done_took, abandoned_took)
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "done session gone {done_took:?} after done, abandoned one {abandoned_took:?} after creation"
+    );
+    assert!(
+        done_took >= Duration::from_secs(2),
+        "deleted before its grace"
+    );
+    let gone = client
+        .get(format!("{}{}", server.url(), path::session(&abandoned)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+}
