@@ -77,6 +77,11 @@ impl Server {
         Self { child, link, data }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The coordinator URL without the pin.
     pub fn url(&self) -> &str {
         self.link.split('#').next().unwrap()
