@@ -95,7 +95,7 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     /// Hours after its creation a session is deleted, done or not: long enough for the parties
     /// to gather, short enough that nothing of theirs stays for days.
-    #[arg(long, default_value_t = 6, env = "PARTYLINE_SESSION_HOURS", value_parser = clap::value_parser!(u64).range(1..=720))]
+    #[arg(long, default_value_t = 6, value_name = "HOURS", env = "PARTYLINE_SESSION_HOURS", value_parser = clap::value_parser!(u64).range(1..=720))]
     pub session_hours: u64,
     /// Seconds a done session stays visible, so that every party sees it ended, before it is
     /// deleted.
