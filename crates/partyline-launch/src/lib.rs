@@ -40,7 +40,7 @@ pub mod run;
 mod sys;
 
 pub use error::LaunchError;
-pub use listener::{LISTEN_FD_ENV, ProgramListener};
+pub use listener::{LISTEN_FD_ENV, LISTEN_FDS_ENV, ProgramListener};
 pub use program::ProgramSpec;
 pub use python::{Python, PythonSource, ensure_managed_python, ensure_python};
 pub use run::{RunningProgram, exit_code};

@@ -1,5 +1,6 @@
-//! [`ProgramListener`]: the socket the party's program listens on, bound by
-//! partyline on loopback and handed to the program.
+//! [`ProgramListener`]: the socket the party's program listens on (one per
+//! port, with several), bound by partyline on loopback and handed to the
+//! program.
 //!
 //! MPyC 0.11 listens with `loop.create_server(factory, port=PORT)` and no
 //! host, so on every interface, IPv4 and IPv6, until its peers are connected;
@@ -41,6 +42,14 @@ use crate::sys;
 /// listening socket.
 pub const LISTEN_FD_ENV: &str = "PARTYLINE_LISTEN_FD";
 
+/// The variable that lists every inherited listening descriptor, one per
+/// port of the party (`join --ports N`), in port order, comma-separated.
+pub const LISTEN_FDS_ENV: &str = "PARTYLINE_LISTEN_FDS";
+
+/// The variable that says how many consecutive ports, from its address's,
+/// each party has.
+pub const PORTS_ENV: &str = "PARTYLINE_PORTS";
+
 /// The Python module that hands the socket to asyncio (see the module docs).
 const SITECUSTOMIZE: &str = include_str!("sitecustomize.py");
 
@@ -51,6 +60,8 @@ const SITECUSTOMIZE: &str = include_str!("sitecustomize.py");
 pub struct ProgramListener {
     socket: Arc<TcpListener>,
     addr: SocketAddr,
+    /// The sockets of the party's further ports, if it has several.
+    more: Arc<[TcpListener]>,
 }
 
 impl ProgramListener {
@@ -70,7 +81,14 @@ impl ProgramListener {
         Ok(Self {
             socket: Arc::new(socket),
             addr,
+            more: Arc::new([]),
         })
+    }
+
+    /// Also hands the program `more` sockets: those of its further ports.
+    pub fn with_more(mut self, more: Vec<TcpListener>) -> Self {
+        self.more = more.into();
+        self
     }
 
     /// Where the program listens: its own entry in MPyC's `-P` flags.
@@ -78,15 +96,25 @@ impl ProgramListener {
         self.addr
     }
 
-    /// Lets `cmd`'s child inherit the socket and tells it the descriptor in
-    /// [`LISTEN_FD_ENV`]; puts `hook` first on the child's `PYTHONPATH`.
+    /// Lets `cmd`'s child inherit the sockets and tells it the descriptors
+    /// in [`LISTEN_FD_ENV`] and [`LISTEN_FDS_ENV`] and their count in
+    /// [`PORTS_ENV`]; puts `hook` first on the child's `PYTHONPATH`.
     pub(crate) fn hand_to(&self, cmd: &mut Command, hook: &PythonHook) -> Result<(), LaunchError> {
         let fd: RawFd = self.socket.as_raw_fd();
-        cmd.env(LISTEN_FD_ENV, fd.to_string()).env(
-            "PYTHONPATH",
-            hook.python_path(std::env::var_os("PYTHONPATH"))?,
-        );
-        sys::keep_open_across_exec(cmd, fd);
+        let fds: Vec<RawFd> = std::iter::once(fd)
+            .chain(self.more.iter().map(AsRawFd::as_raw_fd))
+            .collect();
+        let list: Vec<String> = fds.iter().map(RawFd::to_string).collect();
+        cmd.env(LISTEN_FD_ENV, fd.to_string())
+            .env(LISTEN_FDS_ENV, list.join(","))
+            .env(PORTS_ENV, list.len().to_string())
+            .env(
+                "PYTHONPATH",
+                hook.python_path(std::env::var_os("PYTHONPATH"))?,
+            );
+        for fd in fds {
+            sys::keep_open_across_exec(cmd, fd);
+        }
         Ok(())
     }
 }

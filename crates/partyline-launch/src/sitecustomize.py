@@ -2,7 +2,8 @@
 
 partyline binds the program's address (PARTYLINE_ADDR, on loopback) itself,
 keeps the socket open for the program (its file descriptor is in
-PARTYLINE_LISTEN_FD) and puts this file first on PYTHONPATH. MPyC 0.11 calls
+PARTYLINE_LISTEN_FD; with several ports, every port's is in
+PARTYLINE_LISTEN_FDS) and puts this file first on PYTHONPATH. MPyC 0.11 calls
 `loop.create_server(factory, port=PORT)` with no host, which would listen on
 every interface; here that call (host None, the handed socket's port) serves
 on the handed socket instead, as does one naming the handed socket's own
@@ -20,14 +21,20 @@ import socket
 import sys
 
 
-def _handed_socket():
-    """The listening TCP socket partyline handed over, or None."""
+def _handed_sockets():
+    """The listening TCP sockets partyline handed over: one per port."""
+    fds = os.environ.get("PARTYLINE_LISTEN_FDS") or os.environ.get("PARTYLINE_LISTEN_FD", "")
+    sockets = [_handed_socket(fd) for fd in fds.split(",") if fd]
+    return [sock for sock in sockets if sock is not None]
+
+
+def _handed_socket(fd):
+    """The listening TCP socket at descriptor `fd`, or None."""
     try:
-        fd = int(os.environ["PARTYLINE_LISTEN_FD"])
-        sock = socket.socket(fileno=fd)
-    except (KeyError, ValueError, OSError):
-        # Not set, or not a socket here: a process started by the program
-        # inherits the variable but not the socket.
+        sock = socket.socket(fileno=int(fd))
+    except (ValueError, OSError):
+        # Not a socket here: a process started by the program inherits the
+        # variable but not the socket.
         return None
     listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
     if sock.type != socket.SOCK_STREAM or not listening:
@@ -88,22 +95,22 @@ class _SameUserOnly:
         return getattr(self._inner, name)
 
 
-def _serve_on_handed_socket(handed):
+def _serve_on_handed_sockets(handed):
     import asyncio.base_events
 
-    handed_host, handed_port = handed.getsockname()[:2]
+    handed_host = handed[0].getsockname()[0]
     original = asyncio.base_events.BaseEventLoop.create_server
-    unused = [handed]
+    unused = {sock.getsockname()[1]: sock for sock in handed}
 
     async def create_server(self, protocol_factory, host=None, port=None, **kwargs):
         ours = host is None or host == handed_host
-        if unused and ours and port == handed_port and kwargs.get("sock") is None:
+        if ours and port in unused and kwargs.get("sock") is None:
             kwargs.pop("sock", None)
 
             def same_user_only():
                 return _SameUserOnly(protocol_factory())
 
-            return await original(self, same_user_only, sock=unused.pop(), **kwargs)
+            return await original(self, same_user_only, sock=unused.pop(port), **kwargs)
         return await original(self, protocol_factory, host, port, **kwargs)
 
     asyncio.base_events.BaseEventLoop.create_server = create_server
@@ -125,8 +132,8 @@ def _run_next_sitecustomize():
         spec.loader.exec_module(module)
 
 
-_handed = _handed_socket()
-if _handed is not None:
-    _serve_on_handed_socket(_handed)
+_handed = _handed_sockets()
+if _handed:
+    _serve_on_handed_sockets(_handed)
 del _handed
 _run_next_sitecustomize()

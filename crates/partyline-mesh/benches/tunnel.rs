@@ -191,7 +191,10 @@ async fn measure_tunnel(server: &RunningServer, relay_only: bool) -> Result<Figu
     // Party 0's own program port is never dialled here.
     let tunnel = Forwarder::start(&links0, 0, LocalEnds::loopback(2)?, StreamRules::Generic)?;
     let mut far_ends = LocalEnds::loopback(2)?;
-    let far_program = far_ends.take(1).ok_or("no program socket for party 1")?;
+    let far_program = far_ends
+        .take(1)
+        .pop()
+        .ok_or("no program socket for party 1")?;
     spawn_echo(far_program).await?;
     let _far_end = Forwarder::start(&links1, 1, far_ends, StreamRules::Generic)?;
     let figures = measure(tunnel.addrs[1]).await;

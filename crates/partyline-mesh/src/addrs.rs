@@ -9,7 +9,8 @@
 //! tunnel end towards peer j on peer j's address, and a connection a peer
 //! forwards reaches our program from that peer's address ([`LocalEnds::source`]).
 //! A program that identifies a peer by the address it connects from, or by
-//! an address it advertises, then works as over plain IP.
+//! an address it advertises, then works as over plain IP. A party may have
+//! several consecutive ports (`join --ports N`), each forwarded the same way.
 //!
 //! [`LocalEnds::bind`] binds every one of these sockets at once; the binds are
 //! the check that the port is free. Where the addresses cannot exist (macOS
@@ -41,6 +42,12 @@ pub enum AddrsError {
     },
     #[error("the session has {parties} parties; at most 254 get an address of their own")]
     TooManyParties { parties: usize },
+    #[error(
+        "--ports {ports} needs every party's own address, and {fallback}; run each party on a Linux machine of its own, or use one port"
+    )]
+    PortsNeedAddresses { ports: u16, fallback: Fallback },
+    #[error("--ports {ports} from port {port} runs past port 65535; pick a lower --base-port")]
+    PortsPastEnd { ports: u16, port: u16 },
 }
 
 /// Why the addresses differ from party to party in this session.
@@ -57,52 +64,76 @@ pub enum Fallback {
 }
 
 /// The sockets of one session on this machine: our program's, and a tunnel
-/// end per peer, each listening on that party's address.
+/// end per peer, each listening on that party's address, on each of the
+/// party's ports.
 #[derive(Debug)]
 pub struct LocalEnds {
     addrs: Vec<SocketAddr>,
-    listeners: Vec<Option<TcpListener>>,
+    /// Per party, one socket per port, in port order; empty once taken.
+    listeners: Vec<Vec<TcpListener>>,
+    ports: u16,
     shared: bool,
     fallback: Option<Fallback>,
 }
 
 impl LocalEnds {
-    /// Binds party k's address `127.X.Y.(k+1)` on `port` (the session's own
-    /// port when `None`) for every party of the session, or falls back to
-    /// [`LocalEnds::loopback`] (see the module docs).
+    /// Binds party k's address `127.X.Y.(k+1)` on `ports` consecutive ports
+    /// from `port` (the session's own port when `None`) for every party of
+    /// the session, or falls back to [`LocalEnds::loopback`] (see the module
+    /// docs; one port only).
     pub fn bind(
         session: &SessionId,
         parties: usize,
         port: Option<u16>,
+        ports: u16,
     ) -> Result<Self, AddrsError> {
         if parties > 254 {
             return Err(AddrsError::TooManyParties { parties });
         }
-        let port = port.unwrap_or_else(|| session_port(session));
+        let ports = ports.max(1);
+        let port = port.unwrap_or_else(|| session_port(session, ports));
+        if port.checked_add(ports - 1).is_none() {
+            return Err(AddrsError::PortsPastEnd { ports, port });
+        }
         let addrs: Vec<SocketAddr> = (0..parties)
             .map(|k| SocketAddr::from((party_ip(session, k), port)))
             .collect();
+        let fall_back = |fallback: Fallback| {
+            if ports > 1 {
+                return Err(AddrsError::PortsNeedAddresses { ports, fallback });
+            }
+            Self::fall_back(parties, fallback)
+        };
         let mut listeners = Vec::with_capacity(parties);
         // In seat order, so that of several parties of one session on one
         // machine exactly one, the first to bind seat 0's address, gets them.
-        for &addr in &addrs {
-            match TcpListener::bind(addr) {
-                Ok(listener) => listeners.push(Some(listener)),
-                Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => {
-                    return Self::fall_back(parties, Fallback::NoAliases { addr });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                    if wildcard_listener_on(port) {
-                        return Err(AddrsError::PortInUse { port, addr });
+        for &first in &addrs {
+            let mut own = Vec::with_capacity(usize::from(ports));
+            for offset in 0..ports {
+                let addr = SocketAddr::new(first.ip(), port + offset);
+                match TcpListener::bind(addr) {
+                    Ok(listener) => own.push(listener),
+                    Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => {
+                        return fall_back(Fallback::NoAliases { addr });
                     }
-                    return Self::fall_back(parties, Fallback::SharedMachine { addr });
+                    Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                        if wildcard_listener_on(addr.port()) {
+                            return Err(AddrsError::PortInUse {
+                                port: addr.port(),
+                                addr,
+                            });
+                        }
+                        return fall_back(Fallback::SharedMachine { addr });
+                    }
+                    Err(source) => return Err(AddrsError::Bind { addr, source }),
                 }
-                Err(source) => return Err(AddrsError::Bind { addr, source }),
             }
+            listeners.push(own);
         }
         Ok(Self {
             addrs,
             listeners,
+            ports,
             shared: true,
             fallback: None,
         })
@@ -119,7 +150,8 @@ impl LocalEnds {
                 .iter()
                 .map(TcpListener::local_addr)
                 .collect::<io::Result<_>>()?,
-            listeners: listeners.into_iter().map(Some).collect(),
+            listeners: listeners.into_iter().map(|l| vec![l]).collect(),
+            ports: 1,
             shared: false,
             fallback: None,
         })
@@ -143,10 +175,18 @@ impl LocalEnds {
         self.fallback.as_ref()
     }
 
-    /// The listening socket at party `index`'s address, once: our program's
-    /// for our own index, a tunnel end's for a peer's.
-    pub fn take(&mut self, index: usize) -> Option<TcpListener> {
-        self.listeners.get_mut(index).and_then(Option::take)
+    /// How many ports each party has, from its address's port on.
+    pub fn ports(&self) -> u16 {
+        self.ports
+    }
+
+    /// The listening sockets at party `index`'s address, one per port, once:
+    /// our program's for our own index, a tunnel end's for a peer's.
+    pub fn take(&mut self, index: usize) -> Vec<TcpListener> {
+        self.listeners
+            .get_mut(index)
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The address a connection forwarded from party `index` comes from, or
@@ -163,10 +203,10 @@ fn party_ip(session: &SessionId, k: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 1 + id[0] % 254, id[1], (k + 1) as u8)
 }
 
-/// The session's port, from [`SESSION_PORTS`].
-fn session_port(session: &SessionId) -> u16 {
+/// The session's first port, from [`SESSION_PORTS`] with room for `ports`.
+fn session_port(session: &SessionId, ports: u16) -> u16 {
     let id = session.0;
-    let span = SESSION_PORTS.end - SESSION_PORTS.start;
+    let span = SESSION_PORTS.end - SESSION_PORTS.start - ports.min(1000);
     SESSION_PORTS.start + u16::from_le_bytes([id[2], id[3]]) % span
 }
 
@@ -198,7 +238,7 @@ mod tests {
     #[test]
     fn party_k_is_127_x_y_k_plus_1_on_the_sessions_port_and_listens() {
         let session = SessionId::random();
-        let mut ends = LocalEnds::bind(&session, 3, None).unwrap();
+        let mut ends = LocalEnds::bind(&session, 3, None, 1).unwrap();
         assert_eq!(ends.fallback(), None);
         let addrs = ends.addrs().to_vec();
         for (k, addr) in addrs.iter().enumerate() {
@@ -212,19 +252,22 @@ mod tests {
             assert!(SESSION_PORTS.contains(&addr.port()));
             assert_eq!(ends.source(k), Some(SocketAddr::new(addr.ip(), 0)));
         }
-        let listener = ends.take(1).unwrap();
+        let listener = ends.take(1).pop().unwrap();
         assert_eq!(listener.local_addr().unwrap(), addrs[1]);
-        assert!(ends.take(1).is_none());
+        assert!(ends.take(1).is_empty());
         std::net::TcpStream::connect(addrs[1]).unwrap();
         // Every party's machine computes the same addresses from the session.
         drop((ends, listener));
-        assert_eq!(LocalEnds::bind(&session, 3, None).unwrap().addrs(), addrs);
+        assert_eq!(
+            LocalEnds::bind(&session, 3, None, 1).unwrap().addrs(),
+            addrs
+        );
     }
 
     #[test]
     fn two_sessions_on_one_machine_get_their_own_addresses() {
-        let a = LocalEnds::bind(&SessionId([1; 16]), 2, None).unwrap();
-        let b = LocalEnds::bind(&SessionId([2; 16]), 2, None).unwrap();
+        let a = LocalEnds::bind(&SessionId([1; 16]), 2, None, 1).unwrap();
+        let b = LocalEnds::bind(&SessionId([2; 16]), 2, None, 1).unwrap();
         assert_eq!((a.fallback(), b.fallback()), (None, None));
         assert!(a.addrs().iter().all(|addr| !b.addrs().contains(addr)));
     }
@@ -232,8 +275,8 @@ mod tests {
     #[test]
     fn a_second_party_of_the_session_on_this_machine_falls_back_to_loopback() {
         let session = SessionId::random();
-        let first = LocalEnds::bind(&session, 2, None).unwrap();
-        let second = LocalEnds::bind(&session, 2, None).unwrap();
+        let first = LocalEnds::bind(&session, 2, None, 1).unwrap();
+        let second = LocalEnds::bind(&session, 2, None, 1).unwrap();
         assert_eq!(
             second.fallback(),
             Some(&Fallback::SharedMachine {
@@ -245,10 +288,31 @@ mod tests {
     }
 
     #[test]
+    fn each_party_gets_consecutive_ports_or_a_reason_why_not() {
+        let session = SessionId::random();
+        let mut ends = LocalEnds::bind(&session, 2, None, 3).unwrap();
+        let base = ends.addrs()[1];
+        let (own, peer) = (ends.take(0), ends.take(1));
+        assert_eq!(ends.ports(), 3);
+        let ports: Vec<u16> = peer
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        assert_eq!(ports, [base.port(), base.port() + 1, base.port() + 2]);
+        // A second party of the session here cannot fall back with several ports.
+        let error = LocalEnds::bind(&session, 2, None, 3).unwrap_err();
+        assert!(
+            matches!(error, AddrsError::PortsNeedAddresses { ports: 3, .. }),
+            "{error}"
+        );
+        drop((own, peer));
+    }
+
+    #[test]
     fn a_port_taken_on_every_address_is_named_with_the_way_out() {
         let taken = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
         let port = taken.local_addr().unwrap().port();
-        let error = LocalEnds::bind(&SessionId::random(), 2, Some(port)).unwrap_err();
+        let error = LocalEnds::bind(&SessionId::random(), 2, Some(port), 1).unwrap_err();
         assert!(matches!(error, AddrsError::PortInUse { port: p, .. } if p == port));
         let text = error.to_string();
         assert!(

@@ -80,7 +80,9 @@ impl std::fmt::Display for SeatBreach {
 /// Where a peer's streams reach our program, and from which address.
 #[derive(Clone, Copy, Debug)]
 struct ProgramEnd {
+    /// Its first port; the others follow.
     addr: SocketAddr,
+    ports: u16,
     /// The peer's own address (port 0), or `None` where the system picks it.
     source: Option<SocketAddr>,
 }
@@ -113,24 +115,33 @@ impl Forwarder {
         };
         let addrs = ends.addrs().to_vec();
         let program_addr = addrs[own_index];
+        let ports = ends.ports();
         for link in links {
             let index = link.member.index;
-            let listener = ends
-                .take(index)
-                .ok_or_else(|| std::io::Error::other(format!("no tunnel end for party {index}")))?;
-            listener.set_nonblocking(true)?;
-            let listener = TcpListener::from_std(listener)?;
+            let listeners = ends.take(index);
+            if listeners.is_empty() {
+                let missing = format!("no tunnel end for party {index}");
+                return Err(std::io::Error::other(missing));
+            }
             let program = ProgramEnd {
                 addr: program_addr,
+                ports,
                 source: ends.source(index),
             };
+            // Several ports come with generic rules only (join allows no
+            // other), so the copies of the seat need not share their counts.
             let seat = PeerSeat::new(rules, own_index, link.member.index);
-            tokio::spawn(accept_local(
-                listener,
-                link.clone(),
-                seat.clone(),
-                shared.clone(),
-            ));
+            for (offset, listener) in (0..).zip(listeners) {
+                listener.set_nonblocking(true)?;
+                let listener = TcpListener::from_std(listener)?;
+                tokio::spawn(accept_local(
+                    listener,
+                    offset,
+                    link.clone(),
+                    seat.clone(),
+                    shared.clone(),
+                ));
+            }
             tokio::spawn(accept_remote(link.clone(), seat, program, shared.clone()));
         }
         Ok(Self {
@@ -162,7 +173,13 @@ impl Forwarder {
     }
 }
 
-async fn accept_local(listener: TcpListener, link: PeerLink, mut seat: PeerSeat, shared: Shared) {
+async fn accept_local(
+    listener: TcpListener,
+    offset: u16,
+    link: PeerLink,
+    mut seat: PeerSeat,
+    shared: Shared,
+) {
     let index = link.member.index;
     loop {
         let (tcp, from) = tokio::select! {
@@ -190,7 +207,7 @@ async fn accept_local(listener: TcpListener, link: PeerLink, mut seat: PeerSeat,
         let link = link.clone();
         let tracker = shared.outgoing.clone();
         tokio::spawn(async move {
-            match stream::open(&link.conn).await {
+            match stream::open_to_port(&link.conn, offset).await {
                 Ok((send, recv)) => pump(tcp, send, recv, &link, &tracker).await,
                 Err(e) => {
                     tracing::warn!("cannot open a stream to party {index}: {e}")
@@ -237,18 +254,21 @@ async fn forward_incoming(
     shared: &Shared,
 ) {
     let index = link.member.index;
-    let header = match stream::read_header(&mut recv).await {
-        Ok(stream::StreamKind::Tcp) => Ok(()),
-        Ok(other) => Err(stream::StreamError::WrongKind(other)),
-        Err(e) => Err(e),
+    let offset = match stream::read_tcp_header(&mut recv).await {
+        Ok(offset) if offset < program.ports => Ok(offset),
+        Ok(offset) => Err(format!("a stream to our port +{offset}, which we lack")),
+        Err(e) => Err(format!("a stream partyline does not understand: {e}")),
     };
-    if let Err(e) = header {
-        tracing::warn!("party {index} opened a stream partyline does not understand: {e}");
-        let _ = recv.stop(RESET_CODE);
-        let mut send = send;
-        let _ = send.reset(RESET_CODE);
-        return;
-    }
+    let offset = match offset {
+        Ok(offset) => offset,
+        Err(what) => {
+            tracing::warn!("party {index} opened {what}");
+            let _ = recv.stop(RESET_CODE);
+            let mut send = send;
+            let _ = send.reset(RESET_CODE);
+            return;
+        }
+    };
     let mut party_id = [0u8; PARTY_ID_LEN];
     if check != IncomingCheck::None {
         // A stream that ends before its party id carries nothing for the
@@ -261,7 +281,7 @@ async fn forward_incoming(
             return end_session(link, violation, shared);
         }
     }
-    let Some(mut tcp) = connect_program(program, &shared.stop).await else {
+    let Some(mut tcp) = connect_program(program, offset, &shared.stop).await else {
         let mut send = send;
         let _ = send.reset(RESET_CODE);
         return;
@@ -295,9 +315,13 @@ fn end_session(link: &PeerLink, violation: SeatViolation, shared: &Shared) {
 
 /// Connects to our program from the peer's address, retrying while it starts
 /// up: the peer's program may dial before ours listens.
-async fn connect_program(program: ProgramEnd, stop: &CancellationToken) -> Option<TcpStream> {
+async fn connect_program(
+    program: ProgramEnd,
+    offset: u16,
+    stop: &CancellationToken,
+) -> Option<TcpStream> {
     let deadline = tokio::time::Instant::now() + PROGRAM_START_TIMEOUT;
-    let addr = program.addr;
+    let addr = SocketAddr::new(program.addr.ip(), program.addr.port() + offset);
     loop {
         match connect_from(program.source, addr).await {
             Ok(tcp) => return Some(tcp),

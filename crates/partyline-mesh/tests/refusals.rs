@@ -202,7 +202,7 @@ async fn streams_without_the_header_are_reset_and_reach_no_program() {
     let (server, _dir) = start_server().await;
     let pair = connected_pair(&server).await;
     let mut ends = LocalEnds::loopback(2).unwrap();
-    let program = ends.take(1).unwrap();
+    let program = ends.take(1).pop().unwrap();
     program.set_nonblocking(true).unwrap();
     let program = TcpListener::from_std(program).unwrap();
     let _bob = Forwarder::start(&pair.bob_links, 1, ends, StreamRules::Generic).unwrap();

@@ -13,7 +13,8 @@
 //! # Layout
 //! - [`transport`]: the timeouts and the QUIC transport configuration every party uses.
 //! - [`ending`]: close codes and what a peer learns from how a connection ended.
-//! - [`stream`]: the header that starts every stream, and opening/accepting one.
+//! - [`stream`]: the header that starts every stream (with the port it is for,
+//!   when a party has several), and opening/accepting one.
 //! - [`connect`]: connecting to exactly the roster's peers (dial higher seats, accept lower ones).
 //! - [`ready`]: the ready barrier: no program starts until every party accepted the roster.
 //! - [`join`]: announcing ourselves and waiting for the verified roster, against any coordinator client.

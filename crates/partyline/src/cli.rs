@@ -262,6 +262,11 @@ pub struct JoinArgs {
     /// (20000-29999); every party must give the same one.
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub base_port: Option<u16>,
+    /// Consecutive ports each party gets from its address's port on, each forwarded the
+    /// same way, for programs that use one port per purpose (with --no-mpyc-flags; the
+    /// program finds their sockets in PARTYLINE_LISTEN_FDS); every party must give the same.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub ports: u16,
     #[command(flatten)]
     pub python: PythonArgs,
     /// The program and its arguments.

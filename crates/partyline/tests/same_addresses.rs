@@ -52,6 +52,18 @@ fn invite(lab: &Lab, server: &LabServer, parties: usize) -> String {
 /// Starts `parties` joins of `invite` running the program, party i in the
 /// lab's namespace i, with output in `dir`.
 fn join_all(lab: &Lab, invite: &str, parties: usize, flags: &[&str], dir: &Path) -> Vec<NsProcess> {
+    join_all_running(lab, invite, parties, flags, PROGRAM, dir)
+}
+
+/// [`join_all`] running `program` (a path in the repository) instead.
+fn join_all_running(
+    lab: &Lab,
+    invite: &str,
+    parties: usize,
+    flags: &[&str],
+    program: &str,
+    dir: &Path,
+) -> Vec<NsProcess> {
     std::fs::create_dir_all(dir).unwrap();
     (0..parties)
         .map(|i| {
@@ -62,7 +74,7 @@ fn join_all(lab: &Lab, invite: &str, parties: usize, flags: &[&str], dir: &Path)
             args.extend(flags.iter().map(|s| s.to_string()));
             let report = dir.join(format!("report{i}.json"));
             args.extend(["--report".into(), report.to_string_lossy().into_owned()]);
-            args.extend(["--".into(), "python3".into(), repo_file(PROGRAM)]);
+            args.extend(["--".into(), "python3".into(), repo_file(program)]);
             NsProcess::spawn(
                 &format!("party{i}"),
                 lab.parties[i].ns.as_deref(),
@@ -243,6 +255,37 @@ fn two_concurrent_sessions_on_the_same_machines_do_not_collide() {
             .all(|addr| !b_addrs.contains(addr.trim())),
         "the sessions share an address: {a_addrs} and {b_addrs}"
     );
+    drop(server);
+    lab.teardown();
+    assert!(cleanup::namespaces_with_prefix(&prefix).is_empty());
+}
+
+#[test]
+fn three_ports_per_party_carry_a_connection_each_per_peer_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, server) = lab(3, dir.path());
+    let prefix = lab.prefix.clone();
+    let invite = invite(&lab, &server, 3);
+    let program = "crates/partyline/tests/programs/port_range.py";
+    let flags = ["--ports", "3"];
+    let outputs = finish(join_all_running(
+        &lab,
+        &invite,
+        3,
+        &flags,
+        program,
+        dir.path(),
+    ));
+    for out in &outputs {
+        let i: usize = line(out, "index:").trim().parse().unwrap();
+        let expected: Vec<String> = (0..3)
+            .filter(|&j| j != i)
+            .flat_map(|j| (0..3).map(move |o| format!("({j}, {o})")))
+            .collect();
+        let expected = format!(" [{}]", expected.join(", "));
+        assert_eq!(line(out, "heard:"), expected, "party {i}");
+        assert_eq!(line(out, "answers:"), expected, "party {i}");
+    }
     drop(server);
     lab.teardown();
     assert!(cleanup::namespaces_with_prefix(&prefix).is_empty());

@@ -54,6 +54,11 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
     let invite = read_invite(&args)?;
     let name = party_name(args.name.as_deref(), config)?;
     let checks = Checks::from_args(&args)?;
+    anyhow::ensure!(
+        args.ports == 1 || args.no_mpyc_flags,
+        "--ports {} needs --no-mpyc-flags: MPyC uses one port per party",
+        args.ports
+    );
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let coordinator = Coordinator::new(&invite.server, invite.pin)
         .with_write_token(partyline_wire::WriteToken::derive(&invite.secret))
@@ -303,14 +308,20 @@ async fn forward(
     name: &str,
 ) -> Result<(Forwarder, ProgramListener), End> {
     let started = || -> anyhow::Result<(Forwarder, ProgramListener)> {
-        let mut ends = LocalEnds::bind(&roster.session, roster.members.len(), args.base_port)?;
+        let mut ends = LocalEnds::bind(
+            &roster.session,
+            roster.members.len(),
+            args.base_port,
+            args.ports,
+        )?;
         if let Some(fallback) = ends.fallback() {
             eprintln!("partyline: {fallback}");
         }
-        let own = ends
-            .take(roster.own_index)
+        let mut own = ends.take(roster.own_index).into_iter();
+        let first = own
+            .next()
             .context("no listening socket for our own program")?;
-        let listener = ProgramListener::from_listening(own)?;
+        let listener = ProgramListener::from_listening(first)?.with_more(own.collect());
         let forwarder = Forwarder::start(links, roster.own_index, ends, rules)?;
         Ok((forwarder, listener))
     };
