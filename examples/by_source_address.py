@@ -33,7 +33,7 @@ TIMEOUT = 120
 
 
 def party_list():
-    """The parties' (host, port) in index order, and our index."""
+    """The parties' (host, port) in index order, our index, and the list as given."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--addrs', default=os.environ.get('PARTYLINE_ADDRS'))
     parser.add_argument('--index', type=int, default=os.environ.get('PARTYLINE_INDEX'))
@@ -44,7 +44,7 @@ def party_list():
     for entry in args.addrs.split(','):
         host, port = entry.rsplit(':', 1)
         addrs.append((host, int(port)))
-    return addrs, int(args.index)
+    return addrs, int(args.index), args.addrs
 
 
 class Party:
@@ -130,9 +130,9 @@ class Party:
 
 
 def main():
-    addrs, index = party_list()
+    addrs, index, given = party_list()
     value = int(os.environ.get('PARTYLINE_INPUT', (index + 1) * 1000 + 7))
-    print('addrs:', ','.join(f'{h}:{p}' for h, p in addrs), flush=True)
+    print('addrs:', given, flush=True)
     try:
         total = asyncio.run(asyncio.wait_for(Party(addrs, index).run(value), TIMEOUT))
     except (RuntimeError, asyncio.TimeoutError) as e:

@@ -1,7 +1,8 @@
 //! Every party sees the same addresses: a program that identifies its peers
 //! as HTTP-based MPC libraries do, by a connection's source address plus the
 //! port the sender says it listens on (`examples/by_source_address.py`),
-//! completes over partyline as over plain TCP.
+//! completes over partyline as over plain TCP, and every party's program
+//! reads the same `PARTYLINE_ADDRS`, byte for byte (it prints it as given).
 //!
 //! Each party needs a machine of its own (on one machine, party k's address
 //! can be held only once), so each runs in a network namespace of the lab's
