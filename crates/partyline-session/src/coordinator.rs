@@ -4,6 +4,13 @@
 //! answer is read in chunks and dropped once it passes its
 //! [`answer_limit`], and every request ends by a time limit, at the latest
 //! by the caller's deadline (`--timeout`), however slowly the server sends.
+//!
+//! A server that restarts while parties wait keeps their announcements (its
+//! database survives), so reading the session and announcing, which is
+//! idempotent, are asked again with back-off while the server cannot be
+//! reached, until the deadline. Nothing else is: an answer, even a refusal or
+//! a misbehaving one, is final.
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use partyline_proto::CoordinatorApi;
@@ -28,6 +35,13 @@ pub const LONG_POLL_GRACE: Duration = Duration::from_secs(10);
 /// deadline may have passed (a wait that timed out withdraws; the end follows
 /// the program), so they have a short limit of their own instead.
 pub const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
+
+/// The first pause before asking a server that cannot be reached again; it
+/// doubles with every failed attempt up to [`RETRY_PAUSE_MAX`].
+pub const RETRY_PAUSE_FIRST: Duration = Duration::from_millis(250);
+/// The longest pause between attempts to reach a server that is down: a
+/// restarted server is found within this of coming back.
+pub const RETRY_PAUSE_MAX: Duration = Duration::from_secs(4);
 
 /// A coordinator we trust by certificate pin.
 #[derive(Clone, Debug)]
@@ -150,7 +164,18 @@ impl Coordinator {
     /// until the head comes, a slow server cannot be told from a session
     /// where nothing happens, which the caller's own wait ends
     /// (`partyline_proto::join`). Its body must come by the deadline.
+    ///
+    /// While the server cannot be reached (it restarts), asks again with
+    /// back-off until the deadline; see [`Coordinator::retrying`].
     pub async fn session(
+        &self,
+        id: &SessionId,
+        seen: Option<usize>,
+    ) -> Result<SessionView, SessionError> {
+        self.retrying(|| self.session_once(id, seen)).await
+    }
+
+    async fn session_once(
         &self,
         id: &SessionId,
         seen: Option<usize>,
@@ -171,14 +196,19 @@ impl Coordinator {
             .await
     }
 
+    /// Announces us; announcing is idempotent, so it is asked again while
+    /// the server cannot be reached, like [`Coordinator::session`].
     pub async fn announce(
         &self,
         id: &SessionId,
         signed: &SignedAnnouncement,
     ) -> Result<SessionView, SessionError> {
         let url = self.path(&path::announcements(id));
-        let request = self.authorized(self.http.post(url)).json(signed);
-        self.send(request, Answer::Session, self.plain()).await
+        self.retrying(|| {
+            let request = self.authorized(self.http.post(&url)).json(signed);
+            self.send(request, Answer::Session, self.plain())
+        })
+        .await
     }
 
     /// Withdraws our announcement: used when a party gives up before the mesh forms.
@@ -196,6 +226,44 @@ impl Coordinator {
         self.exchange(request, Answer::Empty, cleanup())
             .await
             .map(drop)
+    }
+
+    /// Runs `attempt` until it ends with anything but a failure to reach the
+    /// server (refused, reset, closed before the answer), pausing
+    /// [`RETRY_PAUSE_FIRST`] doubling to [`RETRY_PAUSE_MAX`] in between, and
+    /// says so once per outage. Without a deadline, or when the next attempt
+    /// would start past it, the failure is returned.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, SessionError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SessionError>>,
+    {
+        let mut pause = RETRY_PAUSE_FIRST;
+        let mut said = false;
+        loop {
+            let (url, reason) = match attempt().await {
+                Err(SessionError::Unreachable { url, reason }) => (url, reason),
+                answered => {
+                    if said {
+                        tracing::warn!("the coordinator at {} answers again", self.base);
+                    }
+                    return answered;
+                }
+            };
+            let deadline = match self.deadline {
+                Some(deadline) if Instant::now() + pause < deadline => deadline,
+                _ => return Err(SessionError::Unreachable { url, reason }),
+            };
+            if !said {
+                tracing::warn!(
+                    "the coordinator at {url} is not answering ({reason}); retrying until --timeout runs out in {}s",
+                    left_until(deadline).as_secs()
+                );
+                said = true;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RETRY_PAUSE_MAX);
+        }
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

@@ -11,8 +11,9 @@
 //! - [`tls`]: HTTPS clients that trust our self-hosted server by certificate pin.
 //! - [`link`]: the `https://host:port#sha256=PIN` server address.
 //! - [`coordinator`]: the HTTPS API client, every answer bounded in size and
-//!   time; announce-and-wait itself is `partyline_proto::join`, shared with
-//!   browser parties.
+//!   time, reading the session and announcing asked again with back-off while
+//!   the server cannot be reached (a restart); announce-and-wait itself is
+//!   `partyline_proto::join`, shared with browser parties.
 #![forbid(unsafe_code)]
 
 pub mod coordinator;

@@ -46,6 +46,7 @@ pub struct Server {
     child: Child,
     pub link: String,
     pub data: tempfile::TempDir,
+    flags: Vec<String>,
 }
 
 impl Server {
@@ -56,25 +57,26 @@ impl Server {
     /// `partyline serve` with these flags (at least `--listen`).
     pub fn start_with(flags: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .args(flags)
-            .arg("--data-dir")
-            .arg(data.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let link = first
-            .trim()
-            .strip_prefix("partyline server ready: ")
-            .unwrap_or_else(|| panic!("unexpected first line from serve: {first:?}"))
-            .to_string();
-        Self { child, link, data }
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let (child, link) = serve(&flags, data.path());
+        Self {
+            child,
+            link,
+            data,
+            flags,
+        }
+    }
+
+    /// Kills the server with SIGKILL, as a crash or an operator would.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts the server again with the same flags and data directory (for
+    /// the same addresses, give fixed ports in the flags).
+    pub fn start_again(&mut self) {
+        (self.child, self.link) = serve(&self.flags, self.data.path());
     }
 
     /// The server's process id.
@@ -90,6 +92,29 @@ impl Server {
     pub fn create(&self, parties: u16) -> String {
         create(&self.link, parties)
     }
+}
+
+/// Starts `partyline serve` and returns it with the link it prints when ready.
+fn serve(flags: &[String], data: &Path) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(flags)
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let link = first
+        .trim()
+        .strip_prefix("partyline server ready: ")
+        .unwrap_or_else(|| panic!("unexpected first line from serve: {first:?}"))
+        .to_string();
+    (child, link)
 }
 
 impl Drop for Server {
