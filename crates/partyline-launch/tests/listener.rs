@@ -14,7 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use partyline_launch::{
-    LISTEN_FD_ENV, ProgramListener, ProgramSpec, PythonSource, RunningProgram, ensure_python,
+    LISTEN_FD_ENV, ProgramListener, ProgramSpec, Python, PythonSource, RunningProgram,
+    ensure_python,
 };
 
 /// Addresses of this namespace's veth interface: not loopback.
@@ -46,20 +47,31 @@ fn mpyc_listens_only_on_the_loopback_socket_partyline_handed_it() {
     .unwrap();
 }
 
-async fn check_party(python: PathBuf, workdir: PathBuf) {
-    let listener = ProgramListener::bind().unwrap();
-    let port = listener.addr().port();
-    let spec = ProgramSpec {
-        program: vec!["party.py".into()],
-        mpyc_flags: true,
+/// Party 1 of 2 running `program` in `workdir` on the handed `listener`.
+/// Party 0's entry is never used: party 1 only listens.
+fn party_one(
+    program: &str,
+    mpyc_flags: bool,
+    python: impl Into<Python>,
+    workdir: PathBuf,
+    listener: &ProgramListener,
+) -> ProgramSpec {
+    ProgramSpec {
+        program: vec![program.into()],
+        mpyc_flags,
         parties: 2,
         index: 1,
-        // Party 0's entry is never used: party 1 only listens.
         addrs: vec!["127.0.0.1:9".parse().unwrap(), listener.addr()],
         python: Some(python.into()),
         workdir: Some(workdir),
         listener: Some(listener.clone()),
-    };
+    }
+}
+
+async fn check_party(python: PathBuf, workdir: PathBuf) {
+    let listener = ProgramListener::bind().unwrap();
+    let port = listener.addr().port();
+    let spec = party_one("party.py", true, python, workdir, &listener);
     let mut program = RunningProgram::spawn(&spec).unwrap();
     let pid = program.id().unwrap();
 
@@ -113,16 +125,7 @@ async fn a_connection_from_another_user_never_reaches_the_program() {
     std::fs::write(dir.path().join("party.py"), PARTY).unwrap();
     let listener = ProgramListener::bind().unwrap();
     let port = listener.addr().port();
-    let spec = ProgramSpec {
-        program: vec!["party.py".into()],
-        mpyc_flags: true,
-        parties: 2,
-        index: 1,
-        addrs: vec!["127.0.0.1:9".parse().unwrap(), listener.addr()],
-        python: Some(python),
-        workdir: Some(dir.path().to_owned()),
-        listener: Some(listener.clone()),
-    };
+    let spec = party_one("party.py", true, python, dir.path().to_owned(), &listener);
     let mut program = RunningProgram::spawn(&spec).unwrap();
     let pid = program.id().unwrap();
     // MPyC is serving once it accepts a connection of our own (same user).
@@ -207,16 +210,13 @@ async fn python_hook_serves_asyncio_on_the_handed_socket_and_runs_the_users_site
     .unwrap();
 
     let listener = ProgramListener::bind().unwrap();
-    let spec = ProgramSpec {
-        program: vec!["server.py".into()],
-        mpyc_flags: false,
-        parties: 2,
-        index: 1,
-        addrs: vec!["127.0.0.1:9".parse().unwrap(), listener.addr()],
-        python: Some(wrapper.into()),
-        workdir: Some(dir.path().to_owned()),
-        listener: Some(listener.clone()),
-    };
+    let spec = party_one(
+        "server.py",
+        false,
+        wrapper,
+        dir.path().to_owned(),
+        &listener,
+    );
     let mut program = RunningProgram::spawn(&spec).unwrap();
     assert!(program.wait().await.unwrap().success());
     let port = listener.addr().port();
