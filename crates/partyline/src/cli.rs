@@ -312,7 +312,10 @@ pub struct DemoArgs {
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Runs the lab's loopback scenario: every party a process on this machine, \
+    after_help = "First the stream figures: a 1 KB round trip and one-way, echo and both-ways \
+transfers over loopback TCP, a bare iroh connection and the tunnel, direct and through the relay, \
+each with its CPU time per MB, and what an idle connection costs per peer (streams.md, \
+streams.csv). Then the lab's loopback scenario: every party a process on this machine, \
 no root, nothing emulated. Workloads: securesum.py (3 parties), sort.py 16 (3), secretsanta.py 8 \
 (3), bulk.py 10 (3), sort.py 8 (5), or each at the party counts given with --parties (with 8 or \
 more parties MPyC runs with -T 1: its default threshold would make the PRSS set-up grow as \
@@ -325,8 +328,8 @@ Examples:\n  partyline bench\n  \
 partyline bench --repeat 1 --out /tmp/bench\n  \
 partyline bench --parties 3,5,10 --repeat 3\n  \
 partyline bench --solutions tcp,tcp-ssl,partyline,partyline-relay\n  \
-partyline lab run --scenario loopback --demo sort --size high --parties 3,5   (other workloads)\n  \
-cargo bench -p partyline-mesh      (1 KB round trip and bulk echo through a tunnel vs TCP)"
+partyline bench --only streams     (one-way, echo, both ways, 1 KB round trip: tcp, bare iroh, tunnel)\n  \
+partyline lab run --scenario loopback --demo sort --size high --parties 3,5   (other workloads)"
 )]
 pub struct BenchArgs {
     /// Runs of each workload with each solution; medians are reported.
@@ -345,6 +348,18 @@ pub struct BenchArgs {
     /// Output folder.
     #[arg(long, default_value = "bench-results")]
     pub out: PathBuf,
+    /// Run only this part: the raw stream figures, or the MPyC workloads.
+    #[arg(long, value_enum)]
+    pub only: Option<BenchPart>,
     #[command(flatten)]
     pub run: crate::cmd::lab::RunFlags,
+}
+
+/// The two parts of `partyline bench`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchPart {
+    /// One-way, echo, both-ways and 1 KB round trips: tcp, bare iroh, tunnel.
+    Streams,
+    /// The MPyC workloads over tcp and partyline.
+    Mpyc,
 }

@@ -1,13 +1,19 @@
-//! `partyline bench`: the lab's loopback scenario with a fixed set of MPyC
-//! workloads. No root and no namespaces: every party is a process on this
-//! machine. The solutions, the runner and the CSV, summary and plots are the
-//! lab's own (`partyline lab run --scenario loopback` runs any other set);
-//! the raw tunnel figures are `cargo bench -p partyline-mesh`.
+//! `partyline bench`: the raw stream figures ([`streams`]: the tunnel beside
+//! the bare iroh connection and loopback TCP), then the lab's loopback
+//! scenario with a fixed set of MPyC workloads. No root and no namespaces:
+//! every party is a process on this machine. The solutions, the runner and
+//! the CSV, summary and plots are the lab's own (`partyline lab run
+//! --scenario loopback` runs any other set).
+//!
+//! # Layout
+//! - [`streams`]: one-way, echo, both-ways and round-trip figures, idle cost.
+mod streams;
+use anyhow::Context;
 use partyline_lab::runner::Case;
 use partyline_lab::{Demo, Scenario, Size};
 
 use super::lab::{matrix, run_and_print};
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, BenchPart};
 use crate::config::Config;
 
 /// The workloads. Sorting is round-bound (latency matters) with a fixed
@@ -59,6 +65,18 @@ fn workloads(parties: &[u16]) -> Vec<Case> {
 }
 
 pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<i32> {
+    let out = std::path::absolute(&args.out)?;
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    if args.only != Some(BenchPart::Mpyc) {
+        let tables = streams::run(args.repeat as usize, &out).await?;
+        println!("{tables}");
+        std::fs::write(out.join("streams.md"), &tables)
+            .with_context(|| format!("cannot write streams.md into {}", out.display()))?;
+        if args.only == Some(BenchPart::Streams) {
+            return Ok(0);
+        }
+    }
     let matrix = matrix(
         vec![Scenario::loopback()],
         workloads(&args.parties),
