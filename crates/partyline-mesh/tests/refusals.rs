@@ -65,6 +65,7 @@ fn member(index: usize, name: &str, end: &PartyEndpoint) -> Member {
         endpoint: end.key(),
         relay_url: Some(end.relay_url()),
         addrs: end.direct_addrs(),
+        identity: None,
     }
 }
 
@@ -170,6 +171,7 @@ async fn a_party_dialling_a_stranger_gets_no_connection() {
         endpoint: bob_key,
         relay_url: None,
         addrs: stranger.direct_addrs(),
+        identity: None,
     };
     let alices = [member(0, "alice", &alice), bob_at_strangers_address];
     // The stranger expects Alice, so it would keep a connection from her.

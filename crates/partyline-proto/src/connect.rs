@@ -200,6 +200,7 @@ mod tests {
             endpoint: EndpointKey(*iroh::SecretKey::from_bytes(&[3; 32]).public().as_bytes()),
             relay_url: relay_url.map(str::to_string),
             addrs: addrs.iter().map(|a| a.to_string()).collect(),
+            identity: None,
         }
     }
 

@@ -219,6 +219,7 @@ mod tests {
             endpoint: EndpointKey(*endpoint.id().as_bytes()),
             relay_url: None,
             addrs: endpoint.addr().ip_addrs().map(|a| a.to_string()).collect(),
+            identity: None,
         }
     }
 

@@ -86,6 +86,7 @@ fn announcement_of(
         relay_url: None,
         addrs: vec![],
         joined_at_ms: 1,
+        identity: None,
     })
 }
 

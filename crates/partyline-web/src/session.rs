@@ -154,6 +154,7 @@ impl Inner {
             relay_url: Some(endpoint.relay_url()),
             addrs: Vec::new(),
             joined_at_ms: now_ms(),
+            identity: None,
         };
         let show_progress = |progress: &Progress| {
             let for_page = ProgressForPage {

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use unicode_normalization::{UnicodeNormalization, is_nfc};
 
+use crate::identity::{BadProof, Identity, IdentityProof};
 use crate::{EndpointKey, Invite, SessionId};
 
 /// The longest party name, in characters.
@@ -30,6 +31,25 @@ pub struct Announcement {
     /// The party's clock when it joined; seats are ordered by it, so seats
     /// follow join order, and every party computes the same order.
     pub joined_at_ms: u64,
+    /// The party's long-term identity and its signature over this session,
+    /// name and endpoint, if it has one. Absent from the JSON when `None`,
+    /// so that announcements without one read exactly as before, and
+    /// partyline versions that predate it ignore it (serde skips unknown
+    /// fields) and still verify the MAC over the whole body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityProof>,
+}
+
+impl Announcement {
+    /// Adds `identity`'s proof that it is this announcement's name at its
+    /// endpoint in its session.
+    pub fn with_identity(self, identity: &Identity) -> Self {
+        let proof = identity.prove(&self.session, &self.name, &self.endpoint);
+        Self {
+            identity: Some(proof),
+            ..self
+        }
+    }
 }
 
 /// An announcement as it travels through the coordinator: the JSON text and its MAC.
@@ -51,6 +71,8 @@ pub enum AnnounceError {
     WrongSession(SessionId),
     #[error("its name {name:?} {problem}")]
     BadName { name: String, problem: NameProblem },
+    #[error("its party {name:?} claims an identity, but {problem}")]
+    BadIdentity { name: String, problem: BadProof },
 }
 
 /// What is wrong with a party name; see [`check_name`] for the rules.
@@ -190,6 +212,18 @@ impl AnnouncementKey {
             return Err(AnnounceError::WrongSession(announcement.session));
         }
         check_name(&announcement.name)?;
+        if let Some(proof) = &announcement.identity {
+            proof
+                .verify(
+                    &announcement.session,
+                    &announcement.name,
+                    &announcement.endpoint,
+                )
+                .map_err(|problem| AnnounceError::BadIdentity {
+                    name: announcement.name.clone(),
+                    problem,
+                })?;
+        }
         Ok(announcement)
     }
 }
@@ -219,6 +253,7 @@ mod tests {
             relay_url: Some("https://h:2".into()),
             addrs: vec!["127.0.0.1:4000".into()],
             joined_at_ms: 17,
+            identity: None,
         }
     }
 
@@ -341,7 +376,94 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn an_announcement_without_identity_reads_as_before() {
+        // The body an older partyline signs: no identity field at all.
+        let key = AnnouncementKey::derive(&invite(5));
+        let old_body = format!(
+            r#"{{"session":"{}","name":"alice","endpoint":"{}","relay_url":"https://h:2","addrs":["127.0.0.1:4000"],"joined_at_ms":17}}"#,
+            SessionId([1; 16]),
+            EndpointKey([3; 32])
+        );
+        assert_eq!(key.sign(&announcement()).body, old_body);
+        assert_eq!(
+            key.verify(&key.sign_body(old_body)).unwrap(),
+            announcement()
+        );
+    }
+
+    /// An announcement as partyline read it before identities existed.
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct OlderAnnouncement {
+        session: SessionId,
+        name: String,
+        endpoint: EndpointKey,
+        relay_url: Option<String>,
+        addrs: Vec<String>,
+        joined_at_ms: u64,
+    }
+
+    #[test]
+    fn an_announcement_with_identity_verifies_and_older_versions_still_read_it() {
+        let key = AnnouncementKey::derive(&invite(5));
+        let alice = Identity::from_secret([9; 32]);
+        let with = announcement().with_identity(&alice);
+        let signed = key.sign(&with);
+        let verified = key.verify(&signed).unwrap();
+        assert_eq!(verified.identity.as_ref().map(|p| p.key), Some(alice.key()));
+        assert_eq!(verified, with);
+        let older: OlderAnnouncement = serde_json::from_str(&signed.body).unwrap();
+        assert_eq!(older.name, "alice");
+        assert_eq!(older.endpoint, EndpointKey([3; 32]));
+    }
+
+    #[test]
+    fn an_identity_signed_for_something_else_is_refused_naming_the_party() {
+        let key = AnnouncementKey::derive(&invite(5));
+        let alice = Identity::from_secret([9; 32]);
+        let mallory = Identity::from_secret([10; 32]);
+        // Mallory's endpoint, alice's identity key, mallory's signature.
+        let mut forged = announcement().with_identity(&mallory);
+        forged.identity.as_mut().unwrap().key = alice.key();
+        let err = key.verify(&key.sign(&forged)).unwrap_err();
+        assert_eq!(
+            err,
+            AnnounceError::BadIdentity {
+                name: "alice".into(),
+                problem: BadProof::WrongSignature
+            }
+        );
+        assert!(err.to_string().contains("\"alice\""), "{err}");
+        // A proof copied from another session's announcement.
+        let other_session = Announcement {
+            session: SessionId([4; 16]),
+            ..announcement()
+        }
+        .with_identity(&alice);
+        let replayed = Announcement {
+            identity: other_session.identity,
+            ..announcement()
+        };
+        assert!(matches!(
+            key.verify(&key.sign(&replayed)),
+            Err(AnnounceError::BadIdentity { .. })
+        ));
+    }
+
     proptest! {
+        #[test]
+        fn any_identity_field_never_panics(key in "[0-9a-f]{0,70}", signature in "[0-9a-zA-Z]{0,140}") {
+            let key_json = serde_json::to_string(&key).unwrap();
+            let signature_json = serde_json::to_string(&signature).unwrap();
+            let body = format!(
+                r#"{{"session":"{}","name":"a","endpoint":"{}","relay_url":null,"addrs":[],"joined_at_ms":1,"identity":{{"key":{key_json},"signature":{signature_json}}}}}"#,
+                SessionId([1; 16]),
+                EndpointKey([3; 32])
+            );
+            let mac_key = AnnouncementKey::derive(&invite(5));
+            prop_assert!(mac_key.verify(&mac_key.sign_body(body)).is_err());
+        }
+
         #[test]
         fn garbage_never_verifies_or_panics(body in ".{0,200}", mac in "[0-9a-f]{0,70}") {
             let key = AnnouncementKey::derive(&invite(5));

@@ -27,6 +27,10 @@ pub enum Refusal {
     /// The input ended before a fingerprint was typed.
     #[error("the input ended before a fingerprint was typed")]
     NotConfirmed,
+    /// A party's name is known with another identity (or with one, and it
+    /// showed none); `standing` says how, as the roster shows it.
+    #[error("{name}'s identity is not the one in the address book ({standing})")]
+    IdentityChanged { name: String, standing: String },
 }
 
 impl Refusal {
@@ -36,6 +40,12 @@ impl Refusal {
             Refusal::Unexpected { .. } => {
                 "Agree with the others on who takes part, then start a new session; if a stranger \
                  joined, the invite has leaked: share the new one more carefully"
+            }
+            Refusal::IdentityChanged { .. } => {
+                "If that party really made a new identity, check its words with them (they run \
+                 `partyline id show`) and join again with --accept-changed NAME; otherwise \
+                 someone else holds the invite and uses that name: start a new session and \
+                 share its invite only with the parties"
             }
             Refusal::WrongFingerprint | Refusal::NotConfirmed => {
                 "If you typed what the others read out, someone sees a different roster: start a \
@@ -137,6 +147,7 @@ mod tests {
                 endpoint: EndpointKey([index as u8; 32]),
                 relay_url: None,
                 addrs: vec![],
+                identity: None,
             })
             .collect();
         Roster {

@@ -71,19 +71,38 @@ impl Fingerprint {
             .join(" ")
     }
 
+    /// Reads all [`Fingerprint::WORDS`] words back, separated as
+    /// [`Fingerprint::matches`] allows; `None` unless every word is on the
+    /// list and there are exactly that many. For recording a fingerprint
+    /// someone read out (`partyline id trust`), where a prefix is not enough.
+    pub fn parse_full(typed: &str) -> Option<Self> {
+        let list = Language::English.word_list();
+        let indices: Vec<u16> = split_words(typed)
+            .map(|word| list.iter().position(|w| *w == word).map(|i| i as u16))
+            .collect::<Option<_>>()?;
+        Some(Self {
+            words: indices.try_into().ok()?,
+        })
+    }
+
     /// Whether `typed` is this fingerprint: the full form or its first
     /// [`Fingerprint::SHORT_WORDS`] or more words, in order. Case does not
     /// matter, and words may be separated by any mix of whitespace, `-`, `,`
     /// and `.`, so that a form copied from a message or typed quickly both work.
     pub fn matches(&self, typed: &str) -> bool {
-        let typed: Vec<String> = typed
-            .split(|c: char| c.is_whitespace() || matches!(c, '-' | ',' | '.'))
-            .filter(|word| !word.is_empty())
-            .map(str::to_lowercase)
-            .collect();
+        let typed: Vec<String> = split_words(typed).collect();
         (Self::SHORT_WORDS..=Self::WORDS).contains(&typed.len())
             && typed.iter().zip(self.words()).all(|(t, w)| t == w)
     }
+}
+
+/// The words of a typed fingerprint, lower case: any mix of whitespace,
+/// `-`, `,` and `.` separates them.
+fn split_words(typed: &str) -> impl Iterator<Item = String> + '_ {
+    typed
+        .split(|c: char| c.is_whitespace() || matches!(c, '-' | ',' | '.'))
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
 }
 
 impl fmt::Display for Fingerprint {
@@ -163,7 +182,28 @@ mod tests {
         assert!(!fp.matches(&words[1..8].join(" ")));
     }
 
+    #[test]
+    fn parse_full_wants_all_words_from_the_list() {
+        let fp = Fingerprint::from_hash(&[0x17; 32]);
+        assert_eq!(Fingerprint::parse_full(&fp.to_string()), Some(fp));
+        let shouted = fp.to_string().to_uppercase().replace(' ', " - ");
+        assert_eq!(Fingerprint::parse_full(&shouted), Some(fp));
+        assert_eq!(Fingerprint::parse_full(&fp.short()), None);
+        assert_eq!(Fingerprint::parse_full(&format!("{fp} zoo")), None);
+        let misspelt = fp.to_string().replacen(' ', "x ", 1);
+        assert_eq!(Fingerprint::parse_full(&misspelt), None);
+    }
+
     proptest! {
+        #[test]
+        fn parse_full_reads_back_any_fingerprint_and_never_panics(hash in any::<[u8; 32]>(), typed in ".{0,200}") {
+            let fp = Fingerprint::from_hash(&hash);
+            prop_assert_eq!(Fingerprint::parse_full(&fp.to_string()), Some(fp));
+            if let Some(parsed) = Fingerprint::parse_full(&typed) {
+                prop_assert!(parsed.matches(&typed));
+            }
+        }
+
         #[test]
         fn a_fingerprint_matches_itself_and_not_another(a in any::<[u8; 32]>(), b in any::<[u8; 32]>()) {
             let (fa, fb) = (Fingerprint::from_hash(&a), Fingerprint::from_hash(&b));

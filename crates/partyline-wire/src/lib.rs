@@ -9,6 +9,8 @@
 //! - [`invite`]: the invite string (server URL, session id, certificate pin,
 //!   party count, secret) and its parser.
 //! - [`announce`]: a party's signed announcement of its endpoint and addresses.
+//! - [`identity`]: a party's optional long-term identity, the proof of it an
+//!   announcement carries, and the words people compare it by.
 //! - [`roster`]: turns the announcements the server hands out into a verified,
 //!   ordered roster and the session fingerprint, or says exactly what was wrong.
 //! - [`fingerprint`]: the session fingerprint as BIP39 words, full and short
@@ -29,6 +31,7 @@ pub mod announce;
 pub mod api;
 pub mod checks;
 pub mod fingerprint;
+pub mod identity;
 pub mod invite;
 pub mod roster;
 pub mod seat;
@@ -37,6 +40,7 @@ pub mod write_token;
 
 pub use announce::{Announcement, AnnouncementKey, SignedAnnouncement};
 pub use fingerprint::Fingerprint;
+pub use identity::{Identity, IdentityKey, IdentityProof};
 pub use invite::{CertPin, Invite, InviteError, InviteSecret, SessionId};
 pub use roster::{Member, Roster, RosterError};
 pub use url::{BadServerUrl, ServerUrl};

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use crate::announce::{AnnounceError, Announcement, AnnouncementKey, SignedAnnouncement};
 use crate::fingerprint::Fingerprint;
-use crate::{EndpointKey, Invite, SessionId};
+use crate::{EndpointKey, IdentityKey, Invite, SessionId};
 
 /// One party in a verified roster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +24,9 @@ pub struct Member {
     pub endpoint: EndpointKey,
     pub relay_url: Option<String>,
     pub addrs: Vec<String>,
+    /// The party's long-term identity, its signature verified; `None` for a
+    /// party without one.
+    pub identity: Option<IdentityKey>,
 }
 
 /// The verified list of all parties of a session, in seat order.
@@ -49,6 +52,13 @@ pub enum RosterError {
         "the party in entry {position} announced a name partyline refuses: {reason}; it could be shown misleadingly, so every party refuses to start: create a new session, and that party joins with a plain name"
     )]
     BadName {
+        position: usize,
+        reason: AnnounceError,
+    },
+    #[error(
+        "the party in entry {position} announced an identity it cannot prove: {reason}; it may be impersonating someone, so every party refuses to start: create a new session and share its invite only with the parties"
+    )]
+    BadIdentity {
         position: usize,
         reason: AnnounceError,
     },
@@ -82,6 +92,9 @@ pub fn verify_all(
             key.verify(s).map_err(|reason| match reason {
                 // Names are checked only once the MAC verified: an invite holder chose it.
                 AnnounceError::BadName { .. } => RosterError::BadName { position, reason },
+                // A signature is checked only once the MAC verified: an
+                // invite holder made it, the coordinator could not.
+                AnnounceError::BadIdentity { .. } => RosterError::BadIdentity { position, reason },
                 reason => RosterError::BadAnnouncement { position, reason },
             })
         })
@@ -133,6 +146,7 @@ impl Roster {
                 endpoint: a.endpoint,
                 relay_url: a.relay_url,
                 addrs: a.addrs,
+                identity: a.identity.map(|proof| proof.key),
             })
             .collect();
         Ok(Some(Roster {
@@ -152,6 +166,11 @@ impl Roster {
 
     /// The full 256-bit hash the [`Roster::fingerprint`] is taken from, for
     /// parties to compare automatically over their connections.
+    ///
+    /// Identities are not hashed: each is bound by its signature to its
+    /// party's endpoint key and name, which are, and partyline versions that
+    /// predate identities must compute the same digest in a session where
+    /// some parties have one.
     pub fn digest(&self) -> [u8; 32] {
         let mut hasher = blake3::Hasher::new_derive_key("partyline 2026-11 session fingerprint v2");
         hasher.update(&self.session.0);
@@ -194,15 +213,20 @@ mod tests {
         .unwrap()
     }
 
-    fn signed(invite: &Invite, name: &str, endpoint: u8, at: u64) -> SignedAnnouncement {
-        AnnouncementKey::derive(invite).sign(&Announcement {
+    fn announcement(invite: &Invite, name: &str, endpoint: u8, at: u64) -> Announcement {
+        Announcement {
             session: invite.session,
             name: name.into(),
             endpoint: EndpointKey([endpoint; 32]),
             relay_url: None,
             addrs: vec![],
             joined_at_ms: at,
-        })
+            identity: None,
+        }
+    }
+
+    fn signed(invite: &Invite, name: &str, endpoint: u8, at: u64) -> SignedAnnouncement {
+        AnnouncementKey::derive(invite).sign(&announcement(invite, name, endpoint, at))
     }
 
     #[test]
@@ -333,6 +357,41 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err, RosterError::DuplicateName("Alice".into()));
+    }
+
+    #[test]
+    fn identities_reach_the_roster_and_a_forged_one_is_refused_naming_its_entry() {
+        use crate::Identity;
+        let inv = invite(2, 1);
+        let key = AnnouncementKey::derive(&inv);
+        let alice = Identity::from_secret([1; 32]);
+        let announce = |name: &str, endpoint: u8, at: u64| announcement(&inv, name, endpoint, at);
+        let list = [
+            key.sign(&announce("alice", 1, 1).with_identity(&alice)),
+            key.sign(&announce("bob", 2, 2)),
+        ];
+        let roster = Roster::build(&inv, &EndpointKey([2; 32]), &list)
+            .unwrap()
+            .unwrap();
+        assert_eq!(roster.members[0].identity, Some(alice.key()));
+        assert_eq!(roster.members[1].identity, None);
+        // The digest ignores identities: the same roster without alice's.
+        let without = [key.sign(&announce("alice", 1, 1)), list[1].clone()];
+        let plain = Roster::build(&inv, &EndpointKey([2; 32]), &without)
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain.digest(), roster.digest());
+
+        // Bob's endpoint claiming alice's identity with bob's own signature.
+        let mut forged = announce("bob", 2, 2).with_identity(&Identity::from_secret([2; 32]));
+        forged.identity.as_mut().unwrap().key = alice.key();
+        let list = [list[0].clone(), key.sign(&forged)];
+        let err = Roster::build(&inv, &EndpointKey([1; 32]), &list).unwrap_err();
+        assert!(
+            matches!(err, RosterError::BadIdentity { position: 1, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("\"bob\""), "{err}");
     }
 
     /// The fingerprint of the full two-party roster built from `alice` and `bob` as given.

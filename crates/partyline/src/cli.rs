@@ -31,13 +31,17 @@ ends' values, so every party should give the same.";
     about = "Ad hoc secure multiparty computation: one invite, one command per party",
     long_about = LONG_ABOUT,
     after_help = "Configuration: flags override environment variables (PARTYLINE_*), which \
-override the TOML file at $PARTYLINE_CONFIG or ~/.config/partyline/config.toml \
-(keys: server, name, python)."
+override the TOML file at $PARTYLINE_CONFIG or config.toml in the configuration directory \
+(--config-dir; keys: server, name, python)."
 )]
 pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug). PARTYLINE_LOG takes a tracing filter.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// The configuration directory: config.toml, your identity and your address book.
+    /// Default: $XDG_CONFIG_HOME/partyline, else ~/.config/partyline.
+    #[arg(long, value_name = "DIR", env = "PARTYLINE_CONFIG_DIR", global = true)]
+    pub config_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -50,6 +54,8 @@ pub enum Command {
     Create(CreateArgs),
     /// Join a session and run the MPC program once every party is connected.
     Join(JoinArgs),
+    /// Your long-term identity and the address book of parties you know.
+    Id(IdArgs),
     /// Run a whole session on this machine: a server and N parties, each its own process.
     Demo(DemoArgs),
     /// Measure partyline against plain TCP on this machine: MPyC programs side by side, no root.
@@ -234,9 +240,19 @@ pub struct JoinArgs {
     #[arg(long, env = "PARTYLINE_NAME")]
     pub name: Option<String>,
     /// Start the program only if the verified roster holds exactly these names, in any order,
-    /// e.g. alice,bob,carol (you included); otherwise end the session for every party.
+    /// e.g. alice,bob,carol (you included); otherwise end the session for every party. A name
+    /// in your address book must also show the identity recorded there (as always; see
+    /// --accept-changed), so when every other party is known, no fingerprint comparison is
+    /// needed, and join says so. A name not in it is matched by its name only: compare the
+    /// fingerprint with that party, or record its identity first with `partyline id trust`.
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub expect: Option<Vec<String>>,
+    /// Start even though these parties (comma-separated names) show another identity than the
+    /// one in your address book, or none; the new identity then replaces the old one. Without
+    /// it such a party ends the session before any program starts. Check with the party first
+    /// (`partyline id show` on their machine) that they really made a new one.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub accept_changed: Vec<String>,
     /// After the roster and its fingerprint are shown, wait until you type on stdin the
     /// fingerprint the others read out (its first 6 words or all 12); otherwise end the session
     /// for every party. The others wait for you to connect meanwhile, up to their --timeout.
@@ -272,6 +288,52 @@ pub struct JoinArgs {
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     pub program: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+With an identity, every session announcement carries your identity's public key and its \
+signature over the session id, your name and the session's endpoint key, so the others can \
+recognise you next time: `join` shows each party as known (with its sessions since it was first \
+seen), new, or KEY CHANGED, and refuses a changed key unless --accept-changed NAME. The address \
+book is updated once a session has started (every party accepted the roster).
+
+First time with someone: read your words to each other (`partyline id show`) over a channel \
+you trust, and record theirs: `partyline id trust bob WORD1 … WORD12`. Or take them on first \
+use: after your first session with bob he is known.
+
+Files (in the configuration directory, --config-dir): identity.toml (your private key, 0600) \
+and known_parties.toml (the address book, 0600); the directory is made 0700.")]
+pub struct IdArgs {
+    #[command(subcommand)]
+    pub command: IdCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IdCommand {
+    /// Make your long-term identity (an Ed25519 key) and print its words.
+    New {
+        /// Replace the identity you have: the others will see your key as changed.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print your identity as 12 words, for others to record with `id trust`.
+    Show,
+    /// Record NAME's identity from the 12 words they read out to you.
+    Trust {
+        /// The party's name, as they join with it.
+        name: String,
+        /// The 12 words `partyline id show` printed on their machine.
+        #[arg(required = true, num_args = 1.., value_name = "WORDS")]
+        words: Vec<String>,
+        /// Replace other words already recorded for NAME.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the parties in your address book.
+    List,
+    /// Remove NAME from your address book: next time it is new.
+    Forget { name: String },
 }
 
 /// `--python`'s help, naming the pinned MPyC release.

@@ -8,6 +8,7 @@
 mod cli;
 mod cmd;
 mod config;
+mod identity;
 mod progress;
 mod report;
 

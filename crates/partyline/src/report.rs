@@ -17,6 +17,11 @@ pub struct Report {
 pub struct PeerReport {
     pub index: usize,
     pub name: String,
+    /// The 12 words of the party's identity, if it has one.
+    pub identity: Option<String>,
+    /// How the address book knew the party when the session started, as
+    /// the roster shows it: "known, 4 sessions since 2026-11-20", "new", …
+    pub standing: String,
     /// "direct" or "relay": the path in use when the program ended.
     pub path: &'static str,
     pub rtt_ms: Option<f64>,

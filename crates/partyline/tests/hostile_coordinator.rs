@@ -366,6 +366,7 @@ async fn announce_and_wait_against(
         relay_url: None,
         addrs: Vec::new(),
         joined_at_ms: 0,
+        identity: None,
     };
     let error = announce_and_wait(&coordinator, &invite, &own, timeout, |_| {})
         .await

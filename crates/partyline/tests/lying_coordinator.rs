@@ -145,6 +145,7 @@ fn announcement(invite: &Invite, name: &str) -> Announcement {
         relay_url: None,
         addrs: vec![],
         joined_at_ms: 0,
+        identity: None,
     }
 }
 

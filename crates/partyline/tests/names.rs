@@ -11,36 +11,13 @@ use partyline_wire::{Announcement, EndpointKey, Invite};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
-fn program() -> Vec<String> {
-    vec!["sh".into(), "-c".into(), "echo program-started".into()]
-}
-
-/// Asserts that `run` failed with a message containing every one of `needles`
-/// and that its program never started.
-fn assert_refused(run: &Finished, needles: &[&str]) {
-    assert!(!run.out.status.success(), "{} started", run.name);
-    assert!(
-        !run.stdout().contains("program-started"),
-        "{} ran its program",
-        run.name
-    );
-    for needle in needles {
-        assert!(
-            run.stderr().contains(needle),
-            "{}'s message lacks {needle:?}: {}",
-            run.name,
-            run.stderr()
-        );
-    }
-}
-
 #[test]
 fn two_parties_with_the_same_name_are_both_refused() {
     let server = Server::start();
     let invite = server.create(2);
     let parties = [
-        Party::join(&invite, "alice", &["--no-mpyc-flags"], &program()),
-        Party::join(&invite, "alice", &["--no-mpyc-flags"], &program()),
+        Party::join(&invite, "alice", &["--no-mpyc-flags"], &says_started()),
+        Party::join(&invite, "alice", &["--no-mpyc-flags"], &says_started()),
     ];
     for party in parties {
         assert_refused(
@@ -63,7 +40,7 @@ fn join_refuses_zero_width_and_bidi_names_before_announcing() {
         ("bob\u{2066}", "U+2066"),
         ("\u{FEFF}carol", "U+FEFF"),
     ] {
-        let run = Party::join(&invite, name, &["--no-mpyc-flags"], &program()).finish(LIMIT);
+        let run = Party::join(&invite, name, &["--no-mpyc-flags"], &says_started()).finish(LIMIT);
         assert_refused(&run, &["--name", code_point, "letters, digits"]);
     }
     // None of them announced: the session still waits for both seats.
@@ -87,6 +64,7 @@ fn an_invite_holder_announcing_a_zero_width_name_is_refused_by_every_honest_part
         relay_url: None,
         addrs: Vec::new(),
         joined_at_ms: 1,
+        identity: None,
     });
     tokio_runtime()
         .block_on(
@@ -96,7 +74,7 @@ fn an_invite_holder_announcing_a_zero_width_name_is_refused_by_every_honest_part
         )
         .unwrap();
 
-    let honest = Party::join(&invite_text, "alice", &["--no-mpyc-flags"], &program());
+    let honest = Party::join(&invite_text, "alice", &["--no-mpyc-flags"], &says_started());
     assert_refused(
         &honest.finish(LIMIT),
         &["announced a name partyline refuses", "U+200B"],

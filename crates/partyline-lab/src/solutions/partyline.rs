@@ -89,6 +89,9 @@ pub fn run(ctx: &Context, server: &Server, relay_only: bool) -> Result<Outcome> 
             ctx.workload.python.to_string_lossy().into_owned(),
             "--report".into(),
             dir.join("report.json").to_string_lossy().into_owned(),
+            // Not the identity or address book of the user running the lab.
+            "--config-dir".into(),
+            dir.join("config").to_string_lossy().into_owned(),
         ];
         if relay_only {
             args.push("--relay-only".into());

@@ -72,6 +72,7 @@ pub fn announcement(session: SessionId, n: u8) -> SignedAnnouncement {
         relay_url: None,
         addrs: vec![format!("127.0.0.1:{}", 4000 + u16::from(n))],
         joined_at_ms: u64::from(n),
+        identity: None,
     })
 }
 

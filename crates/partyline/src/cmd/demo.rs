@@ -65,6 +65,12 @@ pub async fn run(args: DemoArgs, verbose: u8) -> anyhow::Result<i32> {
             report_path(dir.path(), name),
             "--peer-timeout".to_string(),
             args.peer_timeout.to_string(),
+            // Parties of their own: not the user's identity or address book.
+            "--config-dir".to_string(),
+            dir.path()
+                .join(format!("{name}-config"))
+                .to_string_lossy()
+                .into_owned(),
         ];
         if verbose > 0 {
             extra.push(format!("-{}", "v".repeat(usize::from(verbose))));

@@ -270,6 +270,11 @@ impl Party {
         if !flags.contains(&"--timeout") {
             command.args(["--timeout", "120"]);
         }
+        // A configuration directory of its own unless the test gives one, so
+        // that no identity or address book of the user running the tests is used.
+        if !flags.contains(&"--config-dir") {
+            command.env("PARTYLINE_CONFIG_DIR", dir.path().join("config"));
+        }
         let child = command
             .args(["--name", name])
             .arg("--python")
@@ -386,6 +391,31 @@ impl Finished {
             .filter(|l| keys.iter().any(|k| l.starts_with(&format!("{k}:"))))
             .map(str::to_string)
             .collect()
+    }
+}
+
+/// A program that only says `program-started`: for sessions that must be
+/// refused before any program starts.
+pub fn says_started() -> Vec<String> {
+    vec!["sh".into(), "-c".into(), "echo program-started".into()]
+}
+
+/// Asserts that `run` (of [`says_started`]) failed with a message containing
+/// every one of `needles` and that its program never started.
+pub fn assert_refused(run: &Finished, needles: &[&str]) {
+    assert!(!run.out.status.success(), "{} started", run.name);
+    assert!(
+        !run.stdout().contains("program-started"),
+        "{} ran its program",
+        run.name
+    );
+    for needle in needles {
+        assert!(
+            run.stderr().contains(needle),
+            "{}'s message lacks {needle:?}: {}",
+            run.name,
+            run.stderr()
+        );
     }
 }
 

@@ -309,6 +309,7 @@ impl Pair {
                 } else {
                     end.direct_addrs()
                 },
+                identity: None,
             })
             .collect();
         let session = SessionId::random();

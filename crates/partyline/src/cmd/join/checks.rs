@@ -36,6 +36,11 @@ impl Checks {
         })
     }
 
+    /// Whether --expect gave names.
+    pub(super) fn expects_names(&self) -> bool {
+        self.expected.is_some()
+    }
+
     /// `None` if the roster may be used, else why not. Asks the user only
     /// when the names agree.
     pub(super) async fn run(

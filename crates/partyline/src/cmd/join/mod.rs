@@ -12,8 +12,11 @@
 //! - [`seat`]: what we hold in the session and [`seat::Seat::leave`], the one
 //!   place that withdraws, tells the peers and closes (mini-redis' `DbDropGuard`).
 //! - [`checks`]: `--expect` and `--confirm`, once connected, before the ready barrier.
+//! - [`known`]: our identity, the address book's view of every party (known,
+//!   new, changed), the refusal of a changed key, and the book's update.
 mod checks;
 mod invite;
+mod known;
 mod seat;
 mod shutdown;
 
@@ -38,10 +41,12 @@ use partyline_wire::{Invite, Roster};
 
 use self::checks::{Checks, refusal_error};
 use self::invite::read_invite;
+use self::known::Known;
 use self::seat::{End, Leave, Seat};
 use self::shutdown::{Interrupted, Shutdown};
 use crate::cli::{JoinArgs, PythonArgs};
 use crate::config::Config;
+use crate::identity::book::Standing;
 use crate::progress::spinner;
 use crate::report::{PeerReport, Report};
 
@@ -54,6 +59,7 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
     let invite = read_invite(&args)?;
     let name = party_name(args.name.as_deref(), config)?;
     let checks = Checks::from_args(&args)?;
+    let known = Known::load(&args, config)?;
     anyhow::ensure!(
         args.ports == 1 || args.no_mpyc_flags,
         "--ports {} needs --no-mpyc-flags: MPyC uses one port per party",
@@ -67,9 +73,26 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
     let python = python_for(&args.program, &args.python, config).await?;
     let party = bind_endpoint(&info, &invite, &args).await?;
     let mut shutdown = Shutdown::listen();
-    let mut seat = Seat::take(&coordinator, &invite, name, party, args.relay_only);
+    let mut seat = Seat::take(
+        &coordinator,
+        &invite,
+        name,
+        party,
+        args.relay_only,
+        known.identity.as_ref(),
+    );
 
-    let end = match drive(&mut seat, &args, &invite, &checks, python, &mut shutdown).await {
+    let end = match drive(
+        &mut seat,
+        &args,
+        &invite,
+        &checks,
+        &known,
+        python,
+        &mut shutdown,
+    )
+    .await
+    {
         Ok(end) | Err(end) => end,
     };
     seat.leave(end.how).await;
@@ -90,6 +113,7 @@ async fn drive(
     args: &JoinArgs,
     invite: &Invite,
     checks: &Checks,
+    known: &Known,
     python: Option<Python>,
     shutdown: &mut Shutdown,
 ) -> Result<End, End> {
@@ -102,15 +126,20 @@ async fn drive(
         .map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
     let roster = wait_for_roster(seat, invite, left, shutdown).await?;
     let roster_complete = Instant::now();
-    print_roster(&roster);
+    let standings = known.standings(&roster);
+    print_roster(&roster, &standings, checks.expects_names());
     // Connected first, so that a person taking their time over `--confirm`
     // keeps the connections (kept alive by QUIC) instead of making the
     // others' dials time out; nothing is forwarded before the barrier.
     seat.links = connect(seat, &roster, timeout, shutdown).await?;
+    if let Some(refusal) = known.refusal(&roster) {
+        return Err(refuse(seat, refusal));
+    }
     if let Some(refusal) = checks.run(&roster, shutdown).await? {
         return Err(refuse(seat, refusal));
     }
     wait_until_all_accepted(seat, &roster, timeout, shutdown).await?;
+    known.record(&roster);
     let setup_ms = roster_complete.elapsed().as_millis() as u64;
     let rules = if args.no_mpyc_flags {
         StreamRules::Generic
@@ -118,6 +147,7 @@ async fn drive(
         StreamRules::Mpyc
     };
     let (forwarder, listener) = forward(&seat.links, &roster, rules, args, &seat.own.name).await?;
+    print_roster_view(&roster, &standings, &seat.links);
     eprintln!(
         "partyline: mesh ready in {setup_ms} ms; starting {}",
         args.program.join(" ")
@@ -150,7 +180,13 @@ async fn drive(
             Outcome::Aborted { reason, code } => (Leave::End(CloseCode::Aborted, reason), code),
         };
     Ok(End {
-        report: Some(build_report(&roster, &seat.links, setup_ms, code)),
+        report: Some(build_report(
+            &roster,
+            &standings,
+            &seat.links,
+            setup_ms,
+            code,
+        )),
         ..End::with(how, Ok(code))
     })
 }
@@ -329,17 +365,6 @@ async fn forward(
         let reason = format!("{name} could not set up its program's connections");
         End::with(Leave::End(CloseCode::Aborted, reason), Err(error))
     })?;
-    for link in links {
-        let (path, rtt) = link.path();
-        eprintln!(
-            "partyline: connected to party {} ({}) via {}{}",
-            link.member.index,
-            link.member.name,
-            path.as_str(),
-            rtt.map(|r| format!(", rtt {:.1} ms", r.as_secs_f64() * 1000.0))
-                .unwrap_or_default()
-        );
-    }
     Ok((forwarder, listener))
 }
 
@@ -403,23 +428,66 @@ async fn run_program(
     }
 }
 
-fn print_roster(roster: &Roster) {
+/// The roster as soon as it is verified: every seat with its name and how
+/// the address book knows it, and the fingerprint.
+fn print_roster(roster: &Roster, standings: &[Standing], expects_names: bool) {
     eprintln!("partyline: all {} parties joined:", roster.members.len());
-    for m in &roster.members {
-        let you = if m.index == roster.own_index {
-            "  (you)"
-        } else {
-            ""
-        };
-        eprintln!("  party {}: {}{you}", m.index, m.name);
+    for (m, standing) in roster.members.iter().zip(standings) {
+        eprintln!("  party {}: {} ({standing})", m.index, m.name);
     }
     eprintln!(
         "partyline: session fingerprint {}: every party sees the same one; compare it with the others out of band",
         roster.fingerprint()
     );
+    let unknown: Vec<&str> = roster
+        .members
+        .iter()
+        .zip(standings)
+        .filter(|(_, standing)| !matches!(standing, Standing::You | Standing::Known { .. }))
+        .map(|(m, _)| m.name.as_str())
+        .collect();
+    if expects_names && unknown.is_empty() {
+        eprintln!(
+            "partyline: every other party is known by its identity and --expect names them all: \
+             no fingerprint comparison needed"
+        );
+    } else if expects_names {
+        eprintln!(
+            "partyline: --expect checks only the names of {}: compare the fingerprint with them",
+            unknown.join(", ")
+        );
+    }
 }
 
-fn build_report(roster: &Roster, links: &[PeerLink], setup_ms: u64, exit_code: i32) -> Report {
+/// The roster once connected, just before the program starts: every seat
+/// with its name, how the address book knows it, and the path to it.
+fn print_roster_view(roster: &Roster, standings: &[Standing], links: &[PeerLink]) {
+    eprintln!("partyline: roster:");
+    for (m, standing) in roster.members.iter().zip(standings) {
+        let path = links
+            .iter()
+            .find(|link| link.member.index == m.index)
+            .map(|link| {
+                let (path, rtt) = link.path();
+                format!(
+                    ", connected via {}{}",
+                    path.as_str(),
+                    rtt.map(|r| format!(", rtt {:.1} ms", r.as_secs_f64() * 1000.0))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        eprintln!("  party {}: {} ({standing}){path}", m.index, m.name);
+    }
+}
+
+fn build_report(
+    roster: &Roster,
+    standings: &[Standing],
+    links: &[PeerLink],
+    setup_ms: u64,
+    exit_code: i32,
+) -> Report {
     Report {
         session: roster.session.to_string(),
         index: roster.own_index,
@@ -432,6 +500,11 @@ fn build_report(roster: &Roster, links: &[PeerLink], setup_ms: u64, exit_code: i
                 PeerReport {
                     index: link.member.index,
                     name: link.member.name.clone(),
+                    identity: link.member.identity.map(|key| key.words().to_string()),
+                    standing: standings
+                        .get(link.member.index)
+                        .map(Standing::to_string)
+                        .unwrap_or_default(),
                     path: path.as_str(),
                     rtt_ms: rtt.map(|r| r.as_secs_f64() * 1000.0),
                     bytes_sent: link.bytes_sent.load(Ordering::Relaxed),

@@ -2,7 +2,7 @@
 //! after mini-redis' `DbDropGuard`.
 use partyline_mesh::{CloseCode, PartyEndpoint, PeerLink};
 use partyline_session::Coordinator;
-use partyline_wire::{Announcement, Invite};
+use partyline_wire::{Announcement, Identity, Invite};
 
 use super::INTERRUPTED;
 use crate::report::Report;
@@ -68,6 +68,7 @@ impl<'a> Seat<'a> {
         name: String,
         party: PartyEndpoint,
         relay_only: bool,
+        identity: Option<&Identity>,
     ) -> Self {
         let own = Announcement {
             session: invite.session,
@@ -80,6 +81,11 @@ impl<'a> Seat<'a> {
                 party.direct_addrs()
             },
             joined_at_ms: unix_millis(),
+            identity: None,
+        };
+        let own = match identity {
+            Some(identity) => own.with_identity(identity),
+            None => own,
         };
         Self {
             coordinator,
