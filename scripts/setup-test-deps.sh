@@ -7,8 +7,10 @@ command -v python3 >/dev/null || need+=(python3 python3-venv)
 command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
 # The lab (crates/partyline-lab): ping for delay and loss, openssl for
-# tcp-ssl's certificates, wg for the WireGuard baseline, a font for plots.
+# tcp-ssl's certificates, wg for the WireGuard baseline, a font for plots,
+# conntrack for the nat-reset fault step.
 command -v ping >/dev/null || need+=(iputils-ping)
+command -v conntrack >/dev/null || need+=(conntrack)
 command -v openssl >/dev/null || need+=(openssl)
 command -v wg >/dev/null || need+=(wireguard-tools)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)

@@ -8,6 +8,10 @@
 //! of one direction between two hosts are released in arrival order even
 //! with jitter, as on a real path (TCP would otherwise see reordering).
 //!
+//! A fault step (`loss` with `jitter_ms`, see [`crate::fault`]) adds jitter
+//! that does reorder: it rewrites the configuration and sends the stage
+//! SIGHUP; the stage reads it again and prints [`RELOADED`].
+//!
 //! The stage reads only the first 20 bytes of each packet (the IPv4 header)
 //! and never changes a packet. It sleeps with `ppoll` until the next packet
 //! is due or a new one arrives, so an idle stage costs nothing.
@@ -32,18 +36,37 @@ const QUEUE_MAX_LEN: u32 = 1 << 16;
 /// The line the stage prints once it receives packets.
 pub const READY: &str = "delay stage ready";
 
+/// The line the stage prints each time it has read its configuration again.
+pub const RELOADED: &str = "delay stage reloaded";
+/// The longest the stage sleeps, so that a reload signal that arrives just
+/// before it sleeps is noticed soon.
+const LONGEST_SLEEP: Duration = Duration::from_millis(200);
+
 /// What the stage needs to know: each public address's region, and the links.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DelayConfig {
     pub sites: Vec<(Ipv4Addr, String)>,
     pub scenario: Scenario,
+    /// Jitter a fault step adds for a while.
+    #[serde(default)]
+    pub extra: Option<ExtraJitter>,
+}
+
+/// Jitter on top of the links' that lets packets overtake each other.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExtraJitter {
+    /// Paths to or from these addresses; `None`: every path.
+    pub sites: Option<Vec<Ipv4Addr>>,
+    pub jitter_ms: f64,
 }
 
 /// One direction's delay between two addresses.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct PathDelay {
     one_way: Duration,
     jitter: Duration,
+    /// Packets may overtake each other (else each direction keeps its order).
+    reorder: bool,
 }
 
 impl DelayConfig {
@@ -51,20 +74,35 @@ impl DelayConfig {
         let mut paths = HashMap::new();
         for (a, region_a) in &self.sites {
             for (b, region_b) in &self.sites {
-                if let Some(link) = self.scenario.link(region_a, region_b)
-                    && (link.rtt_ms > 0.0 || link.jitter_ms > 0.0)
-                {
+                let Some(link) = self.scenario.link(region_a, region_b) else {
+                    continue;
+                };
+                let extra = self.extra.as_ref().filter(|e| {
+                    a != b
+                        && e.sites
+                            .as_ref()
+                            .is_none_or(|hit| hit.contains(a) || hit.contains(b))
+                });
+                let jitter_ms = link.jitter_ms + extra.map_or(0.0, |e| e.jitter_ms);
+                if link.rtt_ms > 0.0 || jitter_ms > 0.0 {
                     paths.insert(
                         (*a, *b),
                         PathDelay {
                             one_way: Duration::from_secs_f64(link.rtt_ms / 2000.0),
-                            jitter: Duration::from_secs_f64(link.jitter_ms / 1000.0),
+                            jitter: Duration::from_secs_f64(jitter_ms / 1000.0),
+                            reorder: extra.is_some(),
                         },
                     );
                 }
             }
         }
         paths
+    }
+
+    fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(LabError::io(path))?;
+        serde_json::from_str(&text)
+            .map_err(|e| LabError::invalid("delay stage configuration", e.to_string()))
     }
 }
 
@@ -95,10 +133,10 @@ impl Ord for Held {
 
 /// Runs the stage with the configuration in `config_file` until killed.
 pub fn run_stage(config_file: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(config_file).map_err(LabError::io(config_file))?;
-    let config: DelayConfig = serde_json::from_str(&text)
-        .map_err(|e| LabError::invalid("delay stage configuration", e.to_string()))?;
-    let paths = config.paths();
+    let mut paths = DelayConfig::read(config_file)?.paths();
+    let reload = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::clone(&reload))
+        .map_err(|e| LabError::DelayStage(format!("install the reload signal: {e}")))?;
     let fail = |what: &str, e: std::io::Error| LabError::DelayStage(format!("{what}: {e}"));
 
     let mut queue = nfq::Queue::open().map_err(|e| fail("open NFQUEUE", e))?;
@@ -118,11 +156,7 @@ pub fn run_stage(config_file: &Path) -> Result<()> {
             "the delay stage runs without real-time priority ({e}); delays may grow under load"
         );
     }
-    {
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{READY}");
-        let _ = stdout.flush();
-    }
+    say(READY);
 
     let mut held: BinaryHeap<Reverse<Held>> = BinaryHeap::new();
     // The last release time per direction, to keep each direction in order.
@@ -130,10 +164,16 @@ pub fn run_stage(config_file: &Path) -> Result<()> {
     let mut rng = rand::rng();
     let mut seq = 0u64;
     loop {
-        let timeout = held
-            .peek()
-            .map(|Reverse(h)| h.due.saturating_duration_since(Instant::now()));
-        crate::sys::wait_readable(fd, timeout).map_err(|e| fail("wait", e))?;
+        if reload.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            paths = DelayConfig::read(config_file)?.paths();
+            say(RELOADED);
+        }
+        let timeout = held.peek().map_or(LONGEST_SLEEP, |Reverse(h)| {
+            h.due
+                .saturating_duration_since(Instant::now())
+                .min(LONGEST_SLEEP)
+        });
+        crate::sys::wait_readable(fd, Some(timeout)).map_err(|e| fail("wait", e))?;
         loop {
             let mut msg = match queue.recv() {
                 Ok(msg) => msg,
@@ -142,19 +182,23 @@ pub fn run_stage(config_file: &Path) -> Result<()> {
             };
             msg.set_verdict(nfq::Verdict::Accept);
             let now = Instant::now();
-            let Some((key, delay)) =
+            let Some((key, path)) =
                 addresses(msg.get_payload()).and_then(|key| paths.get(&key).map(|d| (key, *d)))
             else {
                 queue.verdict(msg).map_err(|e| fail("verdict", e))?;
                 continue;
             };
-            let offset = if delay.jitter.is_zero() {
+            let offset = if path.jitter.is_zero() {
                 0.0
             } else {
-                delay.jitter.as_secs_f64() * rng.random_range(-1.0..=1.0)
+                path.jitter.as_secs_f64() * rng.random_range(-1.0..=1.0)
             };
-            let delay = Duration::from_secs_f64((delay.one_way.as_secs_f64() + offset).max(0.0));
-            let due = (now + delay).max(last_due.get(&key).copied().unwrap_or(now));
+            let delay = Duration::from_secs_f64((path.one_way.as_secs_f64() + offset).max(0.0));
+            let due = if path.reorder {
+                now + delay
+            } else {
+                (now + delay).max(last_due.get(&key).copied().unwrap_or(now))
+            };
             last_due.insert(key, due);
             seq += 1;
             held.push(Reverse(Held { due, seq, msg }));
@@ -166,6 +210,13 @@ pub fn run_stage(config_file: &Path) -> Result<()> {
             }
         }
     }
+}
+
+/// One line on stdout, which the lab watches.
+fn say(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
 }
 
 /// Source and destination of an IPv4 packet.
@@ -181,6 +232,34 @@ fn addresses(packet: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_jitter_reorders_the_paths_it_touches_only() {
+        let [a, b, c] = [1, 2, 3].map(|d| Ipv4Addr::new(10, 200, d, 2));
+        let scenario = Scenario::find("one-region").unwrap();
+        let sites = [a, b, c].map(|ip| (ip, "ams".to_string())).to_vec();
+        let mut config = DelayConfig {
+            sites,
+            scenario,
+            extra: None,
+        };
+        let plain = config.paths();
+        assert!(plain.values().all(|p| !p.reorder && p.jitter.is_zero()));
+        config.extra = Some(ExtraJitter {
+            sites: Some(vec![b]),
+            jitter_ms: 4.0,
+        });
+        let paths = config.paths();
+        for (&(x, y), path) in &paths {
+            let touched = x != y && (x == b || y == b);
+            assert_eq!(path.reorder, touched, "{x} → {y}");
+            assert_eq!(
+                path.jitter,
+                Duration::from_millis(if touched { 4 } else { 0 })
+            );
+            assert_eq!(path.one_way, Duration::from_micros(500));
+        }
+    }
 
     #[test]
     fn reads_addresses_of_ipv4_only() {

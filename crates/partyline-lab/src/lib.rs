@@ -15,10 +15,14 @@
 //! - [`topology`]: [`Lab`], building the namespaces, links and routes of a
 //!   [`TopologySpec`] (or nothing, on loopback), and removing them when dropped.
 //! - [`nat`]: [`NatKind`] and the iptables rules of each kind of router.
-//! - [`delay`]: the delay stage (`partyline lab delay-stage`).
+//! - [`delay`]: the delay stage (`partyline lab delay-stage`), reconfigured
+//!   by SIGHUP for a fault's jitter.
 //! - [`shaping`]: loss rules and rate limits.
-//! - [`scenario`]: [`Scenario`]s (regions and round-trip times), built in or
-//!   from TOML, and the loopback one.
+//! - [`scenario`]: [`Scenario`]s (regions and round-trip times, faults),
+//!   built in or from TOML, and the loopback one.
+//! - [`fault`]: faults scripted at a time in every run (link down, address
+//!   change, NAT reset, relay restart, loss and reordering) and the
+//!   [`fault::Schedule`] that applies and undoes them.
 //! - [`workload`]: the MPC programs and their sizes; fetching MPyC's demos;
 //!   the CNN demo's data (shipped in `data/cnn`, one weight file generated).
 //! - [`solutions`]: tcp, tcp-ssl, partyline, partyline-relay, wireguard.
@@ -35,6 +39,7 @@
 pub mod cleanup;
 pub mod delay;
 pub mod error;
+pub mod fault;
 pub mod interrupt;
 pub mod nat;
 pub mod plot;

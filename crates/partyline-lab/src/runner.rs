@@ -167,7 +167,14 @@ pub fn run(matrix: &Matrix) -> Result<Results> {
     }
     bar.finish_and_clear();
     let summary_path = matrix.out.join("summary.md");
-    let text = report::summary(&rows, &matrix.command);
+    let mut text = report::summary(&rows, &matrix.command);
+    for scenario in matrix.scenarios.iter().filter(|s| !s.faults.is_empty()) {
+        text.push_str(&format!(
+            "\nFaults in {} (each run; times from its start; logged in its faults.log): {}.\n",
+            scenario.name,
+            crate::fault::describe(&scenario.faults)
+        ));
+    }
     std::fs::write(&summary_path, text).map_err(LabError::io(&summary_path))?;
     let plots = plot::write_plots(&rows, &matrix.out.join("plots"))?;
     Ok(Results {
@@ -213,6 +220,7 @@ impl LabCell {
             dir: dir.to_path_buf(),
             timeout: matrix.timeout,
             mpyc_extra: mpyc::benchmark_threshold_flags(n),
+            faults: &lab.spec.scenario.faults,
         };
         match solution {
             Solution::Tcp => solutions::tcp::run(&ctx, false),

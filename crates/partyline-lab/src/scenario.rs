@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result};
+use crate::fault::Fault;
 
 /// A named set of regions and the links between them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -27,6 +28,9 @@ pub struct Scenario {
     /// One entry per pair of regions (in either order), including each
     /// region with itself.
     pub links: Vec<Link>,
+    /// Faults scripted into every run (`[[fault]]` tables; see [`crate::fault`]).
+    #[serde(default, rename = "fault", skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
     /// Every party and the server on this machine's loopback, without
     /// namespaces (the built-in `loopback` scenario only; a file cannot ask
     /// for it).
@@ -80,6 +84,7 @@ pub fn builtin() -> Vec<Scenario> {
         description: description.into(),
         regions: regions.iter().map(|r| r.to_string()).collect(),
         links,
+        faults: Vec::new(),
         loopback: false,
     };
     vec![
@@ -133,6 +138,7 @@ impl Scenario {
                 .into(),
             regions: vec!["local".into()],
             links: vec![Link::new("local", "local", 0.0)],
+            faults: Vec::new(),
             loopback: true,
         }
     }
@@ -175,15 +181,16 @@ impl Scenario {
             return Err(LabError::invalid(what, "it has no regions"));
         }
         if self.loopback
-            && self
-                .links
-                .iter()
-                .any(|l| l.rtt_ms > 0.0 || l.jitter_ms > 0.0 || l.loss > 0.0)
+            && (!self.faults.is_empty()
+                || self
+                    .links
+                    .iter()
+                    .any(|l| l.rtt_ms > 0.0 || l.jitter_ms > 0.0 || l.loss > 0.0))
         {
             return Err(LabError::invalid(
                 what,
-                "loopback emulates no delay, jitter or loss (that needs namespaces and root): \
-                 drop --loss and --jitter, or pick another scenario",
+                "loopback emulates no delay, jitter, loss or fault (that needs namespaces and \
+                 root): drop --loss and --jitter, or pick another scenario",
             ));
         }
         for link in &self.links {

@@ -17,30 +17,33 @@ pub fn install_loss(inet: &str, sites: &[(Ipv4Addr, String)], scenario: &Scenari
             if a == b || link.loss <= 0.0 {
                 continue;
             }
-            let (a, b, p) = (a.to_string(), b.to_string(), format!("{:.6}", link.loss));
-            shell::in_ns(
-                inet,
-                "iptables",
-                [
-                    "-A",
-                    "FORWARD",
-                    "-s",
-                    &a,
-                    "-d",
-                    &b,
-                    "-m",
-                    "statistic",
-                    "--mode",
-                    "random",
-                    "--probability",
-                    &p,
-                    "-j",
-                    "DROP",
-                ],
-            )?;
+            let mut append = vec!["-A".to_string(), "FORWARD".into()];
+            append.extend(loss_rule(*a, *b, link.loss));
+            shell::in_ns(inet, "iptables", &append)?;
         }
     }
     Ok(())
+}
+
+/// The rule (without chain) that drops the share `p` (0–1) of the packets
+/// from `a` to `b`.
+pub fn loss_rule(a: Ipv4Addr, b: Ipv4Addr, p: f64) -> Vec<String> {
+    [
+        "-s",
+        &a.to_string(),
+        "-d",
+        &b.to_string(),
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        &format!("{p:.6}"),
+        "-j",
+        "DROP",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Limits what leaves `interface` in `ns` to `mbit` Mbit/s.

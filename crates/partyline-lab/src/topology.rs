@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cleanup;
-use crate::delay::{self, DelayConfig};
+use crate::delay::{self, DelayConfig, ExtraJitter};
 use crate::error::{LabError, Result};
 use crate::nat::{self, Layer, NatKind};
 use crate::process::NsProcess;
@@ -96,7 +96,7 @@ impl TopologySpec {
                 format!("{rate} Mbit/s; use at least 0.01"),
             ));
         }
-        let parties = (0..n)
+        let parties: Vec<PartySpec> = (0..n)
             .map(|i| PartySpec {
                 region: scenario.region_of(i).to_string(),
                 nat: nats
@@ -108,6 +108,10 @@ impl TopologySpec {
                 downlink_mbit: rate_mbit,
             })
             .collect();
+        let party_nats: Vec<NatKind> = parties.iter().map(|p| p.nat).collect();
+        for fault in &scenario.faults {
+            fault.validate(&party_nats)?;
+        }
         Ok(Self { scenario, parties })
     }
 }
@@ -123,6 +127,21 @@ pub struct Host {
     pub public_ip: Ipv4Addr,
     pub nat: NatKind,
     pub region: String,
+}
+
+/// A party host's link to its network: where the fault steps act.
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    /// The host's namespace.
+    pub ns: String,
+    /// Its only interface other than loopback.
+    pub interface: String,
+    /// Its default gateway: the internet router, or its NAT router.
+    pub gateway: Ipv4Addr,
+    /// Its own address as built.
+    pub address: Ipv4Addr,
+    /// The namespaces of its NAT routers, innermost first (none when public).
+    pub routers: Vec<String>,
 }
 
 /// A built topology. Dropping it removes every namespace (and with them
@@ -390,23 +409,16 @@ impl Lab {
     fn start_delay_and_loss(&mut self, inet: &str, exe: &Path) -> Result<()> {
         let sites = self.sites();
         crate::shaping::install_loss(inet, &sites, &self.spec.scenario)?;
-        let delayed = self
-            .spec
-            .scenario
+        let scenario = &self.spec.scenario;
+        let delayed = scenario
             .links
             .iter()
-            .any(|l| l.rtt_ms > 0.0 || l.jitter_ms > 0.0);
+            .any(|l| l.rtt_ms > 0.0 || l.jitter_ms > 0.0)
+            || scenario.faults.iter().any(|f| f.jitter_ms > 0.0);
         if !delayed {
             return Ok(());
         }
-        let config = DelayConfig {
-            sites,
-            scenario: self.spec.scenario.clone(),
-        };
-        let path = self.dir.join("delay.json");
-        let json = serde_json::to_string_pretty(&config)
-            .map_err(|e| LabError::DelayStage(e.to_string()))?;
-        std::fs::write(&path, json).map_err(LabError::io(&path))?;
+        let path = self.write_delay_config(None)?;
         let args = vec![
             "lab".into(),
             "delay-stage".into(),
@@ -438,11 +450,99 @@ impl Lab {
         Ok(())
     }
 
+    /// Writes the delay stage's configuration, with `extra` jitter.
+    fn write_delay_config(&self, extra: Option<ExtraJitter>) -> Result<PathBuf> {
+        let config = DelayConfig {
+            sites: self.sites(),
+            scenario: self.spec.scenario.clone(),
+            extra,
+        };
+        let path = self.dir.join("delay.json");
+        let json = serde_json::to_string_pretty(&config)
+            .map_err(|e| LabError::DelayStage(e.to_string()))?;
+        std::fs::write(&path, json).map_err(LabError::io(&path))?;
+        Ok(path)
+    }
+
+    /// Adds jitter that reorders packets (`None`: removes it), and returns
+    /// once the delay stage has taken it.
+    pub fn set_reordering_jitter(&self, extra: Option<ExtraJitter>) -> Result<()> {
+        let stage = self.delay_stage.as_ref().ok_or_else(|| {
+            LabError::DelayStage(
+                "it is not running: jitter needs a scenario with namespaces".into(),
+            )
+        })?;
+        let reloads = |stage: &NsProcess| {
+            stage
+                .stdout_text()
+                .lines()
+                .filter(|l| *l == delay::RELOADED)
+                .count()
+        };
+        let before = reloads(stage);
+        self.write_delay_config(extra)?;
+        shell::run("kill", ["-HUP", &stage.id().to_string()])?;
+        let deadline = Instant::now() + STAGE_START;
+        while reloads(stage) == before {
+            interrupt::check()?;
+            if Instant::now() >= deadline {
+                return Err(LabError::Timeout {
+                    what: "the delay stage taking new jitter".into(),
+                    seconds: STAGE_START.as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Every site's public address: the server's, then each party's.
+    pub fn site_addresses(&self) -> Vec<Ipv4Addr> {
+        self.sites().into_iter().map(|(ip, _)| ip).collect()
+    }
+
     /// Whether the delay stage still runs (it must, for traffic to flow).
     pub fn delay_stage_alive(&mut self) -> bool {
         self.delay_stage
             .as_mut()
             .is_none_or(|s| matches!(s.try_wait(), Ok(None)))
+    }
+
+    /// Party `i`'s host link (not in the loopback scenario).
+    pub fn uplink(&self, i: usize) -> Result<Uplink> {
+        let host = self.parties.get(i).ok_or_else(|| {
+            LabError::invalid(
+                "party",
+                format!("{i}; the lab has parties 0 to {}", self.parties.len() - 1),
+            )
+        })?;
+        let ns = host.ns.clone().ok_or_else(|| {
+            LabError::invalid(
+                "scenario loopback",
+                "it has no links to act on: pick another scenario",
+            )
+        })?;
+        let k = i + 1;
+        let router = format!("{}-p{i}r", self.prefix);
+        let carrier = format!("{}-p{i}c", self.prefix);
+        let (interface, gateway, routers) = match host.nat {
+            NatKind::Public => ("wan", site_net(k).0, vec![]),
+            NatKind::Cone | NatKind::Symmetric | NatKind::UdpBlocked => {
+                ("eth0", Ipv4Addr::new(10, 10, k as u8, 1), vec![router])
+            }
+            NatKind::Cgnat => (
+                "eth0",
+                Ipv4Addr::new(10, 10, k as u8, 1),
+                vec![router, carrier],
+            ),
+        };
+        Ok(Uplink {
+            ns,
+            interface: interface.into(),
+            gateway,
+            address: host.ip,
+            routers,
+        })
     }
 
     /// The namespaces this lab created, in creation order.

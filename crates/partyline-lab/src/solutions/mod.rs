@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use partyline_launch::mpyc;
 
+use self::partyline::Server;
 use crate::error::{LabError, Result};
+use crate::fault::{Fault, Schedule};
 use crate::process::{NsProcess, tail};
 use crate::topology::Lab;
 use crate::workload::Workload;
@@ -92,6 +94,8 @@ pub struct Context<'a> {
     pub ports: Vec<u16>,
     /// MPyC flags every party gets, e.g. a threshold.
     pub mpyc_extra: Vec<String>,
+    /// Applied during the run, counted from its start (see [`crate::fault`]).
+    pub faults: &'a [Fault],
 }
 
 impl Context<'_> {
@@ -144,9 +148,18 @@ pub struct Outcome {
     pub stdout: Vec<String>,
 }
 
-/// Waits for all parties, killing the rest when one fails or the deadline
-/// passes, and gathers the outcome.
-pub fn finish(mut parties: Vec<NsProcess>, started: Instant, deadline: Instant) -> Result<Outcome> {
+/// Waits for all parties, killing the rest when one fails or the run's
+/// timeout passes, and gathers the outcome. Meanwhile the run's faults are
+/// applied as they come due (`server` is what a relay restart restarts) and
+/// undone at the end.
+pub fn finish(
+    ctx: &Context,
+    mut parties: Vec<NsProcess>,
+    started: Instant,
+    server: Option<&Server>,
+) -> Result<Outcome> {
+    let mut faults = Schedule::new(ctx.lab, ctx.faults, server, started, &ctx.dir)?;
+    let deadline = started + ctx.timeout;
     let n = parties.len();
     let mut statuses: Vec<Option<ExitStatus>> = vec![None; n];
     let mut error: Option<String> = None;
@@ -171,6 +184,7 @@ pub fn finish(mut parties: Vec<NsProcess>, started: Instant, deadline: Instant) 
             break;
         }
         crate::interrupt::check()?;
+        faults.poll()?;
         if Instant::now() >= stop_at {
             let waiting: Vec<&str> = parties
                 .iter()
@@ -193,6 +207,7 @@ pub fn finish(mut parties: Vec<NsProcess>, started: Instant, deadline: Instant) 
         std::thread::sleep(POLL);
     }
     let wall = started.elapsed();
+    faults.finish()?;
     let outputs: Vec<(String, String)> = parties
         .iter()
         .map(|p| (p.stdout_text(), p.stderr_text()))

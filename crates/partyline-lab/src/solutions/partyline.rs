@@ -2,7 +2,8 @@
 //! `partyline create` there and `partyline join` in every party namespace
 //! (on loopback: all on this machine), exactly the commands real parties type.
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{Context, Outcome, finish};
@@ -20,9 +21,13 @@ const SERVE_START: Duration = Duration::from_secs(30);
 
 /// A running `partyline serve`, stopped when dropped.
 pub struct Server {
-    process: NsProcess,
+    /// The process, and how many times it was started.
+    process: Mutex<(NsProcess, u32)>,
     /// `https://HOST:PORT#sha256=PIN`, as `partyline create --server` wants it.
     pub link: String,
+    exe: PathBuf,
+    dir: PathBuf,
+    args: Vec<String>,
 }
 
 impl Server {
@@ -40,18 +45,75 @@ impl Server {
             // relay's throughput is measured: no quotas.
             "--no-quotas".into(),
         ];
-        let mut process =
-            NsProcess::spawn("server", lab.server.ns.as_deref(), dir, exe, &args, &[])?;
+        let (process, link) = Self::spawn(lab, exe, dir, &args, "server")?;
+        Ok(Self {
+            process: Mutex::new((process, 1)),
+            link,
+            exe: exe.to_path_buf(),
+            dir: dir.to_path_buf(),
+            args,
+        })
+    }
+
+    fn spawn(
+        lab: &Lab,
+        exe: &Path,
+        dir: &Path,
+        args: &[String],
+        name: &str,
+    ) -> Result<(NsProcess, String)> {
+        let mut process = NsProcess::spawn(name, lab.server.ns.as_deref(), dir, exe, args, &[])?;
         let line = process.wait_for_line(Instant::now() + SERVE_START)?;
         let link = line
             .strip_prefix("partyline server ready: ")
             .ok_or_else(|| LabError::invalid("partyline serve output", line.clone()))?
             .to_string();
-        Ok(Self { process, link })
+        Ok((process, link))
+    }
+
+    /// Kills the server (SIGKILL: nothing is closed gracefully), to be
+    /// started again by [`Server::start_again`].
+    pub fn kill(&self) -> Result<()> {
+        self.process
+            .lock()
+            .map_err(|_| LabError::invalid("server", "a restart panicked"))?
+            .0
+            .kill();
+        Ok(())
+    }
+
+    /// Starts the server again on the same ports and data directory (so with
+    /// the same link) and returns once it is ready; its output goes to
+    /// `server-N.out` for the N-th start. Refused in the loopback scenario,
+    /// where its ports are picked anew.
+    pub fn start_again(&self, lab: &Lab) -> Result<()> {
+        if lab.is_loopback() {
+            return Err(LabError::invalid(
+                "server restart",
+                "the loopback scenario's server takes new ports when started: pick a scenario with namespaces",
+            ));
+        }
+        let mut guard = self
+            .process
+            .lock()
+            .map_err(|_| LabError::invalid("server", "a restart panicked"))?;
+        guard.0.kill();
+        let name = format!("server-{}", guard.1 + 1);
+        let (process, link) = Self::spawn(lab, &self.exe, &self.dir, &self.args, &name)?;
+        *guard = (process, guard.1 + 1);
+        if link != self.link {
+            return Err(LabError::invalid(
+                "restarted partyline serve",
+                format!("it has another link ({link}, was {})", self.link),
+            ));
+        }
+        Ok(())
     }
 
     pub fn alive(&mut self) -> bool {
-        matches!(self.process.try_wait(), Ok(None))
+        self.process
+            .get_mut()
+            .is_ok_and(|(p, _)| matches!(p.try_wait(), Ok(None)))
     }
 }
 
@@ -108,7 +170,7 @@ pub fn run(ctx: &Context, server: &Server, relay_only: bool) -> Result<Outcome> 
             &[("PARTYLINE_INVITE".to_string(), invite.clone())],
         )?);
     }
-    let mut outcome = finish(parties, started, started + ctx.timeout)?;
+    let mut outcome = finish(ctx, parties, started, Some(server))?;
     let reports: Vec<serde_json::Value> = (0..n)
         .filter_map(|i| std::fs::read_to_string(ctx.party_dir(i).join("report.json")).ok())
         .filter_map(|text| serde_json::from_str(&text).ok())

@@ -64,7 +64,7 @@ pub fn run_mpyc(
             &[],
         )?);
     }
-    let mut outcome = finish(parties, started, started + ctx.timeout)?;
+    let mut outcome = finish(ctx, parties, started, None)?;
     outcome.setup = setup;
     outcome.paths = format!("tcp:{}", n_links(addrs.len()));
     Ok(outcome)

@@ -92,6 +92,7 @@ pub fn securesum(
         timeout: Duration::from_secs(120),
         ports: lab.mpyc_ports(20000).unwrap(),
         mpyc_extra: Vec::new(),
+        faults: &[],
     };
     std::fs::create_dir_all(&ctx.dir).unwrap();
     let outcome = run(&ctx).unwrap();
@@ -155,4 +156,119 @@ pub fn lab_run(args: &[&str], dir: &Path, extra_env: &[(&str, &str)]) -> (String
     assert!(out.status.success(), "lab run failed\n{stdout}\n{stderr}");
     let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
     (stdout, csv.lines().skip(1).map(str::to_string).collect())
+}
+
+/// A test program of the partyline crate's (`crates/partyline/tests/programs`).
+pub fn test_program(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../partyline/tests/programs")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A lab of `nats` in one region with `partyline serve` running; party
+/// output goes to the returned `runs` folder.
+pub fn lab_with_server(
+    nats: &[NatKind],
+    dir: &Path,
+) -> (Lab, partyline_lab::solutions::partyline::Server, PathBuf) {
+    let lab = lab("one-region", nats, dir);
+    let server = partyline_lab::solutions::partyline::Server::start(&lab, &exe(), dir).unwrap();
+    let runs = dir.join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    (lab, server, runs)
+}
+
+/// Every party of `lab` joined to one new session with `flags`, each
+/// running `program` with a `--report` in `dir/pI.json`; returned once every
+/// program prints `running`.
+pub fn running_session(
+    lab: &Lab,
+    server: &partyline_lab::solutions::partyline::Server,
+    dir: &Path,
+    flags: &[&str],
+    program: &[String],
+) -> Vec<partyline_lab::process::NsProcess> {
+    use std::time::Instant;
+    let exe = exe();
+    let n = lab.parties.len().to_string();
+    let created = partyline_lab::shell::on_host(
+        lab.server.ns.as_deref(),
+        &exe.to_string_lossy(),
+        ["create", "--parties", &n, "--server", &server.link],
+    )
+    .unwrap();
+    let invite = created.lines().last().unwrap().trim().to_string();
+    let mut parties: Vec<partyline_lab::process::NsProcess> = lab
+        .parties
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let report = dir.join(format!("p{i}.json"));
+            let mut args: Vec<String> = ["join", "--name", &format!("p{i}"), "--timeout", "120"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            args.extend(["--python".into(), python().to_string_lossy().into_owned()]);
+            args.extend(["--report".into(), report.to_string_lossy().into_owned()]);
+            args.extend(flags.iter().map(|s| s.to_string()));
+            args.push("--".into());
+            args.extend(program.iter().cloned());
+            let env = [("PARTYLINE_INVITE".to_string(), invite.clone())];
+            partyline_lab::process::NsProcess::spawn(
+                &format!("p{i}"),
+                host.ns.as_deref(),
+                dir,
+                &exe,
+                &args,
+                &env,
+            )
+            .unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for party in &mut parties {
+        while !party.stdout_text().lines().any(|l| l == "running") {
+            assert!(
+                party.try_wait().unwrap().is_none(),
+                "{}",
+                party.stderr_text()
+            );
+            assert!(Instant::now() < deadline, "{}", party.stderr_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    parties
+}
+
+/// Waits for every party of a `timed_rounds.py` session to succeed with the
+/// fault-free result (`sum:` of the indices); returns the longest round any
+/// party saw, in seconds: the stall.
+pub fn finish_timed_rounds(parties: &mut [partyline_lab::process::NsProcess]) -> f64 {
+    use std::time::Instant;
+    let n = parties.len();
+    let expected = format!("sum: {}", n * (n - 1) / 2);
+    let mut longest = 0.0f64;
+    for party in parties.iter_mut() {
+        let status = party
+            .wait_until(Instant::now() + Duration::from_secs(120))
+            .unwrap();
+        assert!(status.success(), "{}: {}", party.name, party.stderr_text());
+        let stdout = party.stdout_text();
+        assert!(
+            stdout.lines().any(|l| l == expected),
+            "{}: {stdout}",
+            party.name
+        );
+        let round: f64 = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("longest round:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        longest = longest.max(round);
+    }
+    longest
 }
