@@ -82,7 +82,12 @@ function onMessage({ data }) {
     case 'roster':
       $('members').replaceChildren(...data.members.map((m) => {
         const li = document.createElement('li');
-        li.textContent = `${m.name}${m.you ? ' (you)' : ''}`;
+        // Identities are verified but not remembered: the page has no address book.
+        const identity = m.you ? ''
+          : m.identity ? ` — identity ${m.identity.split(' ').slice(0, 6).join(' ')}…, not remembered in the browser`
+          : ' — no identity';
+        li.textContent = `${m.name}${m.you ? ' (you)' : ''}${identity}`;
+        li.dataset.you = m.you;
         return li;
       }));
       $('fingerprint').textContent = data.short;
@@ -105,6 +110,10 @@ function onMessage({ data }) {
       document.body.dataset.finished = 'refused';
       break;
     case 'connected':
+      // A browser has no UDP: every path from it goes through the relay.
+      for (const li of $('members').children) {
+        if (li.dataset.you !== 'true') li.textContent += ' · connected via relay';
+      }
       $('status').textContent = pythonReady
         ? 'Every party accepted the roster. Running the program…'
         : 'Every party accepted the roster. Waiting for Python to finish starting…';

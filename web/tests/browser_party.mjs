@@ -479,7 +479,7 @@ const tests = {
     const sums = resultLines(nativeOutput, ['sum', 'product', 'max']);
     assert.equal(sums.length, 3, nativeOutput);
     assert.deepEqual(resultLines(result.output, ['sum', 'product', 'max']), sums);
-    assert.ok(native.stderr.includes(': Zo\u00eb\n'), `the native roster lacks Zo\u00eb in NFC:\n${native.stderr}`);
+    assert.ok(native.stderr.includes(': Zo\u00eb ('), `the native roster lacks Zo\u00eb in NFC:\n${native.stderr}`);
     assert.ok((await browser.page.$$eval('#members li', (items) => items.map((li) => li.textContent)))
       .includes('Zo\u00eb (you)'), 'the page does not show its own name in NFC');
   },
@@ -511,6 +511,27 @@ const tests = {
     assert.equal(result.finished, 'ok', `the page did not run: ${result.error}\n${result.output}`);
     await nativeResult(native);
     assert.ok(native.stderr.includes('party 0: alice ('), native.stderr);
+  },
+
+  async 'a native party with an identity shows its words in the page, which keeps no address book'(context) {
+    const config = mkdtempSync(join(tmpdir(), 'partyline-web-id-'));
+    cleanups.push(() => rmSync(config, { recursive: true, force: true }));
+    const made = collect(spawn(BIN, ['--config-dir', config, 'id', 'new']));
+    assert.equal(await made.exited, 0, made.stderr);
+    const words = made.stdout.trim().split(' ');
+    assert.equal(words.length, 12, made.stdout);
+    const server = await startServer();
+    const invite = await createInvite(server, 2);
+    const browser = await openPage(context, invite);
+    await joinInPage(browser, 'alice', 'securesum.py', '', { expect: '' });
+    const native = joinNative(invite, 'bob', [SUM], ['--config-dir', config]);
+    const result = await pageResult(browser);
+    assert.equal(result.finished, 'ok', `the page did not run: ${result.error}\n${result.output}`);
+    await nativeResult(native);
+    const members = await browser.page.textContent('#members');
+    const shown = `bob — identity ${words.slice(0, 6).join(' ')}…, not remembered in the browser · connected via relay`;
+    assert.ok(members.includes(shown), members);
+    assert.match(native.stderr, /party \d: alice \(no identity\), connected via relay/);
   },
 
   async 'a browser without JSPI is told so instead of a stuck page'(context) {

@@ -96,6 +96,9 @@ struct MemberForPage {
     name: String,
     endpoint: String,
     you: bool,
+    /// The 12 words of the party's identity, its signature verified; the
+    /// page keeps no address book to compare them with earlier sessions.
+    identity: Option<String>,
 }
 
 /// A joined party: the verified roster and, after [`Party::connect`], one
@@ -198,7 +201,7 @@ impl Party {
         })
     }
 
-    /// The roster in seat order: `[{index, name, endpoint, you}]`.
+    /// The roster in seat order: `[{index, name, endpoint, you, identity}]`.
     pub fn members(&self) -> Result<JsValue, JsValue> {
         let own = self.inner.roster.own_index;
         let members: Vec<MemberForPage> = self
@@ -211,6 +214,7 @@ impl Party {
                 name: m.name.clone(),
                 endpoint: m.endpoint.short(),
                 you: m.index == own,
+                identity: m.identity.map(|key| key.words().to_string()),
             })
             .collect();
         to_js(&members)
