@@ -209,7 +209,9 @@ partyline join INVITE --name alice --report run.json -- python3 my_mpc.py 42\n  
 partyline join --invite-file invite.txt -- examples/securesum.py\n  \
 PARTYLINE_INVITE='https://h:7700/join#pl1.…' partyline join -- examples/securesum.py\n  \
 partyline join - -- examples/securesum.py          (paste the invite, press Enter)\n  \
-partyline join INVITE --name alice --expect alice,bob,carol --confirm -- examples/securesum.py\n\n\
+partyline join INVITE --name alice --expect alice,bob,carol --confirm -- examples/securesum.py\n  \
+partyline join INVITE --name alice --expect alice,bob,carol -- examples/securesum.py   (all known)\n  \
+partyline join INVITE --name alice --accept-changed carol -- examples/securesum.py\n\n\
 The invite comes from exactly one of: the INVITE argument, `-` (a line on stdin), \
 --invite-file or PARTYLINE_INVITE. Every local user can read a command line (ps, /proc), so on \
 a shared machine use one of the other three.\n\n\
@@ -227,7 +229,14 @@ that it accepted, with the roster's digest, and waits until all have (up to --ti
 slower confirmers can take their time). If a check refuses, that party ends the session with \
 the reason: no party's program starts, and every party exits naming it. A party that holds a \
 different roster (the coordinator showed parties different rosters) also ends the session \
-before any program starts.",
+before any program starts.\n\n\
+Known parties: with an identity (`partyline id new`), your announcement carries your identity \
+key and its signature over this session, your name and your endpoint key. The roster shows every \
+party as known (same identity as in your address book), new, no identity, or KEY CHANGED; a \
+changed key (or none, for a name known with one) ends the session before any program starts \
+unless --accept-changed NAME, and a signature that does not verify always does. Once every party \
+has accepted the roster, the address book records the session. Before the program starts, the \
+roster is printed again with each party's path (direct or relay).",
     mpyc::VERSION
 ))]
 pub struct JoinArgs {

@@ -215,10 +215,17 @@ fn repeat_sessions_know_the_parties_and_a_changed_key_is_refused_unless_accepted
     // Second session, new processes reading the same files: known, and
     // --expect needs no fingerprint comparison.
     let expect: &[&str] = &["--expect", "alice,bob,carol"];
-    let second = session(&server, &people(expect, &[]));
+    let second = session(&server, &people(expect, &["--accept-changed", "dave"]));
     for run in &second {
         run.assert_success();
     }
+    assert!(
+        second[1]
+            .stderr()
+            .contains("--accept-changed dave: no party of that name shows a changed identity"),
+        "{}",
+        second[1].stderr()
+    );
     let known = format!("known, 1 session since {day}");
     assert!(
         second[0]

@@ -47,6 +47,26 @@ impl Known {
             .collect()
     }
 
+    /// Says which names given to --accept-changed had nothing to accept,
+    /// so that a misspelt name does not go unnoticed.
+    pub(super) fn unused_acceptances(&self, roster: &Roster, standings: &[Standing]) {
+        for name in &self.accepted {
+            let changed = roster
+                .members
+                .iter()
+                .zip(standings)
+                .any(|(member, standing)| {
+                    member.name.to_lowercase() == name.to_lowercase()
+                        && matches!(standing, Standing::Changed { .. })
+                });
+            if !changed {
+                eprintln!(
+                    "partyline: --accept-changed {name}: no party of that name shows a changed identity; nothing to accept"
+                );
+            }
+        }
+    }
+
     /// The refusal of the first party whose identity changed without
     /// --accept-changed, if any.
     pub(super) fn refusal(&self, roster: &Roster) -> Option<Refusal> {

@@ -128,6 +128,7 @@ async fn drive(
     let roster_complete = Instant::now();
     let standings = known.standings(&roster);
     print_roster(&roster, &standings, checks.expects_names());
+    known.unused_acceptances(&roster, &standings);
     // Connected first, so that a person taking their time over `--confirm`
     // keeps the connections (kept alive by QUIC) instead of making the
     // others' dials time out; nothing is forwarded before the barrier.
