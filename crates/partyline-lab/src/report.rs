@@ -10,8 +10,7 @@ use partyline_launch::mpyc;
 
 use crate::error::{LabError, Result};
 
-pub const CSV_HEADER: &str =
-    "scenario,solution,parties,demo,size,repeat,status,wall_s,mpyc_s,bytes,setup_s,paths,error";
+pub const CSV_HEADER: &str = "scenario,solution,parties,demo,size,repeat,status,wall_s,mpyc_s,bytes,setup_s,paths,program_cpu_s,partyline_cpu_s,error";
 
 /// One run.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +29,10 @@ pub struct Row {
     pub bytes: Option<u64>,
     pub setup_s: Option<f64>,
     pub paths: String,
+    /// CPU seconds of one party's program, the mean over parties.
+    pub program_cpu_s: Option<f64>,
+    /// CPU seconds of one party's partyline, the mean over parties.
+    pub partyline_cpu_s: Option<f64>,
     pub error: String,
 }
 
@@ -53,6 +56,8 @@ impl Row {
             self.bytes.map(|b| b.to_string()).unwrap_or_default(),
             num(self.setup_s),
             quote(&self.paths),
+            num(self.program_cpu_s),
+            num(self.partyline_cpu_s),
             quote(&self.error),
         ]
         .join(",")
@@ -158,13 +163,14 @@ pub fn summary(rows: &[Row], command: &str) -> String {
         "MPyC: MPyC's own time from start to shutdown (the computation alone), slowest party. ",
     );
     out.push_str("Ratios: median over `tcp`'s median on the same line. Bytes: MPyC's payload count summed over parties. ");
-    out.push_str("Set-up: partyline's mesh set-up (slowest party), tcp-ssl's certificate generation, wireguard's configuration.\n\n");
+    out.push_str("Set-up: partyline's mesh set-up (slowest party), tcp-ssl's certificate generation, wireguard's configuration. ");
+    out.push_str("CPU per party: CPU seconds (user + system) of one party's MPyC and of its partyline, the mean over parties, median over runs.\n\n");
     if let Some(note) = threshold_note(rows) {
         out.push_str(&note);
         out.push_str("\n\n");
     }
-    out.push_str("| scenario | demo | size | parties | solution | ok/runs | median wall s | ratio to tcp | median MPyC s | MPyC ratio to tcp | median set-up s | median MB sent | paths |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| scenario | demo | size | parties | solution | ok/runs | median wall s | ratio to tcp | median MPyC s | MPyC ratio to tcp | median set-up s | median MB sent | CPU s per party: MPyC / partyline | paths |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for k in &lines {
         let group: Vec<&Row> = rows.iter().filter(|r| key(r) == *k).collect();
         let ok: Vec<&&Row> = group.iter().filter(|r| r.ok()).collect();
@@ -190,6 +196,13 @@ pub fn summary(rows: &[Row], command: &str) -> String {
             v.map(|v| format!("{v:.digits$}"))
                 .unwrap_or_else(|| "–".into())
         };
+        let mut program_cpu: Vec<f64> = ok.iter().filter_map(|r| r.program_cpu_s).collect();
+        let mut partyline_cpu: Vec<f64> = ok.iter().filter_map(|r| r.partyline_cpu_s).collect();
+        let cpu = format!(
+            "{} / {}",
+            fmt(median(&mut program_cpu), 2),
+            fmt(median(&mut partyline_cpu), 2)
+        );
         let paths = ok.last().map(|r| r.paths.clone()).unwrap_or_default();
         let failure = group
             .iter()
@@ -197,7 +210,7 @@ pub fn summary(rows: &[Row], command: &str) -> String {
             .map(|r| format!(" (failed: {})", short(&r.error)))
             .unwrap_or_default();
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {}/{}{} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {}/{}{} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             k.0,
             k.1,
             k.2,
@@ -212,6 +225,7 @@ pub fn summary(rows: &[Row], command: &str) -> String {
             ratio(mpyc, mpyc_times.get(&tcp_key)),
             fmt(median(&mut setups), 2),
             fmt(median(&mut mbs), 2),
+            cpu,
             paths
         ));
     }
@@ -274,6 +288,8 @@ mod tests {
             bytes: Some(1_000_000),
             setup_s: None,
             paths: String::new(),
+            program_cpu_s: Some(wall / 4.0),
+            partyline_cpu_s: None,
             error: if ok {
                 String::new()
             } else {
@@ -330,6 +346,8 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(text.contains("| 0.75 / – |"), "{text}");
+        assert!(text.contains("| 1.50 / – |"), "{text}");
     }
 
     #[test]

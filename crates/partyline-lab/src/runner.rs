@@ -267,6 +267,8 @@ fn to_row(
         bytes: None,
         setup_s: None,
         paths: String::new(),
+        program_cpu_s: None,
+        partyline_cpu_s: None,
         error: String::new(),
     };
     match outcome {
@@ -277,6 +279,8 @@ fn to_row(
             bytes: o.bytes,
             setup_s: o.setup.map(|s| s.as_secs_f64()),
             paths: o.paths,
+            program_cpu_s: o.program_cpu.map(|d| d.as_secs_f64()),
+            partyline_cpu_s: o.carrier_cpu.map(|d| d.as_secs_f64()),
             error: o.error.unwrap_or_default(),
             ..base
         },

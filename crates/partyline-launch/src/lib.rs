@@ -23,11 +23,12 @@
 //!   for the program and hands to it, and the Python hook (`sitecustomize.py`)
 //!   that makes MPyC listen on it instead of on every interface.
 //! - [`run`]: [`RunningProgram`], starting, waiting for and stopping the
-//!   program, and [`exit_code`], the code partyline exits with.
+//!   program, [`exit_code`], the code partyline exits with, and
+//!   [`CpuTimes`], the CPU time partyline and the program used.
 //! - [`error`]: [`LaunchError`], what went wrong and what to do about it.
 //! - `sys`: the crate's only unsafe code, thin libc calls (parent-death
 //!   signal, keeping the listening socket open across exec, SIGTERM, whether
-//!   a process exists) that std
+//!   a process exists, CPU time) that std
 //!   and tokio do not offer.
 #![deny(unsafe_code)]
 
@@ -43,4 +44,4 @@ pub use error::LaunchError;
 pub use listener::{LISTEN_FD_ENV, LISTEN_FDS_ENV, ProgramListener};
 pub use program::ProgramSpec;
 pub use python::{Python, PythonSource, ensure_managed_python, ensure_python};
-pub use run::{RunningProgram, exit_code};
+pub use run::{CpuTimes, RunningProgram, exit_code};

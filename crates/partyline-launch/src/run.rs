@@ -91,6 +91,23 @@ impl RunningProgram {
     }
 }
 
+/// CPU time spent so far by partyline and by programs it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTimes {
+    /// This process: partyline itself.
+    pub own: Duration,
+    /// Children that have exited and been waited for, with their own
+    /// children: the program, once [`RunningProgram::wait`] returned.
+    pub programs: Duration,
+}
+
+impl CpuTimes {
+    pub fn now() -> Self {
+        let (own, programs) = sys::cpu_times();
+        Self { own, programs }
+    }
+}
+
 /// The code partyline should exit with for the program's `status`: its exit
 /// code, or 128 + the signal that killed it, as shells report it.
 pub fn exit_code(status: ExitStatus) -> i32 {

@@ -88,3 +88,23 @@ pub(crate) fn send_sigterm(pid: u32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// CPU time (user plus system) used so far by this process (`own`) and by
+/// its children that have exited and been waited for (`children`, with
+/// their own children), as `getrusage(2)` counts it.
+#[allow(unsafe_code)]
+pub(crate) fn cpu_times() -> (std::time::Duration, std::time::Duration) {
+    let usage = |who: libc::c_int| {
+        // SAFETY: getrusage fills the zeroed struct it is given and keeps no pointer.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &raw mut usage) } != 0 {
+            return std::time::Duration::ZERO;
+        }
+        let time = |t: libc::timeval| {
+            std::time::Duration::from_secs(t.tv_sec.max(0) as u64)
+                + std::time::Duration::from_micros(t.tv_usec.max(0) as u64)
+        };
+        time(usage.ru_utime) + time(usage.ru_stime)
+    };
+    (usage(libc::RUSAGE_SELF), usage(libc::RUSAGE_CHILDREN))
+}

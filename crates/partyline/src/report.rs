@@ -11,6 +11,11 @@ pub struct Report {
     /// Milliseconds from the moment the roster was complete to the mesh being ready.
     pub setup_ms: u64,
     pub exit_code: i32,
+    /// CPU seconds (user plus system) partyline itself used, up to the
+    /// program's end and the forwarding's drain.
+    pub partyline_cpu_s: f64,
+    /// CPU seconds the program (with its own children) used.
+    pub program_cpu_s: f64,
 }
 
 #[derive(Debug, Serialize)]

@@ -19,7 +19,7 @@ use std::process::ExitStatus;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use partyline_launch::mpyc;
+use partyline_launch::{CpuTimes, mpyc};
 
 use self::partyline::Server;
 use crate::error::{LabError, Result};
@@ -142,6 +142,11 @@ pub struct Outcome {
     pub mpyc: Option<Duration>,
     /// Which paths carried the traffic, e.g. `direct:6` or `relay:2 direct:4`.
     pub paths: String,
+    /// CPU time of each party's program (MPyC), the mean over parties.
+    pub program_cpu: Option<Duration>,
+    /// CPU time of each party's connection software where it is a process
+    /// of its own (partyline), the mean over parties.
+    pub carrier_cpu: Option<Duration>,
     /// Why the run failed; `None` if every party exited with 0.
     pub error: Option<String>,
     /// Each party's stdout.
@@ -161,6 +166,8 @@ pub fn finish(
     let mut faults = Schedule::new(ctx.lab, ctx.faults, server, started, &ctx.dir)?;
     let deadline = started + ctx.timeout;
     let n = parties.len();
+    // The parties are not reaped yet: what they use is counted when they are.
+    let children_cpu = CpuTimes::now().programs;
     let mut statuses: Vec<Option<ExitStatus>> = vec![None; n];
     let mut error: Option<String> = None;
     let mut stop_at = deadline;
@@ -207,6 +214,7 @@ pub fn finish(
         std::thread::sleep(POLL);
     }
     let wall = started.elapsed();
+    let party_cpu = CpuTimes::now().programs.saturating_sub(children_cpu) / n.max(1) as u32;
     faults.finish()?;
     let outputs: Vec<(String, String)> = parties
         .iter()
@@ -220,6 +228,9 @@ pub fn finish(
         bytes,
         mpyc,
         paths: String::new(),
+        // Each party's process is its program, unless the solution says otherwise.
+        program_cpu: Some(party_cpu),
+        carrier_cpu: None,
         error,
         stdout: outputs.into_iter().map(|(o, _)| o).collect(),
     })

@@ -181,6 +181,13 @@ pub fn run(ctx: &Context, server: &Server, relay_only: bool) -> Result<Outcome> 
         .max()
         .map(Duration::from_millis);
     outcome.paths = paths(&reports);
+    let mean = |field: &str| {
+        let seconds: Vec<f64> = reports.iter().filter_map(|r| r[field].as_f64()).collect();
+        (seconds.len() == n)
+            .then(|| Duration::from_secs_f64(seconds.iter().sum::<f64>() / n as f64))
+    };
+    outcome.program_cpu = mean("program_cpu_s");
+    outcome.carrier_cpu = mean("partyline_cpu_s");
     Ok(outcome)
 }
 

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use partyline_launch::{
-    ProgramListener, ProgramSpec, Python, PythonSource, RunningProgram, ensure_python, exit_code,
+    CpuTimes, ProgramListener, ProgramSpec, Python, PythonSource, RunningProgram, ensure_python,
+    exit_code,
 };
 use partyline_mesh::ending::watch_peers;
 use partyline_mesh::{
@@ -180,6 +181,7 @@ async fn drive(
             }
             Outcome::Aborted { reason, code } => (Leave::End(CloseCode::Aborted, reason), code),
         };
+    let cpu = CpuTimes::now();
     Ok(End {
         report: Some(build_report(
             &roster,
@@ -187,6 +189,7 @@ async fn drive(
             &seat.links,
             setup_ms,
             code,
+            cpu,
         )),
         ..End::with(how, Ok(code))
     })
@@ -488,6 +491,7 @@ fn build_report(
     links: &[PeerLink],
     setup_ms: u64,
     exit_code: i32,
+    cpu: CpuTimes,
 ) -> Report {
     Report {
         session: roster.session.to_string(),
@@ -515,6 +519,8 @@ fn build_report(
             .collect(),
         setup_ms,
         exit_code,
+        partyline_cpu_s: cpu.own.as_secs_f64(),
+        program_cpu_s: cpu.programs.as_secs_f64(),
     }
 }
 
