@@ -6,108 +6,17 @@
 //! (`partyline-server`, in this process), iroh endpoints bound as parties bind
 //! them, and the mesh's own `connect_all` and `Forwarder`. A stranger is an
 //! endpoint of the same kind with a roster of its own making.
-use std::net::Ipv4Addr;
-use std::time::Duration;
+mod common;
 
+use common::*;
 use iroh::SecretKey;
 use iroh::endpoint::{ConnectionError, VarInt};
-use partyline_mesh::{
-    CloseCode, Forwarder, LocalEnds, MeshConfig, MeshError, PartyEndpoint, PeerLink, connect_all,
-};
+use partyline_mesh::{CloseCode, Forwarder, LocalEnds, MeshError, PartyEndpoint, connect_all};
 use partyline_proto::stream::{self, RESET_CODE};
-use partyline_server::{RunningServer, ServerConfig};
 use partyline_wire::seat::StreamRules;
-use partyline_wire::{CertPin, EndpointKey, Member, Roster, SessionId};
+use partyline_wire::{EndpointKey, Member, SessionId};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-
-/// Long enough for loopback, short enough that a test that waits it out
-/// (a stranger who is never dialled) stays quick.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A session server; its relay serves any endpoint, as the endpoints here
-/// are in no session of its coordinator (the gate has tests of its own).
-async fn start_server() -> (RunningServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = partyline_server::start(ServerConfig {
-        listen: (Ipv4Addr::LOCALHOST, 0).into(),
-        data_dir: dir.path().to_path_buf(),
-        quotas: partyline_server::Quotas::unlimited(),
-        ..ServerConfig::default()
-    })
-    .await
-    .unwrap();
-    (server, dir)
-}
-
-/// How parties of `server` bind their endpoints, trusting `pin` for its relay.
-fn config(server: &RunningServer, pin: CertPin) -> MeshConfig {
-    MeshConfig {
-        relay_url: server.relay_url().to_string(),
-        relay_quic_port: None,
-        pin,
-        relay_only: false,
-        relay_token: None,
-        peer_timeout: Default::default(),
-    }
-}
-
-async fn bind(server: &RunningServer) -> PartyEndpoint {
-    PartyEndpoint::bind(&config(server, server.pin()))
-        .await
-        .unwrap()
-}
-
-fn member(index: usize, name: &str, end: &PartyEndpoint) -> Member {
-    Member {
-        index,
-        name: name.to_string(),
-        endpoint: end.key(),
-        relay_url: Some(end.relay_url()),
-        addrs: end.direct_addrs(),
-        identity: None,
-    }
-}
-
-fn roster(session: SessionId, members: &[Member], own_index: usize) -> Roster {
-    Roster {
-        session,
-        members: members.to_vec(),
-        own_index,
-    }
-}
-
-/// Alice (seat 0) and Bob (seat 1), connected as the roster says.
-struct Pair {
-    alice_links: Vec<PeerLink>,
-    bob_links: Vec<PeerLink>,
-    /// The connections live as long as their endpoints.
-    _ends: [PartyEndpoint; 2],
-}
-
-async fn connected_pair(server: &RunningServer) -> Pair {
-    let (alice, bob) = (bind(server).await, bind(server).await);
-    let members = [member(0, "alice", &alice), member(1, "bob", &bob)];
-    let session = SessionId::random();
-    let (alices, bobs) = (roster(session, &members, 0), roster(session, &members, 1));
-    let (alice_links, bob_links) = tokio::try_join!(
-        connect_all(&alice, &alices, CONNECT_TIMEOUT),
-        connect_all(&bob, &bobs, CONNECT_TIMEOUT),
-    )
-    .unwrap();
-    Pair {
-        alice_links,
-        bob_links,
-        _ends: [alice, bob],
-    }
-}
-
-/// What `future` gives, if it does within [`CONNECT_TIMEOUT`].
-async fn within<T>(future: impl Future<Output = T>, what: &str) -> T {
-    tokio::time::timeout(CONNECT_TIMEOUT, future)
-        .await
-        .unwrap_or_else(|_| panic!("not within {CONNECT_TIMEOUT:?}: {what}"))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stranger_dialling_a_party_is_closed_as_not_in_the_roster() {
