@@ -172,6 +172,13 @@ impl AddressBook {
             .find(|(known, _)| same_name(known, name))
     }
 
+    fn entry_mut(&mut self, name: &str) -> Option<&mut Entry> {
+        self.parties
+            .iter_mut()
+            .find(|(known, _)| same_name(known, name))
+            .map(|(_, entry)| entry)
+    }
+
     /// How `member` of `roster` compares with the book; `accepted` are the
     /// names given to `--accept-changed`.
     pub fn standing(&self, roster: &Roster, member: &Member, accepted: &[String]) -> Standing {
@@ -215,13 +222,10 @@ impl AddressBook {
             };
             match book.standing(roster, member, accepted) {
                 Standing::Known { .. } => {
-                    let (name, _) = book
-                        .entry(&member.name)
-                        .expect("a known name is in the book");
-                    let name = name.clone();
-                    let entry = book.parties.get_mut(&name).expect("found above");
-                    entry.sessions += 1;
-                    entry.last_seen = today.clone();
+                    if let Some(entry) = book.entry_mut(&member.name) {
+                        entry.sessions += 1;
+                        entry.last_seen = today.clone();
+                    }
                 }
                 Standing::New { .. } | Standing::Changed { accepted: true, .. } => {
                     book.parties
@@ -433,6 +437,16 @@ mod tests {
         assert!(refused.to_string().contains("--force"), "{refused}");
         let replaced = AddressBook::trust(dir.path(), "Bob", other, true).unwrap();
         assert_eq!(replaced.map(|e| e.identity), Some(words.to_string()));
+        // Names with spaces and dots are keys like any other.
+        let zoe = "Dr. Zoë Müller";
+        AddressBook::trust(dir.path(), zoe, other, false).unwrap();
+        let book = AddressBook::load(dir.path()).unwrap();
+        assert_eq!(
+            book.entry("dr. zoë müller")
+                .map(|(name, e)| (name.as_str(), e.identity.clone())),
+            Some((zoe, other.to_string()))
+        );
+        assert!(AddressBook::forget(dir.path(), zoe).unwrap());
         assert!(AddressBook::forget(dir.path(), "bob").unwrap());
         assert!(!AddressBook::forget(dir.path(), "bob").unwrap());
         assert_eq!(AddressBook::load(dir.path()).unwrap().entries().count(), 0);
