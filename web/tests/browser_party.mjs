@@ -8,7 +8,8 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdtempSync, rmSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,9 @@ const PYTHON = process.env.PARTYLINE_PYTHON;
 const OUT = process.env.WEB_TEST_OUT || join(repo, 'target/web-test');
 const SANTA = join(repo, 'examples/secretsanta.py');
 const SUM = join(repo, 'examples/securesum.py');
+const WEB = join(repo, 'target/web');
+// The same partyline built with the web app inside (feature embed-web).
+const EMBEDDED_BIN = process.env.PARTYLINE_EMBEDDED_BIN;
 const SESSION_LIMIT_MS = Number(process.env.WEB_TEST_LIMIT_MS || 180_000);
 mkdirSync(OUT, { recursive: true });
 
@@ -49,23 +53,30 @@ function collect(child) {
   return out;
 }
 
-async function startServer() {
+// `partyline serve` on loopback, by default with the web app from target/web;
+// `bin` and `cwd` another binary and its working directory, `webDir` null
+// for none given.
+async function startServer({ bin = BIN, cwd = repo, webDir = WEB } = {}) {
   const data = mkdtempSync(join(tmpdir(), 'partyline-web-test-'));
   cleanups.push(() => rmSync(data, { recursive: true, force: true }));
-  const child = track(spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', data,
-    '--web-dir', join(repo, 'target/web')], { stdio: ['ignore', 'pipe', 'inherit'] }));
-  const first = await new Promise((resolve, reject) => {
+  const web = webDir ? ['--web-dir', webDir] : [];
+  const env = { ...process.env };
+  delete env.PARTYLINE_WEB_DIR;
+  const child = track(spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', data, ...web],
+    { cwd, env, stdio: ['ignore', 'pipe', 'inherit'] }));
+  // The first lines, up to the one saying what browsers get.
+  const ready = await new Promise((resolve, reject) => {
     let text = '';
     child.stdout.on('data', (d) => {
       text += d;
-      if (text.includes('\n')) resolve(text.split('\n')[0]);
+      if (text.includes('browsers:')) resolve(text);
     });
     child.on('exit', (code) => reject(new Error(`partyline serve exited with ${code}`)));
   });
-  const link = first.replace('partyline server ready: ', '').trim();
+  const link = ready.split('\n')[0].replace('partyline server ready: ', '').trim();
   const origin = link.split('#')[0];
   serverOrigins.push(origin);
-  return { link, origin };
+  return { link, origin, ready };
 }
 
 async function createInvite(server, parties) {
@@ -238,9 +249,37 @@ async function plainTcp(program, m) {
   return outputs;
 }
 
+// One GET with node's own client (no browser cache, no decoding): status,
+// headers and the body's bytes as sent.
+function fetchRaw(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { headers, rejectUnauthorized: false }, (response) => {
+      const chunks = [];
+      response.on('data', (c) => chunks.push(c));
+      response.on('end', () => resolve({ status: response.statusCode, headers: response.headers,
+        body: Buffer.concat(chunks) }));
+      response.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
+// The web app's file a URL of the page names (`/join` is the page itself).
+function webFile(origin, url) {
+  const path = url.slice(origin.length).split('?')[0];
+  if (path === '/join') return 'index.html';
+  return path.startsWith('/web/') ? path.slice('/web/'.length) : null;
+}
+
+const CONTENT_TYPES = {
+  html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8',
+  mjs: 'text/javascript; charset=utf-8', wasm: 'application/wasm', json: 'application/json',
+  css: 'text/css; charset=utf-8', py: 'text/plain; charset=utf-8',
+  zip: 'application/octet-stream', whl: 'application/octet-stream',
+};
+
 // A mixed session: `browsers` pages and `natives` processes run one program.
-async function mixedSession(context, { browsers, natives, program, args }) {
-  const server = await startServer();
+async function mixedSession(context, { browsers, natives, program, args, server }) {
+  server ??= await startServer();
   const invite = await createInvite(server, browsers + natives);
   const pages = [];
   for (let b = 0; b < browsers; b++) pages.push(await openPage(context, invite));
@@ -324,6 +363,50 @@ const tests = {
     });
     assert.match(native, /^partyline\/mesh\/\d+$/);
     assert.equal(browser, native);
+  },
+
+  async 'a binary with the web app inside serves a session from an empty directory'(context) {
+    assert.ok(EMBEDDED_BIN, 'PARTYLINE_EMBEDDED_BIN is not set (scripts/test-web.sh builds it)');
+    // The binary alone in a directory of its own, run from there: no
+    // target/web next to it or the working directory, no --web-dir.
+    const empty = mkdtempSync(join(tmpdir(), 'partyline-embedded-'));
+    cleanups.push(() => rmSync(empty, { recursive: true, force: true }));
+    const bin = join(empty, 'partyline');
+    try { linkSync(EMBEDDED_BIN, bin); } catch { copyFileSync(EMBEDDED_BIN, bin); }
+    const server = await startServer({ bin, cwd: empty, webDir: null });
+    assert.match(server.ready, /browsers: +invite links open the web app \(built into this binary\)/);
+    const args = ['4', '-7', '9'];
+    const s = await mixedSession(context, { browsers: 1, natives: 1, program: 'securesum.py', args, server });
+    const reference = resultLines((await plainTcp([SUM, ...args], 2))[0], ['sum', 'product', 'max']);
+    for (const o of [...s.pageResults.map((r) => r.output), ...s.nativeOutputs]) {
+      assert.deepEqual(resultLines(o, ['sum', 'product', 'max']), reference);
+    }
+    assert.deepEqual(readdirSync(empty), ['partyline'], 'serve wrote into its working directory');
+    // Every file the page and its worker loaded, fetched again, plain and
+    // gzipped: the very bytes build-web.sh wrote, with the right type.
+    const files = [...new Set(s.pages[0].requests.map((u) => webFile(server.origin, u)).filter(Boolean))];
+    for (const needed of ['index.html', 'app.js', 'worker.js', 'pkg/partyline_web.js',
+      'pkg/partyline_web_bg.wasm', 'pyodide/pyodide.mjs', 'pyodide/pyodide.asm.wasm',
+      'pyodide/python_stdlib.zip', 'versions.json', 'partyline_shim.py', 'programs/securesum.py']) {
+      assert.ok(files.includes(needed), `the page did not load ${needed}: ${files.join(' ')}`);
+    }
+    for (const file of files) {
+      const url = file === 'index.html' ? `${server.origin}/join` : `${server.origin}/web/${file}`;
+      const plain = await fetchRaw(url, { 'accept-encoding': 'identity' });
+      assert.equal(plain.status, 200, url);
+      assert.ok(plain.body.equals(readFileSync(join(WEB, file))), `${file} differs from target/web`);
+      assert.equal(plain.headers['content-type'], CONTENT_TYPES[file.split('.').pop()], file);
+      assert.equal(plain.headers['cache-control'], 'no-cache', file);
+      assert.match(plain.headers['content-security-policy'], /default-src 'self'/, file);
+      const gzipped = await fetchRaw(url, { 'accept-encoding': 'gzip' });
+      const copy = join(WEB, `${file}.gz`);
+      assert.equal(gzipped.headers['content-encoding'], existsSync(copy) ? 'gzip' : undefined, file);
+      assert.ok(gzipped.body.equals(readFileSync(existsSync(copy) ? copy : join(WEB, file))),
+        `${file} (gzip) differs from target/web`);
+      const again = await fetchRaw(url, { 'accept-encoding': 'gzip', 'if-none-match': gzipped.headers.etag });
+      assert.equal(again.status, 304, `${file}: no 304 for its own ETag`);
+    }
+    log(`the embedded web app served ${files.length} files, each equal to target/web: ${files.join(' ')}`);
   },
 
   async 'a tampered invite is refused in the page'(context) {

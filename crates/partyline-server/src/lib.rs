@@ -30,7 +30,8 @@
 //! - `connections`: the connection quota and the first-byte timeout.
 //! - `expiry`: the background sweep that deletes expired sessions.
 //! - `relay`: iroh's relay server and its QUIC address discovery.
-//! - `web`: the browser party's web app, and the relay on the coordinator's origin.
+//! - `web`: the browser party's web app (from disk, or built in with the
+//!   feature `embed-web`: `web/embedded`), and the relay on the coordinator's origin.
 #![forbid(unsafe_code)]
 
 mod admission;
@@ -56,6 +57,7 @@ use partyline_wire::ServerUrl;
 use partyline_wire::api::ServerInfo;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
+pub use web::EMBEDDED as WEB_APP_EMBEDDED;
 
 use crate::relay::Relay;
 use crate::tls::{Identity, certificate_error};
@@ -102,7 +104,8 @@ pub struct ServerConfig {
     /// How long the parties of a done session keep their relay connections,
     /// so that the last packets between the others still arrive.
     pub relay_grace: Duration,
-    /// The browser party's files, served at `/join` and `/web/…`; none: no web app.
+    /// The browser party's files, served at `/join` and `/web/…`; none: the
+    /// web app built into the binary ([`WEB_APP_EMBEDDED`]), else no web app.
     pub web_dir: Option<PathBuf>,
     /// A certificate (PEM chain) and key to serve instead of the self-signed
     /// one, e.g. one browsers trust; invites then pin this certificate.

@@ -10,6 +10,11 @@
 //! loopback port, without TLS (the coordinator has already terminated it).
 //! Native parties keep using the relay port; the relay routes packets by
 //! endpoint id, so parties on either entrance reach each other.
+//!
+//! The web app comes from a directory (`--web-dir`, streamed from disk) or,
+//! in a build with the feature `embed-web`, from the binary itself
+//! (`embedded`), so that an installed `partyline` serves browsers with no
+//! other files.
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +28,9 @@ use axum::routing::get;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_util::io::ReaderStream;
+
+#[cfg(feature = "embed-web")]
+mod embedded;
 
 /// The page a browser opens: the invite link is `https://HOST:PORT/join#pl1.…`.
 const JOIN_PAGE: &str = "index.html";
@@ -38,7 +46,7 @@ const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
 
 #[derive(Clone)]
 struct Web {
-    dir: Option<Arc<PathBuf>>,
+    files: WebFiles,
     relay_http: SocketAddr,
     /// The server has a certificate browsers trust (`--tls-cert`): only then
     /// may it ask for HTTPS forever, since a self-signed one would lock
@@ -46,10 +54,33 @@ struct Web {
     hsts: bool,
 }
 
-/// Routes for the web app (served from `dir`, if any) and the same-origin relay.
+/// Where the web app's files come from.
+#[derive(Clone)]
+enum WebFiles {
+    Disk(Arc<PathBuf>),
+    /// Built into the binary (feature `embed-web`).
+    #[cfg(feature = "embed-web")]
+    Embedded,
+    #[cfg(not(feature = "embed-web"))]
+    None,
+}
+
+/// Whether this build carries the web app inside (feature `embed-web`), so
+/// that it serves browsers with no `web_dir`.
+pub const EMBEDDED: bool = cfg!(feature = "embed-web");
+
+/// Routes for the web app (served from `dir`, else from the binary if it
+/// carries one) and the same-origin relay.
 pub(crate) fn router(dir: Option<PathBuf>, relay_http: SocketAddr, hsts: bool) -> Router {
+    let files = match dir {
+        Some(dir) => WebFiles::Disk(Arc::new(dir)),
+        #[cfg(feature = "embed-web")]
+        None => WebFiles::Embedded,
+        #[cfg(not(feature = "embed-web"))]
+        None => WebFiles::None,
+    };
     let web = Web {
-        dir: dir.map(Arc::new),
+        files,
         relay_http,
         hsts,
     };
@@ -63,15 +94,17 @@ pub(crate) fn router(dir: Option<PathBuf>, relay_http: SocketAddr, hsts: bool) -
 }
 
 async fn join_page(State(web): State<Web>, headers: HeaderMap) -> Response {
-    match &web.dir {
-        Some(dir) => serve_file(&web, &dir.join(JOIN_PAGE), &headers).await,
-        None => (
+    #[cfg(not(feature = "embed-web"))]
+    if let WebFiles::None = web.files {
+        return (
             StatusCode::NOT_FOUND,
-            "This partyline server has no web app (start it with --web-dir). \
+            "This partyline server has no web app (start it with --web-dir, or use a \
+             partyline built with --features embed-web). \
              Join from a terminal instead: partyline join 'INVITE' -- PROGRAM",
         )
-            .into_response(),
+            .into_response();
     }
+    serve_file(&web, JOIN_PAGE, &headers).await
 }
 
 async fn asset(
@@ -79,58 +112,96 @@ async fn asset(
     axum::extract::Path(path): axum::extract::Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(dir) = &web.dir else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
     // Only plain names below the web directory: no `..`, no absolute paths.
-    let relative = Path::new(&path);
-    if !relative
+    if !Path::new(&path)
         .components()
         .all(|c| matches!(c, Component::Normal(_)))
     {
         return StatusCode::NOT_FOUND.into_response();
     }
-    serve_file(&web, &dir.join(relative), &headers).await
+    serve_file(&web, &path, &headers).await
 }
 
-/// Serves `path`, or the `path.gz` that scripts/build-web.sh made next to it
-/// when the browser takes gzip: Pyodide and our wasm shrink from 14 to about
-/// 5 MB, which matters on a phone.
-///
-/// The file is streamed from disk in small chunks, so many browsers loading
-/// Pyodide (13 MB) at once cost the server little memory. Its ETag (size and
-/// modification time) lets a browser that has it already get a `304`.
-async fn serve_file(web: &Web, path: &Path, request: &HeaderMap) -> Response {
-    let opened = match accepts_gzip(request) {
-        true => open_file(&gzip_copy(path))
-            .await
-            .ok()
-            .map(|(file, meta)| (file, meta, true)),
-        false => None,
-    };
-    let (file, meta, compressed) = match opened {
-        Some(opened) => opened,
-        None => match open_file(path).await {
-            Ok((file, meta)) => (file, meta, false),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return StatusCode::NOT_FOUND.into_response();
+/// A file of the web app, found on disk or in the binary.
+struct Found {
+    content: Content,
+    len: u64,
+    /// A strong ETag, different for the gzip copy.
+    etag: String,
+    compressed: bool,
+}
+
+enum Content {
+    Disk(tokio::fs::File),
+    #[cfg(feature = "embed-web")]
+    Embedded(std::borrow::Cow<'static, [u8]>),
+}
+
+impl Content {
+    fn into_body(self) -> Body {
+        match self {
+            // Streamed in small chunks, so many browsers loading Pyodide
+            // (13 MB) at once cost the server little memory.
+            Content::Disk(file) => {
+                Body::from_stream(ReaderStream::with_capacity(file, CHUNK_BYTES))
             }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), "cannot read a web file: {e}");
-                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            // Already in memory, as part of the binary.
+            #[cfg(feature = "embed-web")]
+            Content::Embedded(bytes) => match bytes {
+                std::borrow::Cow::Borrowed(bytes) => {
+                    Body::from(axum::body::Bytes::from_static(bytes))
+                }
+                std::borrow::Cow::Owned(bytes) => Body::from(bytes),
+            },
+        }
+    }
+}
+
+/// Finds `relative` (a plain path below the web app), or the `.gz` copy
+/// scripts/build-web.sh made next to it when the browser takes gzip.
+async fn find(web: &Web, relative: &str, gzip: bool) -> std::io::Result<Option<Found>> {
+    match &web.files {
+        WebFiles::Disk(dir) => {
+            let path = dir.join(relative);
+            if gzip && let Ok(found) = open_file(&gzip_copy(&path), true).await {
+                return Ok(Some(found));
             }
-        },
+            match open_file(&path, false).await {
+                Ok(found) => Ok(Some(found)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        #[cfg(feature = "embed-web")]
+        WebFiles::Embedded => Ok(gzip
+            .then(|| embedded::find(&format!("{relative}.gz"), true))
+            .flatten()
+            .or_else(|| embedded::find(relative, false))),
+        #[cfg(not(feature = "embed-web"))]
+        WebFiles::None => Ok(None),
+    }
+}
+
+/// Serves `relative`, or its gzip copy when the browser takes gzip: Pyodide
+/// and our wasm shrink from 14 to about 5 MB, which matters on a phone. Its
+/// ETag lets a browser that has it already get a `304`.
+async fn serve_file(web: &Web, relative: &str, request: &HeaderMap) -> Response {
+    let found = match find(web, relative, accepts_gzip(request)).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            tracing::warn!(path = relative, "cannot read a web file: {e}");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
     };
-    let etag = entity_tag(&meta, compressed);
-    let mut response = if matches_etag(request, &etag) {
+    let mut response = if matches_etag(request, &found.etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let body = Body::from_stream(ReaderStream::with_capacity(file, CHUNK_BYTES));
-        let mut response = body.into_response();
+        let mut response = found.content.into_body().into_response();
         response
             .headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
-        if compressed {
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(found.len));
+        if found.compressed {
             response
                 .headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -140,14 +211,14 @@ async fn serve_file(web: &Web, path: &Path, request: &HeaderMap) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(path)),
+        HeaderValue::from_static(content_type(Path::new(relative))),
     );
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     // Names do not change between builds, so browsers ask every time and get
     // a 304 while the file is the same. The page runs Pyodide in a worker;
     // JSPI and wasm need no cross-origin isolation, so no COOP/COEP headers.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(etag) = HeaderValue::from_str(&etag) {
+    if let Ok(etag) = HeaderValue::from_str(&found.etag) {
         headers.insert(header::ETAG, etag);
     }
     headers.insert(
@@ -191,14 +262,18 @@ fn gzip_copy(path: &Path) -> PathBuf {
 }
 
 /// Opens a regular file (a directory is "not found").
-async fn open_file(path: &Path) -> std::io::Result<(tokio::fs::File, std::fs::Metadata)> {
+async fn open_file(path: &Path, compressed: bool) -> std::io::Result<Found> {
     let file = tokio::fs::File::open(path).await?;
     let meta = file.metadata().await?;
-    if meta.is_file() {
-        Ok((file, meta))
-    } else {
-        Err(std::io::ErrorKind::NotFound.into())
+    if !meta.is_file() {
+        return Err(std::io::ErrorKind::NotFound.into());
     }
+    Ok(Found {
+        content: Content::Disk(file),
+        len: meta.len(),
+        etag: entity_tag(&meta, compressed),
+        compressed,
+    })
 }
 
 /// A strong ETag from the file's size and modification time, different for

@@ -107,8 +107,9 @@ pub struct ServeArgs {
     /// deleted.
     #[arg(long, default_value_t = 600, value_name = "SECS", env = "PARTYLINE_KEEP_DONE_SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub keep_done_secs: u64,
-    /// The browser party's files (built by scripts/build-web.sh), served at /join; default:
-    /// target/web next to the current directory or the binary, if it exists.
+    /// The browser party's files (built by scripts/build-web.sh), served at /join; default: the
+    /// web app built into this binary (feature embed-web), else target/web next to the current
+    /// directory or the binary, if it exists.
     #[arg(long, env = "PARTYLINE_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
     /// Serve this certificate (PEM, leaf first) instead of the self-signed one, e.g. one

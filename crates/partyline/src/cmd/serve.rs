@@ -9,10 +9,21 @@ use partyline_server::{Quotas, ServerConfig};
 use crate::cli::{QuotaArgs, ServeArgs};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
-    let web_dir = args.web_dir.or_else(default_web_dir);
+    // A directory given wins; then the web app built into this binary; then
+    // a source tree's build of it.
+    let web_dir = match partyline_server::WEB_APP_EMBEDDED {
+        true => args.web_dir,
+        false => args.web_dir.or_else(default_web_dir),
+    };
     let browsers = match &web_dir {
         Some(dir) => format!("invite links open the web app (from {})", dir.display()),
-        None => "no web app: build it with scripts/build-web.sh or pass --web-dir".to_string(),
+        None if partyline_server::WEB_APP_EMBEDDED => {
+            "invite links open the web app (built into this binary)".to_string()
+        }
+        None => "no web app: build it with scripts/build-web.sh or pass --web-dir; \
+                 or build partyline with it inside: scripts/build-web.sh, then \
+                 cargo build --release --features embed-web (README: Self-hosting)"
+            .to_string(),
     };
     let config = ServerConfig {
         listen: args.listen,
