@@ -40,3 +40,42 @@ fn a_party_waiting_through_a_coordinator_restart_keeps_its_seat() {
     let results = runs.map(|run| run.result_lines(&["sum", "product", "max"]));
     assert_eq!(results, [expected, expected]);
 }
+
+#[test]
+fn a_party_that_died_while_the_coordinator_was_down_is_named_by_the_others() {
+    let (listen, relay) = (free_addr().to_string(), free_addr().to_string());
+    let mut server = Server::start_with(&["--listen", &listen, "--relay-listen", &relay]);
+    let invite = server.create(2);
+    let program = vec![repo_file("examples/securesum.py")];
+
+    let mut alice = Party::join(&invite, "alice", &[], &program);
+    alice.wait_for_stderr("1 of 2 parties joined", Duration::from_secs(60));
+    server.kill();
+    alice.wait_for_stderr("is not answering", Duration::from_secs(30));
+    // alice dies while nobody can be told: her seat stays announced.
+    alice.child.kill().unwrap();
+    alice.child.wait().unwrap();
+
+    server.start_again();
+    let joined = Instant::now();
+    let timeout = 10;
+    let bob = Party::join(
+        &invite,
+        "bob",
+        &["--timeout", &timeout.to_string()],
+        &program,
+    );
+    let run = bob.finish(Duration::from_secs(timeout + 30));
+    let took = joined.elapsed();
+    eprintln!("bob ended {took:?} after joining: {}", run.stderr());
+    assert!(!run.out.status.success(), "bob exited 0");
+    assert!(
+        run.stderr().contains("(alice)") || run.stderr().contains("alice"),
+        "bob does not name alice: {}",
+        run.stderr()
+    );
+    assert!(
+        took < Duration::from_secs(timeout + 10),
+        "bob took {took:?}"
+    );
+}
