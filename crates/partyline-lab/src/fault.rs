@@ -18,9 +18,11 @@
 //! - `address-change` (`party`, behind a NAT): the host moves to another
 //!   address in its LAN (the new one added, the old one removed, the
 //!   default route put back), as a laptop that rejoins its Wi-Fi does.
-//! - `nat-reset` (`party`, behind a NAT): every NAT router of the party
-//!   forgets its mappings (its conntrack table is flushed), as when a home
-//!   router restarts.
+//! - `nat-reset` (`party`, behind a NAT, optional `duration`): every NAT
+//!   router of the party forgets its mappings (its conntrack table is
+//!   flushed), as when a home router restarts; with a duration the router
+//!   is first away that long (its LAN link down, so the host loses carrier
+//!   too), as a rebooting router is.
 //! - `relay-restart` (optional `duration`): `partyline serve` (coordinator
 //!   and relay) is killed and, at once or that much later, started again on
 //!   the same ports and data directory; runs of other solutions are
@@ -89,8 +91,8 @@ pub struct Fault {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub party: Option<usize>,
     /// How long `link-down` and `loss` last (without it: until the run
-    /// ends), and how long the server stays down in `relay-restart`
-    /// (without it: restarted at once).
+    /// ends), and how long the server or router stays down in
+    /// `relay-restart` and `nat-reset` (without it: restarted at once).
     #[serde(
         default,
         with = "text_duration::option",
@@ -171,7 +173,7 @@ impl Fault {
         }
         let timed = matches!(
             self.kind,
-            FaultKind::LinkDown | FaultKind::Loss | FaultKind::RelayRestart
+            FaultKind::LinkDown | FaultKind::Loss | FaultKind::RelayRestart | FaultKind::NatReset
         );
         if self.duration.is_some() && !timed {
             return Err(LabError::invalid(
@@ -231,6 +233,9 @@ enum InEffect {
     },
     ServerDown {
         killed: Instant,
+    },
+    RouterDown {
+        party: usize,
     },
     Address {
         party: usize,
@@ -378,11 +383,16 @@ impl<'a> Schedule<'a> {
                 Some(InEffect::Address { party, now: to })
             }
             FaultKind::NatReset => {
-                let link = lab.uplink(party_of(fault)?)?;
-                for router in &link.routers {
-                    shell::in_ns(router, "conntrack", ["-F"])?;
+                let party = party_of(fault)?;
+                let link = lab.uplink(party)?;
+                if until.is_none() {
+                    forget_mappings(&link)?;
+                    None
+                } else {
+                    let router = router_of(&link)?;
+                    shell::run("ip", ["-n", router, "link", "set", "lan", "down"])?;
+                    Some(InEffect::RouterDown { party })
                 }
-                None
             }
             FaultKind::RelayRestart => match self.server {
                 Some(server) => {
@@ -453,6 +463,12 @@ impl<'a> Schedule<'a> {
                     "partyline serve ready again, {gone:?} after it was killed"
                 ));
             }
+            InEffect::RouterDown { party } => {
+                let link = lab.uplink(party)?;
+                forget_mappings(&link)?;
+                shell::run("ip", ["-n", router_of(&link)?, "link", "set", "lan", "up"])?;
+                self.note(&format!("party {party}'s router is back, with no mappings"));
+            }
             InEffect::Address { party, now } => {
                 let link = lab.uplink(party)?;
                 move_address(&link, now, link.address)?;
@@ -490,6 +506,22 @@ fn party_of(fault: &Fault) -> Result<usize> {
             "give the party it happens to",
         )
     })
+}
+
+/// The router on the party's LAN (the innermost).
+fn router_of(link: &crate::topology::Uplink) -> Result<&str> {
+    link.routers
+        .first()
+        .map(String::as_str)
+        .ok_or_else(|| LabError::invalid("nat-reset", "the party has no NAT router"))
+}
+
+/// Every NAT router of the party forgets its mappings.
+fn forget_mappings(link: &crate::topology::Uplink) -> Result<()> {
+    for router in &link.routers {
+        shell::in_ns(router, "conntrack", ["-F"])?;
+    }
+    Ok(())
 }
 
 /// Ordered pairs of distinct addresses of which at least one is in `hit`.
@@ -738,7 +770,9 @@ mod tests {
                 "is public",
             ),
             (
-                Fault::new(FaultKind::NatReset, at).party(0).lasting(at),
+                Fault::new(FaultKind::AddressChange, at)
+                    .party(0)
+                    .lasting(at),
                 &cone,
                 "drop duration",
             ),

@@ -106,15 +106,15 @@ fn a_relay_down_for_two_seconds_stalls_a_relay_only_session_that_long() {
     }
 }
 
-/// Party 1, behind a cone NAT with public peers, goes through `kind`
+/// Party 1, behind a cone NAT with public peers, goes through `fault`
 /// mid-session; the session completes and ends on direct paths again (from
 /// its new address or mapping: iroh migrated). Returns the stall.
-fn party_behind_nat_through(kind: FaultKind) -> f64 {
+fn party_behind_nat_through(fault: Fault, flags: &[&str]) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let (stall, reports) = session_through(
         &[NatKind::Public, NatKind::Cone, NatKind::Public],
-        &[],
-        Fault::new(kind, Duration::ZERO).party(1),
+        flags,
+        fault.party(1),
         dir.path(),
     );
     assert_eq!(paths(&reports[1]), ["direct", "direct"]);
@@ -123,12 +123,20 @@ fn party_behind_nat_through(kind: FaultKind) -> f64 {
 
 #[test]
 fn a_host_moving_to_another_address_keeps_its_session() {
-    let stall = party_behind_nat_through(FaultKind::AddressChange);
+    let stall = party_behind_nat_through(Fault::new(FaultKind::AddressChange, Duration::ZERO), &[]);
     eprintln!("address change: longest round {stall:.2} s");
 }
 
 #[test]
 fn a_nat_router_forgetting_its_mappings_keeps_the_session() {
-    let stall = party_behind_nat_through(FaultKind::NatReset);
+    let stall = party_behind_nat_through(Fault::new(FaultKind::NatReset, Duration::ZERO), &[]);
     eprintln!("NAT reset: longest round {stall:.2} s");
+}
+
+#[test]
+fn a_nat_router_rebooting_for_two_seconds_keeps_the_session() {
+    let reboot = Fault::new(FaultKind::NatReset, Duration::ZERO).lasting(Duration::from_secs(2));
+    let stall = party_behind_nat_through(reboot, &["--peer-timeout", "10"]);
+    eprintln!("NAT router away for 2 s: longest round {stall:.2} s");
+    assert!(stall >= 1.5, "no round stalled while the router was away");
 }
