@@ -140,3 +140,38 @@ fn a_nat_router_rebooting_for_two_seconds_keeps_the_session() {
     eprintln!("NAT router away for 2 s: longest round {stall:.2} s");
     assert!(stall >= 1.5, "no round stalled while the router was away");
 }
+
+#[test]
+fn lab_run_refuses_a_fault_its_topology_cannot_take_before_building_anything() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("moving.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"moving\"\nregions = [\"ams\"]\nlinks = [{ a = \"ams\", b = \"ams\", rtt_ms = 1.0 }]\n\
+         [[fault]]\nat = \"1s\"\nkind = \"address-change\"\nparty = 1\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("results");
+    let refused = std::process::Command::new(exe())
+        .args(["lab", "run", "--scenario"])
+        .arg(&scenario)
+        .args([
+            "--nat",
+            "public",
+            "--solutions",
+            "partyline",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("address-change") && stderr.contains("party 1 is public"),
+        "{stderr}"
+    );
+    assert!(!out_dir.exists(), "something was built or run");
+}

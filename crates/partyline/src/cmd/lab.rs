@@ -257,6 +257,14 @@ async fn run_matrix(args: RunArgs, config: &Config) -> anyhow::Result<i32> {
     if scenarios.iter().any(|s| !s.loopback) {
         partyline_lab::shell::check_prerequisites()?;
     }
+    // Every topology (and every scripted fault against its parties) is
+    // checked before any is built.
+    let nats: Vec<NatKind> = parse_all(&args.topology.nat)?;
+    for scenario in &scenarios {
+        for &n in &args.parties {
+            TopologySpec::new(scenario.clone(), n, &nats, args.topology.rate)?;
+        }
+    }
     let cnn_data = args
         .cnn_data
         .as_deref()
@@ -277,7 +285,7 @@ async fn run_matrix(args: RunArgs, config: &Config) -> anyhow::Result<i32> {
         config,
     )
     .await?;
-    matrix.nats = parse_all(&args.topology.nat)?;
+    matrix.nats = nats;
     matrix.rate_mbit = args.topology.rate;
     matrix.sources.cnn_data = cnn_data;
     run_and_print(matrix, "partyline lab").await?;
