@@ -23,6 +23,10 @@
 //!   flushed), as when a home router restarts; with a duration the router
 //!   is first away that long (its LAN link down, so the host loses carrier
 //!   too), as a rebooting router is.
+//! - `network-switch` (`party`): the host's network goes away and a second
+//!   one (another cone NAT router, another public address, no emulated
+//!   delay or loss) comes up, as a phone moving from Wi-Fi to mobile data;
+//!   the lab builds that second network for such a party, down until then.
 //! - `relay-restart` (optional `duration`): `partyline serve` (coordinator
 //!   and relay) is killed and, at once or that much later, started again on
 //!   the same ports and data directory; runs of other solutions are
@@ -57,6 +61,7 @@ pub enum FaultKind {
     LinkDown,
     AddressChange,
     NatReset,
+    NetworkSwitch,
     RelayRestart,
     Loss,
 }
@@ -67,6 +72,7 @@ impl FaultKind {
             Self::LinkDown => "link-down",
             Self::AddressChange => "address-change",
             Self::NatReset => "nat-reset",
+            Self::NetworkSwitch => "network-switch",
             Self::RelayRestart => "relay-restart",
             Self::Loss => "loss",
         }
@@ -237,6 +243,9 @@ enum InEffect {
     RouterDown {
         party: usize,
     },
+    Switched {
+        party: usize,
+    },
     Address {
         party: usize,
         now: Ipv4Addr,
@@ -394,6 +403,25 @@ impl<'a> Schedule<'a> {
                     Some(InEffect::RouterDown { party })
                 }
             }
+            FaultKind::NetworkSwitch => {
+                let party = party_of(fault)?;
+                let link = lab.uplink(party)?;
+                let (second, gateway) = link.second.clone().ok_or_else(|| {
+                    LabError::invalid(
+                        "network-switch",
+                        format!(
+                            "party {party} has no second network: the scenario's fault must name it"
+                        ),
+                    )
+                })?;
+                shell::run("ip", ["-n", &link.ns, "link", "set", &second, "up"])?;
+                route_via(&link.ns, gateway, &second)?;
+                shell::run(
+                    "ip",
+                    ["-n", &link.ns, "link", "set", &link.interface, "down"],
+                )?;
+                Some(InEffect::Switched { party })
+            }
             FaultKind::RelayRestart => match self.server {
                 Some(server) => {
                     server.kill()?;
@@ -462,6 +490,15 @@ impl<'a> Schedule<'a> {
                 self.note(&format!(
                     "partyline serve ready again, {gone:?} after it was killed"
                 ));
+            }
+            InEffect::Switched { party } => {
+                let link = lab.uplink(party)?;
+                shell::run("ip", ["-n", &link.ns, "link", "set", &link.interface, "up"])?;
+                default_route(&link)?;
+                if let Some((second, _)) = &link.second {
+                    shell::run("ip", ["-n", &link.ns, "link", "set", second, "down"])?;
+                }
+                self.note(&format!("party {party} is back on its first network"));
             }
             InEffect::RouterDown { party } => {
                 let link = lab.uplink(party)?;
@@ -601,18 +638,23 @@ fn move_address(link: &crate::topology::Uplink, from: Ipv4Addr, to: Ipv4Addr) ->
 }
 
 fn default_route(link: &crate::topology::Uplink) -> Result<()> {
+    route_via(&link.ns, link.gateway, &link.interface)
+}
+
+/// Makes `gateway` on `interface` the default route in `ns`.
+fn route_via(ns: &str, gateway: Ipv4Addr, interface: &str) -> Result<()> {
     shell::run(
         "ip",
         [
             "-n",
-            &link.ns,
+            ns,
             "route",
             "replace",
             "default",
             "via",
-            &link.gateway.to_string(),
+            &gateway.to_string(),
             "dev",
-            &link.interface,
+            interface,
         ],
     )?;
     Ok(())

@@ -21,7 +21,7 @@
 //! - [`scenario`]: [`Scenario`]s (regions and round-trip times, faults),
 //!   built in or from TOML, and the loopback one.
 //! - [`fault`]: faults scripted at a time in every run (link down, address
-//!   change, NAT reset, relay restart, loss and reordering) and the
+//!   change, NAT reset, network switch, relay restart, loss and reordering) and the
 //!   [`fault::Schedule`] that applies and undoes them.
 //! - [`workload`]: the MPC programs and their sizes; fetching MPyC's demos;
 //!   the CNN demo's data (shipped in `data/cnn`, one weight file generated).

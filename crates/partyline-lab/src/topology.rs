@@ -11,8 +11,11 @@
 //! off the "internet" namespace by its own veth pair: site k's link is
 //! 10.200.k.0/24, the internet side .1 and the site's public address .2
 //! (the server is site 0, party i site i+1). Behind a NAT the host is
-//! 10.10.k.2 and the carrier's side of a CGNAT 100.64.k.0/24. These
-//! addresses exist only inside namespaces the lab created.
+//! 10.10.k.2 and the carrier's side of a CGNAT 100.64.k.0/24. A party that
+//! a scenario's `network-switch` fault moves has a second network: its own
+//! cone NAT router (site 100 + i), the host's `eth1` at 10.11.i.2, down
+//! until the switch. These addresses exist only inside namespaces the lab
+//! created.
 //!
 //! The internet namespace routes rather than bridges: routed packets pass
 //! iptables' FORWARD chain, where the delay stage's NFQUEUE rule and the
@@ -53,6 +56,10 @@ pub struct PartySpec {
     pub nat: NatKind,
     pub uplink_mbit: Option<f64>,
     pub downlink_mbit: Option<f64>,
+    /// A second network (its own cone NAT router and public address) the
+    /// host can switch to, its interface down until then: for the
+    /// `network-switch` fault.
+    pub second_network: bool,
 }
 
 /// What to build.
@@ -106,6 +113,9 @@ impl TopologySpec {
                     .unwrap_or(NatKind::Public),
                 uplink_mbit: rate_mbit,
                 downlink_mbit: rate_mbit,
+                second_network: scenario.faults.iter().any(|f| {
+                    f.kind == crate::fault::FaultKind::NetworkSwitch && f.party == Some(i)
+                }),
             })
             .collect();
         let party_nats: Vec<NatKind> = parties.iter().map(|p| p.nat).collect();
@@ -142,7 +152,23 @@ pub struct Uplink {
     pub address: Ipv4Addr,
     /// The namespaces of its NAT routers, innermost first (none when public).
     pub routers: Vec<String>,
+    /// Its second network's interface and gateway, if it has one.
+    pub second: Option<(String, Ipv4Addr)>,
 }
+
+/// The second network of party `i` (site [`SECOND_SITE`] + i): interface,
+/// router address, host address.
+fn second_network(i: usize) -> (&'static str, Ipv4Addr, Ipv4Addr) {
+    let k = i as u8;
+    (
+        "eth1",
+        Ipv4Addr::new(10, 11, k, 1),
+        Ipv4Addr::new(10, 11, k, 2),
+    )
+}
+
+/// Second networks are sites from here on (parties are 1 to [`MAX_PARTIES`]).
+const SECOND_SITE: usize = 100;
 
 /// A built topology. Dropping it removes every namespace (and with them
 /// their links and iptables rules) and every process in them.
@@ -369,6 +395,17 @@ impl Lab {
                 (private, public)
             }
         };
+        if spec.second_network {
+            let router = format!("{}-p{i}m", self.prefix);
+            let (interface, router_ip, host_ip) = second_network(i);
+            self.add_namespace(&router, true)?;
+            self.connect_site(SECOND_SITE + i, &router, up, down)?;
+            veth(&router, "lan", &host_ns, interface)?;
+            address(&router, "lan", router_ip)?;
+            address(&host_ns, interface, host_ip)?;
+            nat::install(&router, Layer::Cone)?;
+            shell::run("ip", ["-n", &host_ns, "link", "set", interface, "down"])?;
+        }
         Ok(Host {
             ns: Some(host_ns),
             ip,
@@ -542,6 +579,9 @@ impl Lab {
             gateway,
             address: host.ip,
             routers,
+            second: self.spec.parties[i]
+                .second_network
+                .then(|| (second_network(i).0.to_string(), second_network(i).1)),
         })
     }
 

@@ -27,7 +27,11 @@ fn session_through(
     fault: Fault,
     dir: &Path,
 ) -> (f64, Vec<serde_json::Value>) {
-    let (lab, server, runs) = lab_with_server(nats, dir);
+    let faults = [Fault {
+        at: Duration::from_secs(1),
+        ..fault
+    }];
+    let (lab, server, runs) = lab_with_server(nats, &faults, dir);
     let prefix = lab.prefix.clone();
     let program = [
         test_program("timed_rounds.py"),
@@ -35,10 +39,6 @@ fn session_through(
         prefix.clone(),
     ];
     let mut parties = running_session(&lab, &server, &runs, flags, &program);
-    let faults = [Fault {
-        at: Duration::from_secs(1),
-        ..fault
-    }];
     let mut schedule = Schedule::new(&lab, &faults, Some(&server), Instant::now(), &runs).unwrap();
     schedule.run_to_end().unwrap();
     for party in &mut parties {
@@ -125,6 +125,13 @@ fn party_behind_nat_through(fault: Fault, flags: &[&str]) -> f64 {
 fn a_host_moving_to_another_address_keeps_its_session() {
     let stall = party_behind_nat_through(Fault::new(FaultKind::AddressChange, Duration::ZERO), &[]);
     eprintln!("address change: longest round {stall:.2} s");
+}
+
+#[test]
+fn a_host_switching_to_another_network_keeps_its_session() {
+    let switch = Fault::new(FaultKind::NetworkSwitch, Duration::ZERO);
+    let stall = party_behind_nat_through(switch, &[]);
+    eprintln!("network switch: longest round {stall:.2} s");
 }
 
 #[test]

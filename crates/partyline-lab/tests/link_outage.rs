@@ -14,7 +14,7 @@ use partyline_lab::fault::{Fault, FaultKind, Schedule};
 #[test]
 fn a_link_down_longer_than_the_peer_timeout_ends_the_session_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (lab, server, runs) = lab_with_server(&[NatKind::Public; 3], dir.path());
+    let (lab, server, runs) = lab_with_server(&[NatKind::Public; 3], &[], dir.path());
     let prefix = lab.prefix.clone();
     let program = [test_program("rounds.py"), prefix.clone()];
     let mut parties = running_session(&lab, &server, &runs, &["--peer-timeout", "3"], &program);
@@ -46,7 +46,7 @@ fn a_link_down_longer_than_the_peer_timeout_ends_the_session_naming_it() {
 #[test]
 fn a_link_down_for_two_seconds_is_ridden_out() {
     let dir = tempfile::tempdir().unwrap();
-    let (lab, server, runs) = lab_with_server(&[NatKind::Public; 3], dir.path());
+    let (lab, server, runs) = lab_with_server(&[NatKind::Public; 3], &[], dir.path());
     let prefix = lab.prefix.clone();
     let program = [
         test_program("timed_rounds.py"),

@@ -167,13 +167,19 @@ pub fn test_program(name: &str) -> String {
         .into_owned()
 }
 
-/// A lab of `nats` in one region with `partyline serve` running; party
-/// output goes to the returned `runs` folder.
+/// A lab of `nats` in one region, built for `faults` (a `network-switch`
+/// needs its second network), with `partyline serve` running; party output
+/// goes to the returned `runs` folder.
 pub fn lab_with_server(
     nats: &[NatKind],
+    faults: &[partyline_lab::fault::Fault],
     dir: &Path,
 ) -> (Lab, partyline_lab::solutions::partyline::Server, PathBuf) {
-    let lab = lab("one-region", nats, dir);
+    require_root();
+    let mut scenario = Scenario::find("one-region").unwrap();
+    scenario.faults = faults.to_vec();
+    let spec = TopologySpec::new(scenario, nats.len(), nats, None).unwrap();
+    let lab = Lab::build(spec, &exe(), dir).unwrap();
     let server = partyline_lab::solutions::partyline::Server::start(&lab, &exe(), dir).unwrap();
     let runs = dir.join("runs");
     std::fs::create_dir_all(&runs).unwrap();

@@ -52,7 +52,8 @@ pub enum LabCommand {
 pub struct TopologyArgs {
     /// Scenarios: built-in names (see `partyline lab scenarios`) or TOML files; a file may
     /// script faults into every run (`[[fault]]`: at, kind = link-down, address-change,
-    /// nat-reset, relay-restart or loss, party, duration, percent, jitter_ms; see the README).
+    /// nat-reset, network-switch, relay-restart or loss, party, duration, percent, jitter_ms;
+    /// see the README).
     #[arg(long, value_delimiter = ',', default_value = "one-region")]
     pub scenario: Vec<String>,
     /// Per party, in order, what it sits behind: public, cone, symmetric, cgnat,
