@@ -18,9 +18,12 @@
 //! - [`connect`]: connecting to exactly the roster's peers (dial higher seats, accept lower ones).
 //! - [`ready`]: the ready barrier: no program starts until every party accepted the roster.
 //! - [`join`]: announcing ourselves and waiting for the verified roster, against any coordinator client.
+//! - [`code`]: a joiner's side of a short code: the PAKE exchange with the
+//!   host, through the coordinator, that gives the invite.
 //! - [`pin`]: trusting the self-hosted server's TLS certificate by its pin (native parties).
 #![forbid(unsafe_code)]
 
+pub mod code;
 pub mod connect;
 pub mod ending;
 pub mod join;
@@ -29,6 +32,7 @@ pub mod ready;
 pub mod stream;
 pub mod transport;
 
+pub use code::{CodeFailure, CodeRelay, invite_from_code};
 pub use connect::{ConnectError, Dialing, connect_all};
 pub use ending::{CloseCode, PeerEvent, PeerEventKind};
 pub use join::{CoordinatorApi, Progress, WaitError, announce_and_wait};

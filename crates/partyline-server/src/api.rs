@@ -65,6 +65,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(path::ANNOUNCEMENTS, post(announce))
         .route(path::ANNOUNCEMENT, delete(leave))
         .route(path::DONE, post(done))
+        .merge(crate::code_relay::routes())
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
@@ -131,11 +132,11 @@ async fn create_session(
 }
 
 #[derive(Deserialize)]
-struct Poll {
-    /// The number of announcements the client already has.
-    seen: Option<usize>,
+pub(crate) struct Poll {
+    /// How much the client already has: announcements, messages or changes.
+    pub(crate) seen: Option<u64>,
     /// How long to hold the answer back, in seconds, while nothing changes.
-    wait: Option<u64>,
+    pub(crate) wait: Option<u64>,
 }
 
 async fn get_session(
@@ -145,39 +146,57 @@ async fn get_session(
 ) -> Result<Json<SessionView>, Failure> {
     let id = session_id(path?)?;
     let Query(poll) = query?;
-    let wait = Duration::from_secs(poll.wait.unwrap_or(0)).min(MAX_WAIT);
-    let deadline = tokio::time::Instant::now() + wait;
     let unchanged = |view: &SessionView| {
-        poll.seen == Some(view.announcements.len()) && view.state != SessionState::Done
+        poll.seen == Some(view.announcements.len() as u64) && view.state != SessionState::Done
     };
-    // The first read tells an unknown session (404) before anything is kept
-    // for it; only then does the poll subscribe, and read again.
-    let view = app
-        .store
-        .view(id, unix_secs())
-        .await
-        .map_err(|e| Failure::from_store(id, e))?;
-    if !unchanged(&view) || wait.is_zero() {
-        return Ok(Json(view));
-    }
-    let mut changes = app.changes.subscribe(id);
-    loop {
-        let view = app
-            .store
+    let read = || async {
+        app.store
             .view(id, unix_secs())
             .await
-            .map_err(|e| Failure::from_store(id, e))?;
-        if !unchanged(&view) {
-            return Ok(Json(view));
+            .map_err(|e| Failure::from_store(id, e))
+    };
+    let view = long_poll(&app, poll.wait, read, unchanged, |view| view.session).await?;
+    Ok(Json(view))
+}
+
+/// Reads with `read` and, while the answer is `unchanged` and `wait`
+/// seconds (at most [`MAX_WAIT`]) have not passed, waits for a change of the
+/// session `bell` names and reads again (long poll).
+///
+/// The first read tells a missing thing (404) before anything is kept for
+/// it; only then does the poll subscribe, and read again, so a change that
+/// lands in between still rings.
+pub(crate) async fn long_poll<T, F, Fut>(
+    app: &App,
+    wait: Option<u64>,
+    mut read: F,
+    unchanged: impl Fn(&T) -> bool,
+    bell: impl Fn(&T) -> SessionId,
+) -> Result<T, Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    let wait = Duration::from_secs(wait.unwrap_or(0)).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    let first = read().await?;
+    if !unchanged(&first) || wait.is_zero() {
+        return Ok(first);
+    }
+    let mut changes = app.changes.subscribe(bell(&first));
+    loop {
+        let answer = read().await?;
+        if !unchanged(&answer) {
+            return Ok(answer);
         }
         tokio::select! {
             rang = changes.changed() => {
                 if rang.is_err() {
-                    return Ok(Json(view));
+                    return Ok(answer);
                 }
             }
-            () = tokio::time::sleep_until(deadline) => return Ok(Json(view)),
-            () = app.stopping.cancelled() => return Ok(Json(view)),
+            () = tokio::time::sleep_until(deadline) => return Ok(answer),
+            () = app.stopping.cancelled() => return Ok(answer),
         }
     }
 }
@@ -245,13 +264,10 @@ async fn done(
     headers: HeaderMap,
 ) -> Result<StatusCode, Failure> {
     let id = session_id(path?)?;
+    // Rounded up, as at creation: a done session stays its whole grace.
+    let now = unix_millis().div_ceil(1000);
     app.store
-        .finish(
-            id,
-            write_token(&headers),
-            unix_secs(),
-            app.done_ttl.as_secs(),
-        )
+        .finish(id, write_token(&headers), now, app.done_ttl.as_secs())
         .await
         .map_err(|e| Failure::from_store(id, e))?;
     app.changes.notify(id);
@@ -284,7 +300,7 @@ async fn wrong_method(method: Method, uri: Uri) -> Failure {
 }
 
 /// The write token of an `Authorization: Bearer <hex>` header, if any.
-fn write_token(headers: &HeaderMap) -> Option<WriteToken> {
+pub(crate) fn write_token(headers: &HeaderMap) -> Option<WriteToken> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -315,7 +331,7 @@ fn endpoint_of(body: &str) -> Result<EndpointKey, Failure> {
         })
 }
 
-fn unix_millis() -> u64 {
+pub(crate) fn unix_millis() -> u64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -328,10 +344,10 @@ pub(crate) fn unix_secs() -> u64 {
 
 /// An error answer: a status code and an [`ApiError`] saying what to do.
 pub(crate) struct Failure {
-    status: StatusCode,
-    message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
     /// Seconds, for the `Retry-After` header.
-    retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl Failure {
@@ -358,7 +374,7 @@ impl Failure {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
@@ -366,7 +382,7 @@ impl Failure {
         }
     }
 
-    fn from_store(id: SessionId, error: StoreError) -> Self {
+    pub(crate) fn from_store(id: SessionId, error: StoreError) -> Self {
         let (status, message) = match error {
             StoreError::NoSession => (
                 StatusCode::NOT_FOUND,
@@ -418,7 +434,14 @@ impl Failure {
                     retry_after: Some(STORAGE_RETRY_SECS),
                 };
             }
-            StoreError::Database(_) | StoreError::Task(_) => {
+            StoreError::Database(_)
+            | StoreError::Task(_)
+            | StoreError::NoNameplate
+            | StoreError::Burned
+            | StoreError::HasNameplate
+            | StoreError::NoAttempt
+            | StoreError::TooManyAttempts { .. }
+            | StoreError::AttemptComplete => {
                 tracing::error!(session = %id, "{error}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,

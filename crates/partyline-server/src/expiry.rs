@@ -29,8 +29,10 @@ pub(crate) fn retention(config: &ServerConfig) -> Retention {
     Retention {
         keeps: "per session: its party count, label, state, times, the hash of its write \
                 token, the creator's IP address (or IPv6 /64), and each party's signed \
-                announcement (name, endpoint id, addresses); in SQLite, overwritten when \
-                deleted. The relay forwards only encrypted packets and keeps none."
+                announcement (name, endpoint id, addresses); for a short code, its number \
+                and the PAKE messages of attempts under way (2 minutes each); in SQLite, \
+                overwritten when deleted. The relay forwards only encrypted packets and \
+                keeps none."
             .to_string(),
         session_secs: config.session_ttl.as_secs(),
         done_secs: config.done_ttl.as_secs(),

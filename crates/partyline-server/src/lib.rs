@@ -24,6 +24,9 @@
 //! - `tls`: the certificate, made on first start and kept in the data directory.
 //! - `store`: sessions and announcements in SQLite; all state lives there.
 //! - `api`: the HTTP handlers of the coordinator's JSON API.
+//! - `code_relay`: the HTTP handlers of short codes: nameplates, and the
+//!   PAKE messages relayed between a code's host and its joiners.
+//! - `nameplates`: nameplates and code exchanges in the database.
 //! - `changes`: in-memory doorbells that wake long-polls when a session changes.
 //! - `limits`: the quotas: rates per client and in all, things held open.
 //! - `admission`: what each request costs before it reaches a handler.
@@ -37,9 +40,11 @@
 mod admission;
 mod api;
 mod changes;
+mod code_relay;
 mod connections;
 mod expiry;
 mod limits;
+mod nameplates;
 mod relay;
 mod store;
 mod tls;

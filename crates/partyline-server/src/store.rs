@@ -13,6 +13,8 @@
 //! What strangers can make the server keep is bounded here: sessions alive
 //! per client and in all, and the bytes of all announcements together
 //! (each session holds at most `parties` of them, each of bounded size).
+//! A session's nameplate and its code exchanges are in `nameplates`; they
+//! go with the session.
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +42,20 @@ CREATE TABLE IF NOT EXISTS announcements (
     UNIQUE (session, endpoint)
 );
 CREATE INDEX IF NOT EXISTS announcements_endpoint ON announcements(endpoint);
+CREATE TABLE IF NOT EXISTS nameplates (
+    number  INTEGER PRIMARY KEY,
+    session TEXT NOT NULL UNIQUE REFERENCES sessions(id) ON DELETE CASCADE,
+    burned  INTEGER NOT NULL DEFAULT 0,
+    changes INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    id         TEXT PRIMARY KEY,
+    nameplate  INTEGER NOT NULL REFERENCES nameplates(number) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    joiner     TEXT NOT NULL,
+    host       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_nameplate ON attempts(nameplate);
 ";
 
 /// Columns added after the first release, with their types; added to an
@@ -73,6 +89,18 @@ pub(crate) enum StoreError {
     NoWriteToken,
     #[error("the change shows a write token that is not the session's")]
     WrongWriteToken,
+    #[error("no such nameplate, or its session ended")]
+    NoNameplate,
+    #[error("the nameplate was burned")]
+    Burned,
+    #[error("the session already has a nameplate")]
+    HasNameplate,
+    #[error("no such attempt on the nameplate, or it expired")]
+    NoAttempt,
+    #[error("{live} attempts are under way on the nameplate; the limit is {limit}")]
+    TooManyAttempts { live: usize, limit: usize },
+    #[error("that side has sent all its messages of the attempt")]
+    AttemptComplete,
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
     #[error("database task failed: {0}")]
@@ -116,8 +144,8 @@ pub(crate) struct Store {
 
 /// The connection, and the bytes its announcements hold (body and MAC),
 /// counted as they change so that checking the limit costs nothing.
-struct Db {
-    conn: Connection,
+pub(crate) struct Db {
+    pub(crate) conn: Connection,
     announcement_bytes: u64,
 }
 
@@ -156,7 +184,7 @@ impl Store {
     }
 
     /// Runs `work` with the connection on a blocking thread.
-    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
@@ -338,6 +366,12 @@ impl Store {
             live_session(&tx, id, now)?;
             authorize(&tx, id, token)?;
             set_state(&tx, &id.to_string(), SessionState::Done)?;
+            // Its code is of no use any more; a burned one stays, so that a
+            // late joiner is told it was burned, until the session goes.
+            tx.execute(
+                "DELETE FROM nameplates WHERE session = ?1 AND burned = 0",
+                params![id.to_string()],
+            )?;
             tx.execute(
                 "UPDATE sessions SET expires_at = MIN(expires_at, ?2) WHERE id = ?1",
                 params![id.to_string(), now.saturating_add(done_secs)],
@@ -348,10 +382,11 @@ impl Store {
         .await
     }
 
-    /// Deletes the sessions (and their announcements) that expired before
-    /// `now`; returns their ids. What they held is overwritten (secure_delete),
-    /// the freed pages are given back to the file system and the write-ahead
-    /// log, which still holds the rows as they were written, is emptied.
+    /// Deletes the sessions (and their announcements and nameplates) that
+    /// expired before `now`, and code exchanges past their time; returns the
+    /// sessions' ids. What they held is overwritten (secure_delete), the freed
+    /// pages are given back to the file system and the write-ahead log, which
+    /// still holds the rows as they were written, is emptied.
     pub(crate) async fn delete_expired(&self, now: u64) -> Result<Vec<SessionId>, StoreError> {
         self.run(move |db| {
             let tx = db.conn.transaction()?;
@@ -362,8 +397,9 @@ impl Store {
                     .collect::<rusqlite::Result<Vec<_>>>()?
             };
             tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?;
+            let attempts = crate::nameplates::delete_stale_attempts(&tx, None, now)?;
             tx.commit()?;
-            if !ids.is_empty() {
+            if !ids.is_empty() || attempts > 0 {
                 db.conn.execute_batch("PRAGMA incremental_vacuum;")?;
                 db.conn
                     .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -417,7 +453,11 @@ impl Store {
 
 /// Checks that `token` is session `id`'s write token. A session stored
 /// before write tokens existed has none, and refuses every change.
-fn authorize(tx: &Transaction, id: SessionId, token: Option<WriteToken>) -> Result<(), StoreError> {
+pub(crate) fn authorize(
+    tx: &Transaction,
+    id: SessionId,
+    token: Option<WriteToken>,
+) -> Result<(), StoreError> {
     let token = token.ok_or(StoreError::NoWriteToken)?;
     let stored: Option<String> = tx.query_row(
         "SELECT write_token_hash FROM sessions WHERE id = ?1",
@@ -467,14 +507,18 @@ fn announcement_size(tx: &Transaction, key: &str, endpoint: &EndpointKey) -> rus
 }
 
 /// A session's own row.
-struct Session {
+pub(crate) struct Session {
     parties: u16,
     label: Option<String>,
-    state: SessionState,
+    pub(crate) state: SessionState,
     expires_at: u64,
 }
 
-fn live_session(tx: &Transaction, id: SessionId, now: u64) -> Result<Session, StoreError> {
+pub(crate) fn live_session(
+    tx: &Transaction,
+    id: SessionId,
+    now: u64,
+) -> Result<Session, StoreError> {
     let session = tx
         .query_row(
             "SELECT parties, label, state, expires_at FROM sessions WHERE id = ?1",

@@ -1,14 +1,14 @@
 //! A finished or expired session is deleted from the disk, not only marked:
-//! within the time `/v1/info` states, no byte of its rows or announcements
-//! is left in the database or its write-ahead log.
+//! within the time `/v1/info` states, no byte of its rows, announcements or
+//! short-code exchanges is left in the database or its write-ahead log.
 mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{announce, announcement, create, write_token};
-use partyline_wire::SessionId;
 use partyline_wire::api::{ServerInfo, path};
+use partyline_wire::{Nameplate, SessionId};
 use reqwest::StatusCode;
 
 /// The database and the files SQLite keeps beside it, read whole.
@@ -26,11 +26,64 @@ fn holds(haystack: &[u8], needle: &str) -> bool {
         .any(|window| window == needle.as_bytes())
 }
 
-/// What of `session` could be found on the disk: its id and its announcements' MACs.
+/// What of `session` could be found on the disk: its id, its announcements'
+/// MACs and the messages of a code exchange on its nameplate.
 fn traces(session: SessionId) -> Vec<String> {
     let mut traces = vec![session.to_string()];
     traces.extend((1..=2).map(|n| announcement(session, n).mac));
+    traces.extend(code_messages(session));
     traces
+}
+
+/// A joiner's and the host's message of a code exchange in `session`.
+fn code_messages(session: SessionId) -> [String; 2] {
+    let marker = session.to_string().to_uppercase();
+    [format!("JOINER-{marker}"), format!("HOST-{marker}")]
+}
+
+/// Takes a nameplate for `session` and relays one message each way on it,
+/// as its host (with the write token) and a joiner.
+async fn exchange_code_messages(client: &reqwest::Client, base: &str, session: SessionId) {
+    let post = |path: String, host: bool, body: serde_json::Value| {
+        let request = client.post(format!("{base}{path}")).json(&body);
+        let request = match host {
+            true => request.header("authorization", write_token().bearer()),
+            false => request,
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            response
+                .json::<serde_json::Value>()
+                .await
+                .unwrap_or_default()
+        }
+    };
+    let allocated = post(
+        path::NAMEPLATES.into(),
+        true,
+        serde_json::json!({ "session": session }),
+    )
+    .await;
+    let nameplate = Nameplate(allocated["nameplate"].as_u64().unwrap() as u32);
+    let [joiner, host] = code_messages(session);
+    let opened = post(
+        path::attempts(nameplate),
+        false,
+        serde_json::json!({ "message": joiner }),
+    )
+    .await;
+    let attempt = opened["attempt"].as_str().unwrap().parse().unwrap();
+    post(
+        path::attempt_host(nameplate, &attempt),
+        true,
+        serde_json::json!({ "message": host }),
+    )
+    .await;
 }
 
 /// Waits until no trace of `session` is on the disk; fails after `limit`.
@@ -76,6 +129,7 @@ async fn done_and_expired_sessions_leave_no_trace_on_disk() {
             let response = announce(&client, &server, session, &announcement(session, n)).await;
             assert_eq!(response.status(), StatusCode::OK);
         }
+        exchange_code_messages(&client, server.url().as_str(), session).await;
     }
     let created = Instant::now();
     let bytes = database_bytes(dir.path());

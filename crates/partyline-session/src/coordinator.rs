@@ -13,13 +13,17 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use partyline_proto::CoordinatorApi;
 use partyline_proto::pin::find_pin_mismatch;
 use partyline_proto::transport::LONG_POLL;
+use partyline_proto::{CodeRelay, CoordinatorApi};
 use partyline_wire::api::{
-    ApiError, CreateSession, ServerInfo, SessionCreated, SessionView, answer_limit, path,
+    AllocateNameplate, ApiError, AttemptId, AttemptOpened, AttemptView, CodeMessage, CreateSession,
+    NameplateAllocated, NameplateInfo, NameplateView, ServerInfo, SessionCreated, SessionView,
+    answer_limit, path,
 };
-use partyline_wire::{CertPin, EndpointKey, ServerUrl, SessionId, SignedAnnouncement, WriteToken};
+use partyline_wire::{
+    CertPin, EndpointKey, Nameplate, ServerUrl, SessionId, SignedAnnouncement, WriteToken,
+};
 use serde::de::DeserializeOwned;
 use tokio::time::timeout_at;
 
@@ -61,6 +65,8 @@ enum Answer {
     Info,
     Created,
     Session,
+    /// Anything about a nameplate (short codes).
+    Code,
     /// Withdrawing and reporting the end answer with no body.
     Empty,
 }
@@ -71,6 +77,7 @@ impl Answer {
             Answer::Info => answer_limit::INFO,
             Answer::Created => answer_limit::CREATED,
             Answer::Session => answer_limit::SESSION,
+            Answer::Code => answer_limit::CODE,
             Answer::Empty => answer_limit::ERROR,
         }
     }
@@ -80,6 +87,7 @@ impl Answer {
             Answer::Info => "its server information",
             Answer::Created => "the new session",
             Answer::Session => "the session",
+            Answer::Code => "the code exchange",
             Answer::Empty => "its acknowledgement",
         }
     }
@@ -184,10 +192,7 @@ impl Coordinator {
             let request = self.http.get(self.path(&path::session(id)));
             return self.send(request, Answer::Session, self.plain()).await;
         };
-        let hold = match self.deadline {
-            Some(deadline) => LONG_POLL.min(whole_seconds(left_until(deadline))),
-            None => LONG_POLL,
-        };
+        let hold = self.hold();
         let request = self
             .http
             .get(self.path(&path::session_after(id, seen, hold)));
@@ -226,6 +231,85 @@ impl Coordinator {
         self.exchange(request, Answer::Empty, cleanup())
             .await
             .map(drop)
+    }
+
+    /// Takes a nameplate for our session (the host of a short code).
+    pub async fn allocate_nameplate(
+        &self,
+        session: &SessionId,
+    ) -> Result<NameplateAllocated, SessionError> {
+        let body = AllocateNameplate { session: *session };
+        let request = self
+            .authorized(self.http.post(self.path(path::NAMEPLATES)))
+            .json(&body);
+        self.send(request, Answer::Code, self.plain()).await
+    }
+
+    /// Frees our nameplate: its code stops working.
+    pub async fn release_nameplate(&self, nameplate: Nameplate) -> Result<(), SessionError> {
+        let request = self.authorized(self.http.delete(self.path(&path::nameplate(nameplate))));
+        self.exchange(request, Answer::Empty, cleanup())
+            .await
+            .map(drop)
+    }
+
+    /// Burns our nameplate: every later attempt is refused, and told so.
+    pub async fn burn_nameplate(&self, nameplate: Nameplate) -> Result<(), SessionError> {
+        let request = self.authorized(self.http.post(self.path(&path::burn(nameplate))));
+        self.exchange(request, Answer::Empty, self.plain())
+            .await
+            .map(drop)
+    }
+
+    /// Our nameplate's attempts once the joiners' messages differ from
+    /// `seen` changes (long poll, as [`Coordinator::session`]).
+    pub async fn attempts(
+        &self,
+        nameplate: Nameplate,
+        seen: u64,
+    ) -> Result<NameplateView, SessionError> {
+        let hold = self.hold();
+        let url = self.path(&path::attempts_after(nameplate, seen, hold));
+        self.retrying(|| {
+            let request = self.authorized(self.http.get(&url));
+            let head = Instant::now() + hold + LONG_POLL_GRACE;
+            self.send(request, Answer::Code, Limits::LongPoll { head })
+        })
+        .await
+    }
+
+    /// Sends the host's next message of an attempt.
+    pub async fn host_message(
+        &self,
+        nameplate: Nameplate,
+        attempt: &AttemptId,
+        message: &str,
+    ) -> Result<(), SessionError> {
+        let url = self.path(&path::attempt_host(nameplate, attempt));
+        self.post_message(self.authorized(self.http.post(url)), message)
+            .await
+    }
+
+    /// Posts one message of a code exchange.
+    async fn post_message(
+        &self,
+        request: reqwest::RequestBuilder,
+        message: &str,
+    ) -> Result<(), SessionError> {
+        let body = CodeMessage {
+            message: message.to_string(),
+        };
+        self.exchange(request.json(&body), Answer::Empty, self.plain())
+            .await
+            .map(drop)
+    }
+
+    /// How long a long poll asks to be held: [`LONG_POLL`], not past the deadline.
+    fn hold(&self) -> Duration {
+        match self.deadline {
+            Some(deadline) => LONG_POLL.min(whole_seconds(left_until(deadline))),
+            None => LONG_POLL,
+        }
     }
 
     /// Runs `attempt` until it ends with anything but a failure to reach the
@@ -432,6 +516,61 @@ impl CoordinatorApi for Coordinator {
         seen: usize,
     ) -> Result<SessionView, SessionError> {
         self.session(session, Some(seen)).await
+    }
+}
+
+impl CodeRelay for Coordinator {
+    type Error = SessionError;
+
+    async fn nameplate(&self, nameplate: Nameplate) -> Result<NameplateInfo, SessionError> {
+        let request = self.http.get(self.path(&path::nameplate(nameplate)));
+        self.send(request, Answer::Code, self.plain()).await
+    }
+
+    async fn open_attempt(
+        &self,
+        nameplate: Nameplate,
+        message: &str,
+    ) -> Result<AttemptId, SessionError> {
+        let body = CodeMessage {
+            message: message.to_string(),
+        };
+        let request = self
+            .http
+            .post(self.path(&path::attempts(nameplate)))
+            .json(&body);
+        let opened: AttemptOpened = self.send(request, Answer::Code, self.plain()).await?;
+        Ok(opened.attempt)
+    }
+
+    async fn send(
+        &self,
+        nameplate: Nameplate,
+        attempt: &AttemptId,
+        message: &str,
+    ) -> Result<(), SessionError> {
+        let url = self.path(&path::attempt_joiner(nameplate, attempt));
+        self.post_message(self.http.post(url), message).await
+    }
+
+    async fn wait_for_host(
+        &self,
+        nameplate: Nameplate,
+        attempt: &AttemptId,
+        seen: usize,
+    ) -> Result<AttemptView, SessionError> {
+        let hold = self.hold();
+        let url = self.path(&path::attempt_after(nameplate, attempt, seen, hold));
+        let head = Instant::now() + hold + LONG_POLL_GRACE;
+        self.send(self.http.get(url), Answer::Code, Limits::LongPoll { head })
+            .await
+    }
+
+    fn refusal_status(error: &SessionError) -> Option<u16> {
+        match error {
+            SessionError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
     }
 }
 

@@ -13,9 +13,14 @@
 //! - [`coordinator`]: the HTTPS API client, every answer bounded in size and
 //!   time, reading the session and announcing asked again with back-off while
 //!   the server cannot be reached (a restart); announce-and-wait itself is
-//!   `partyline_proto::join`, shared with browser parties.
+//!   `partyline_proto::join`, shared with browser parties, and so is a
+//!   joiner's side of a short code (`partyline_proto::code`).
+//! - [`code_host`]: the host's side of a short code: answers every joiner's
+//!   exchange, hands the invite to those with the right code, burns the code
+//!   after too many wrong ones, until every seat is taken.
 #![forbid(unsafe_code)]
 
+pub mod code_host;
 pub mod coordinator;
 pub mod link;
 pub mod tls;
@@ -68,6 +73,8 @@ pub enum SessionError {
     },
     #[error(transparent)]
     Roster(#[from] partyline_wire::RosterError),
+    #[error(transparent)]
+    Code(#[from] partyline_proto::CodeFailure),
     #[error("this session has already finished; ask for a new invite")]
     AlreadyFinished,
     #[error("gave up after {}s: {} of {expected} parties joined ({}); the others have not run `partyline join` with this invite yet. Raise --timeout to wait longer", waited.as_secs(), joined.len(), if joined.is_empty() { "none".to_string() } else { joined.join(", ") })]

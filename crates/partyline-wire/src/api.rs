@@ -12,12 +12,30 @@
 //! Every request that changes a session (announce, withdraw, done) carries
 //! the session's write token as `Authorization: Bearer <hex>`.
 //!
+//! Short codes (`crate::code`): the coordinator relays the messages of the
+//! PAKE between a code's host and each joiner, per nameplate, as opaque text
+//! (see `crate::code_exchange`). The host's requests (marked *host*) carry the
+//! write token of the nameplate's session; a joiner needs only the nameplate,
+//! and the attempt id it was given.
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `POST /v1/nameplates` (host) | [`AllocateNameplate`] | [`NameplateAllocated`] |
+//! | `GET /v1/nameplates/{nameplate}` | | [`NameplateInfo`]; 404 if there is none, 410 if it was burned |
+//! | `DELETE /v1/nameplates/{nameplate}` (host) | | 204: freed |
+//! | `POST /v1/nameplates/{nameplate}/burn` (host) | | 204: refuses every attempt from now on |
+//! | `POST /v1/nameplates/{nameplate}/attempts` | [`CodeMessage`] | [`AttemptOpened`] |
+//! | `GET /v1/nameplates/{nameplate}/attempts?seen=K&wait=SECS` (host) | | [`NameplateView`], held back until its `changes` differ from `K` |
+//! | `GET /v1/nameplates/{nameplate}/attempts/{attempt}?seen=K&wait=SECS` | | [`AttemptView`], held back until the host has sent more than `K` messages |
+//! | `POST /v1/nameplates/{nameplate}/attempts/{attempt}/joiner` | [`CodeMessage`] | 204 |
+//! | `POST /v1/nameplates/{nameplate}/attempts/{attempt}/host` (host) | [`CodeMessage`] | 204 |
+//!
 //! Errors are a status code with an [`ApiError`] body. The paths are built by
 //! [`path`], which the server's router and both clients (native and browser) use.
 //! Clients read no more of an answer than [`answer_limit`] allows.
 use serde::{Deserialize, Serialize};
 
-use crate::{SessionId, SignedAnnouncement, WriteTokenHash};
+use crate::{Nameplate, SessionId, SignedAnnouncement, WriteTokenHash};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
@@ -90,6 +108,98 @@ pub struct SessionView {
     pub announcements: Vec<SignedAnnouncement>,
 }
 
+/// A host asks for a nameplate for its session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateNameplate {
+    pub session: SessionId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameplateAllocated {
+    /// The lowest number free on the server.
+    pub nameplate: Nameplate,
+}
+
+/// What a joiner learns of a nameplate before its first message: the session
+/// its PAKE identities name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameplateInfo {
+    pub nameplate: Nameplate,
+    pub session: SessionId,
+}
+
+/// One message of a code exchange, opaque to the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeMessage {
+    pub message: String,
+}
+
+/// An attempt: one joiner's exchange with the host. Its id is random, so
+/// only the joiner (and the host) can follow it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptId(pub [u8; 16]);
+
+impl AttemptId {
+    pub fn random() -> Self {
+        Self(SessionId::random().0)
+    }
+}
+
+impl std::fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        SessionId(self.0).fmt(f)
+    }
+}
+
+impl std::fmt::Debug for AttemptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AttemptId({self})")
+    }
+}
+
+impl std::str::FromStr for AttemptId {
+    type Err = crate::InviteError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<SessionId>().map(|id| Self(id.0))
+    }
+}
+
+impl Serialize for AttemptId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AttemptId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptOpened {
+    pub attempt: AttemptId,
+}
+
+/// An attempt's messages so far, in order, from each side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptView {
+    pub attempt: AttemptId,
+    pub joiner: Vec<String>,
+    pub host: Vec<String>,
+}
+
+/// Every live attempt on a nameplate, for its host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameplateView {
+    pub nameplate: Nameplate,
+    pub session: SessionId,
+    /// Counts the joiners' messages: a long poll waits until it differs.
+    pub changes: u64,
+    pub attempts: Vec<AttemptView>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
@@ -109,6 +219,9 @@ pub mod answer_limit {
     pub const SESSION: usize = 5 * 1024 * 1024;
     /// [`super::ApiError`]: one sentence.
     pub const ERROR: usize = 64 * 1024;
+    /// Every answer about a nameplate: at most a few attempts of a few short
+    /// messages each.
+    pub const CODE: usize = 64 * 1024;
 }
 
 /// The paths of the API: route patterns for the server (`{id}` and
@@ -116,7 +229,8 @@ pub mod answer_limit {
 pub mod path {
     use std::time::Duration;
 
-    use crate::{EndpointKey, SessionId};
+    use super::AttemptId;
+    use crate::{EndpointKey, Nameplate, SessionId};
 
     pub const INFO: &str = "/v1/info";
     pub const SESSIONS: &str = "/v1/sessions";
@@ -124,6 +238,13 @@ pub mod path {
     pub const ANNOUNCEMENTS: &str = "/v1/sessions/{id}/announcements";
     pub const ANNOUNCEMENT: &str = "/v1/sessions/{id}/announcements/{endpoint}";
     pub const DONE: &str = "/v1/sessions/{id}/done";
+    pub const NAMEPLATES: &str = "/v1/nameplates";
+    pub const NAMEPLATE: &str = "/v1/nameplates/{nameplate}";
+    pub const BURN: &str = "/v1/nameplates/{nameplate}/burn";
+    pub const ATTEMPTS: &str = "/v1/nameplates/{nameplate}/attempts";
+    pub const ATTEMPT: &str = "/v1/nameplates/{nameplate}/attempts/{attempt}";
+    pub const ATTEMPT_JOINER: &str = "/v1/nameplates/{nameplate}/attempts/{attempt}/joiner";
+    pub const ATTEMPT_HOST: &str = "/v1/nameplates/{nameplate}/attempts/{attempt}/host";
 
     fn with_id(pattern: &str, id: &SessionId) -> String {
         pattern.replace("{id}", &id.to_string())
@@ -151,6 +272,59 @@ pub mod path {
         with_id(DONE, id)
     }
 
+    fn with_nameplate(pattern: &str, nameplate: Nameplate) -> String {
+        pattern.replace("{nameplate}", &nameplate.to_string())
+    }
+
+    fn with_attempt(pattern: &str, nameplate: Nameplate, attempt: &AttemptId) -> String {
+        with_nameplate(pattern, nameplate).replace("{attempt}", &attempt.to_string())
+    }
+
+    pub fn nameplate(nameplate: Nameplate) -> String {
+        with_nameplate(NAMEPLATE, nameplate)
+    }
+
+    pub fn burn(nameplate: Nameplate) -> String {
+        with_nameplate(BURN, nameplate)
+    }
+
+    pub fn attempts(nameplate: Nameplate) -> String {
+        with_nameplate(ATTEMPTS, nameplate)
+    }
+
+    /// The nameplate's attempts, held back up to `wait` until its changes
+    /// differ from `seen` (the host's long poll).
+    pub fn attempts_after(nameplate: Nameplate, seen: u64, wait: Duration) -> String {
+        format!(
+            "{}?seen={seen}&wait={}",
+            attempts(nameplate),
+            wait.as_secs()
+        )
+    }
+
+    /// The attempt, held back up to `wait` until the host has sent more
+    /// than `seen` messages (the joiner's long poll).
+    pub fn attempt_after(
+        nameplate: Nameplate,
+        attempt: &AttemptId,
+        seen: usize,
+        wait: Duration,
+    ) -> String {
+        format!(
+            "{}?seen={seen}&wait={}",
+            with_attempt(ATTEMPT, nameplate, attempt),
+            wait.as_secs()
+        )
+    }
+
+    pub fn attempt_joiner(nameplate: Nameplate, attempt: &AttemptId) -> String {
+        with_attempt(ATTEMPT_JOINER, nameplate, attempt)
+    }
+
+    pub fn attempt_host(nameplate: Nameplate, attempt: &AttemptId) -> String {
+        with_attempt(ATTEMPT_HOST, nameplate, attempt)
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -169,6 +343,26 @@ pub mod path {
                 format!("/v1/sessions/{id}/announcements/{key}")
             );
             assert_eq!(done(&id), format!("/v1/sessions/{id}/done"));
+            let attempt = AttemptId([1; 16]);
+            let n = Nameplate(7);
+            assert_eq!(nameplate(n), "/v1/nameplates/7");
+            assert_eq!(
+                attempts_after(n, 3, Duration::from_secs(20)),
+                "/v1/nameplates/7/attempts?seen=3&wait=20"
+            );
+            assert_eq!(
+                attempt_after(n, &attempt, 1, Duration::from_secs(5)),
+                format!("/v1/nameplates/7/attempts/{attempt}?seen=1&wait=5")
+            );
+            assert_eq!(
+                attempt_host(n, &attempt),
+                format!("/v1/nameplates/7/attempts/{attempt}/host")
+            );
+            assert_eq!(
+                attempt_joiner(n, &attempt),
+                format!("/v1/nameplates/7/attempts/{attempt}/joiner")
+            );
+            assert_eq!(burn(n), "/v1/nameplates/7/burn");
         }
     }
 }

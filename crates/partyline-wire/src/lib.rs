@@ -25,11 +25,17 @@
 //!   browser parties alike.
 //! - [`write_token`]: the write capability derived from the invite secret,
 //!   and the hash of it the server keeps.
+//! - [`code`]: the short code (`7-orbit-lamp-quiz`): a nameplate number
+//!   and secret BIP39 words.
+//! - [`code_exchange`]: the PAKE (SPAKE2) between host and joiner that turns
+//!   a code into the invite, sealed under the PAKE's key.
 #![forbid(unsafe_code)]
 
 pub mod announce;
 pub mod api;
 pub mod checks;
+pub mod code;
+pub mod code_exchange;
 pub mod fingerprint;
 pub mod identity;
 pub mod invite;
@@ -39,6 +45,7 @@ pub mod url;
 pub mod write_token;
 
 pub use announce::{Announcement, AnnouncementKey, SignedAnnouncement};
+pub use code::{Code, CodeError, Nameplate};
 pub use fingerprint::Fingerprint;
 pub use identity::{Identity, IdentityKey, IdentityProof};
 pub use invite::{CertPin, Invite, InviteError, InviteSecret, SessionId};

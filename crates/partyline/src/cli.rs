@@ -2,6 +2,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use partyline_launch::mpyc;
 use partyline_proto::transport::PeerTimeout;
@@ -17,7 +18,10 @@ Try it on one machine:
 A real session:
     partyline serve                                   (on a host every party can reach)
     partyline create --parties 3 --server 'https://HOST:7700#sha256=…'
-    partyline join 'INVITE' -- secretsanta.py        (every party)";
+    partyline join 'INVITE' -- secretsanta.py        (every party)
+The same with a short code to say aloud instead of the invite:
+    partyline create --parties 3 --code --server 'https://HOST:7700#sha256=…'
+    partyline join 7-orbit-lamp-quiz --server 'https://HOST:7700#sha256=…' -- secretsanta.py";
 
 const PEER_TIMEOUT_HELP: &str = "Seconds a silent peer is given before the session ends naming it \
 (3 to 600). Longer rides out a link that drops for a while (a phone changing networks, flaky \
@@ -50,7 +54,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the session server: coordinator (HTTPS API) and relay in one process.
     Serve(ServeArgs),
-    /// Create a session and print its invite (the last line of stdout).
+    /// Create a session and print its invite (the last line of stdout), or a short code (--code).
     Create(CreateArgs),
     /// Join a session and run the MPC program once every party is connected.
     Join(JoinArgs),
@@ -182,7 +186,25 @@ pub struct QuotaArgs {
 #[command(
     after_help = "The invite is a link: https://HOST:PORT/join#pl1.… Everything secret is \
 after the #, which is never sent to the server. Share it with the parties over a channel you \
-trust (whoever has it can join)."
+trust (whoever has it can join).
+
+Short codes (--code): instead of the long invite, partyline prints a short code such as \
+7-orbit-lamp-quiz to tell the others, e.g. aloud on a call. Its number is the nameplate the \
+server lends while you host; its words are secret, never sent to anyone. `create --code` then \
+keeps running as the session's host (it is not a party: to take a seat yourself, run \
+`partyline join CODE` too, in another terminal) and shows who has joined. Each party runs \
+`partyline join CODE --server LINK -- PROGRAM`, or opens https://HOST:PORT/join in a browser \
+and types the code; their partyline and yours run a PAKE (SPAKE2) through the server, and yours \
+hands the invite only to a party that knows the code, encrypted under the PAKE's key. The \
+server sees neither the code nor the invite. Each wrong code costs its guesser a try: after \
+--code-attempts wrong ones the code is burned (said here, and to everyone who tries it later), \
+and the session is ended: make a new one. Once every seat is taken the code stops working and \
+create exits 0.
+
+Examples:
+  partyline create --parties 3 --server 'https://mpc.example.org:7700#sha256=…'
+  partyline create --parties 3 --code --server 'https://mpc.example.org:7700#sha256=…'
+  partyline create --parties 5 --code --code-words 4 --code-attempts 2 --timeout 7200"
 )]
 pub struct CreateArgs {
     /// Also print the invite as a QR code, for opening it on a phone.
@@ -198,14 +220,29 @@ pub struct CreateArgs {
     /// A label the other parties see, e.g. "salary survey".
     #[arg(long)]
     pub label: Option<String>,
-    /// Seconds to wait for the server, however slowly it answers.
-    #[arg(long, default_value_t = 60, value_name = "SECS")]
-    pub timeout: u64,
+    /// Print a short code instead of the invite, and stay running as the session's host,
+    /// handing the invite to each party that gives the code, until every seat is taken.
+    #[arg(long, conflicts_with = "qr")]
+    pub code: bool,
+    /// Secret words in the code (11 bits each; 3 words, 33 bits, make a guess about 1 in
+    /// 8.6 billion).
+    #[arg(long, value_name = "K", default_value_t = partyline_wire::Code::DEFAULT_WORDS, requires = "code",
+          value_parser = clap::value_parser!(u16).range(3..=8).map(usize::from))]
+    pub code_words: usize,
+    /// Wrong codes tolerated before the code is burned.
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "code",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub code_attempts: u32,
+    /// Seconds to wait for the server, however slowly it answers; with --code, also how long
+    /// to host the code until every seat is taken [default: 60, with --code 3600].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Args, Debug)]
 #[command(after_help = format!(
     "Examples:\n  partyline join 'https://h:7700/join#pl1.…' -- examples/secretsanta.py\n  \
+partyline join 7-orbit-lamp-quiz --server 'https://h:7700#sha256=…' -- examples/secretsanta.py\n  \
 partyline join INVITE --name alice --report run.json -- python3 my_mpc.py 42\n  \
 partyline join --invite-file invite.txt -- examples/securesum.py\n  \
 PARTYLINE_INVITE='https://h:7700/join#pl1.…' partyline join -- examples/securesum.py\n  \
@@ -216,6 +253,12 @@ partyline join INVITE --name alice --accept-changed carol -- examples/securesum.
 The invite comes from exactly one of: the INVITE argument, `-` (a line on stdin), \
 --invite-file or PARTYLINE_INVITE. Every local user can read a command line (ps, /proc), so on \
 a shared machine use one of the other three.\n\n\
+A short code (from `partyline create --code`, e.g. read out on a call) comes the same ways, \
+with --server: partyline gives it to the session's host through the server in a PAKE \
+(SPAKE2), and the host sends back the invite, encrypted under the PAKE's key; the server \
+learns neither. A wrong code is refused and counts as one guess: after a few, the host burns \
+the code, and everyone who tries it afterwards, even with the right words, is told so; ask \
+the host for a new one then. From there on the session is the same as with the invite.\n\n\
 PROGRAM gets MPyC's flags appended: -M N -I INDEX -P HOST:PORT (one per party). Any \
 other TCP program can read PARTYLINE_PARTIES, PARTYLINE_INDEX, PARTYLINE_ADDRS (every party's \
 HOST:PORT) and PARTYLINE_ADDR (its own) instead (with --no-mpyc-flags). On Linux party k is \
@@ -241,8 +284,13 @@ roster is printed again with each party's path (direct or relay).",
     mpyc::VERSION
 ))]
 pub struct JoinArgs {
-    /// The invite printed by `partyline create`, or `-` to read it from stdin.
+    /// The invite printed by `partyline create`, a short code such as 7-orbit-lamp-quiz
+    /// printed by `partyline create --code` (with --server), or `-` to read either from stdin.
     pub invite: Option<String>,
+    /// With a short code: the server, as the host's `partyline create --code` printed it
+    /// (https://HOST:PORT#sha256=PIN). An invite names its server itself.
+    #[arg(long, env = "PARTYLINE_SERVER")]
+    pub server: Option<String>,
     /// Read the invite from FILE instead (e.g. the output of `partyline create`).
     #[arg(long, value_name = "FILE")]
     pub invite_file: Option<PathBuf>,

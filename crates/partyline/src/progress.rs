@@ -19,6 +19,15 @@ impl Status {
         self.bar.set_message(message);
     }
 
+    /// A line of its own above the status line, which stays.
+    pub fn println(&self, message: &str) {
+        if self.bar.is_hidden() {
+            eprintln!("partyline: {message}");
+        } else {
+            self.bar.println(format!("partyline: {message}"));
+        }
+    }
+
     pub fn finish_and_clear(&self) {
         self.bar.finish_and_clear();
     }

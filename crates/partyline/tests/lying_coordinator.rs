@@ -8,91 +8,30 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::http::{Method, StatusCode, Uri};
-use axum::response::Response;
 use common::*;
-use partyline_session::tls::pinned_http_client;
 use partyline_wire::announce::AnnouncementKey;
 use partyline_wire::api::SessionView;
 use partyline_wire::{
     Announcement, CertPin, EndpointKey, Invite, InviteSecret, SignedAnnouncement,
 };
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// How the liar rewrites a full roster.
 type Tamper = Arc<dyn Fn(&mut SessionView) + Send + Sync>;
 
-struct Liar {
-    upstream: String,
-    http: reqwest::Client,
-    tamper: Tamper,
-}
-
-async fn forward(
-    liar: Arc<Liar>,
-    method: Method,
-    uri: Uri,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    let url = format!(
-        "{}{}",
-        liar.upstream,
-        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-    );
-    let mut request = liar
-        .http
-        .request(method, url)
-        .header("content-type", "application/json");
-    // The parties' write token passes through: the operator sees it anyway.
-    if let Some(token) = headers.get("authorization") {
-        request = request.header("authorization", token.as_bytes());
-    }
-    let answer = request
-        .body(body)
-        .send()
-        .await
-        .expect("the real server answers");
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
-    let mut bytes = answer.bytes().await.unwrap().to_vec();
-    if let Ok(mut view) = serde_json::from_slice::<SessionView>(&bytes)
-        && view.announcements.len() == usize::from(view.parties)
-    {
-        (liar.tamper)(&mut view);
-        bytes = serde_json::to_vec(&view).unwrap();
-    }
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(bytes))
-        .unwrap()
-}
-
 /// Starts the liar in front of `server` and returns its server link.
 async fn start_liar(server: &Server, tamper: Tamper) -> String {
-    let cert = CertificateDer::from_pem_file(server.data.path().join("cert.pem")).unwrap();
-    let key = PrivateKeyDer::from_pem_file(server.data.path().join("key.pem")).unwrap();
-    let pin: CertPin = server
-        .link
-        .split("#sha256=")
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let liar = Arc::new(Liar {
-        upstream: server.url().to_string(),
-        http: pinned_http_client(pin),
-        tamper,
+    let rewrite: Rewrite = Arc::new(move |_method, _path, leg, bytes| {
+        if leg != Leg::Answer {
+            return;
+        }
+        if let Ok(mut view) = serde_json::from_slice::<SessionView>(bytes)
+            && view.announcements.len() == usize::from(view.parties)
+        {
+            tamper(&mut view);
+            *bytes = serde_json::to_vec(&view).unwrap();
+        }
     });
-    let app = axum::Router::new().fallback(
-        move |method: Method, uri: Uri, headers: axum::http::HeaderMap, body: Bytes| {
-            forward(liar.clone(), method, uri, headers, body)
-        },
-    );
-    let addr = serve_https(app, cert, key);
-    format!("https://{addr}#sha256={pin}")
+    start_middle(server, rewrite)
 }
 
 /// Runs a 3-party session through a liar and checks every party refused with `reason`.

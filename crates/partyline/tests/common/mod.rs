@@ -149,6 +149,78 @@ pub fn create(link: &str, parties: u16) -> String {
         .to_string()
 }
 
+/// A `partyline create --code` process: the host of a short code, killed
+/// when dropped.
+pub struct CodeHost {
+    /// The code it printed.
+    pub code: String,
+    child: Child,
+    stderr: OutputTap,
+}
+
+impl CodeHost {
+    /// Starts hosting a session of `parties` on the server `link`, with
+    /// `flags`, and returns once the code is printed.
+    pub fn start(link: &str, parties: u16, flags: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["create", "--code", "--timeout", "300", "--server", link])
+            .args(["--parties", &parties.to_string()])
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut code = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut code)
+            .unwrap();
+        let stderr = OutputTap::start(child.stderr.take().unwrap());
+        let code = code.trim().to_string();
+        assert!(!code.is_empty(), "create --code printed no code");
+        Self {
+            code,
+            child,
+            stderr,
+        }
+    }
+
+    /// A `join` of this code through the server `link` (no invite anywhere on its command line).
+    pub fn join(&self, link: &str, name: &str, flags: &[&str], program: &[String]) -> Party {
+        let flags = [&["--server", link], flags].concat();
+        Party::start(name, &flags, program, |command| {
+            command.arg(&self.code);
+        })
+    }
+
+    /// Waits until the host writes a line to stderr containing `needle`, and returns it.
+    pub fn wait_for_stderr(&self, needle: &str, limit: Duration) -> String {
+        self.stderr.wait_for(needle, limit, "the host's stderr")
+    }
+
+    /// Waits for the host to exit, failing the test after `limit`; returns
+    /// whether it succeeded.
+    pub fn finish(mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the host did not finish within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for CodeHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Serves `app` over HTTPS with this certificate on a loopback port, until
 /// the test's runtime ends; returns the address.
 pub fn serve_https(
@@ -174,6 +246,73 @@ pub fn serve_https(
             .serve(app.into_make_service()),
     );
     addr
+}
+
+/// Which body a man in the middle is rewriting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leg {
+    /// A party's request, on its way to the server.
+    Request,
+    /// The server's answer, on its way back.
+    Answer,
+}
+
+/// How a man in the middle rewrites what it relays: called with the
+/// request's method and path, which leg, and the body (JSON), which it may change.
+pub type Rewrite = std::sync::Arc<dyn Fn(&str, &str, Leg, &mut Vec<u8>) + Send + Sync>;
+
+/// Starts a man in the middle in front of `server`, with the server's own
+/// certificate and key (as a malicious operator has them): it forwards every
+/// request to the real server, the write token included, and passes each
+/// body through `rewrite`. Returns its server link, which pins the server's
+/// certificate. Call it inside a tokio runtime.
+pub fn start_middle(server: &Server, rewrite: Rewrite) -> String {
+    use rustls::pki_types::pem::PemObject;
+    let cert =
+        rustls::pki_types::CertificateDer::from_pem_file(server.data.path().join("cert.pem"))
+            .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(server.data.path().join("key.pem"))
+        .unwrap();
+    let pin = server.link.split("#sha256=").nth(1).unwrap().to_string();
+    let upstream = server.url().to_string();
+    let http = partyline_session::tls::pinned_http_client(pin.parse().unwrap());
+    let app = axum::Router::new().fallback(
+        move |method: axum::http::Method,
+              uri: axum::http::Uri,
+              headers: axum::http::HeaderMap,
+              body: axum::body::Bytes| {
+            let (http, upstream, rewrite) = (http.clone(), upstream.clone(), rewrite.clone());
+            async move {
+                let path = uri.path().to_string();
+                let mut body = body.to_vec();
+                rewrite(method.as_str(), &path, Leg::Request, &mut body);
+                let target = uri.path_and_query().map_or("/", |p| p.as_str());
+                let mut request = http
+                    .request(method.clone(), format!("{upstream}{target}"))
+                    .header("content-type", "application/json");
+                if let Some(token) = headers.get("authorization") {
+                    request = request.header("authorization", token.as_bytes());
+                }
+                let answer = request
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("the real server answers");
+                let status = answer.status().as_u16();
+                let mut bytes = answer.bytes().await.unwrap().to_vec();
+                if (200..300).contains(&status) {
+                    rewrite(method.as_str(), &path, Leg::Answer, &mut bytes);
+                }
+                axum::response::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(bytes))
+                    .unwrap()
+            }
+        },
+    );
+    let addr = serve_https(app, cert, key);
+    format!("https://{addr}#sha256={pin}")
 }
 
 /// A `partyline join` process.

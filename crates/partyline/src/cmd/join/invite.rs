@@ -1,19 +1,27 @@
-//! Where `join` reads the invite from: the argument, stdin, a file or the
-//! environment, exactly one of them.
+//! Where `join` reads the invite (or a short code) from: the argument,
+//! stdin, a file or the environment, exactly one of them.
 use std::io::IsTerminal;
 
 use anyhow::{Context, bail};
-use partyline_wire::Invite;
+use partyline_wire::code::looks_like_code;
+use partyline_wire::{Code, Invite};
 
 use crate::cli::JoinArgs;
 
 /// The environment variable that can hold the invite, off the command line.
 pub(super) const INVITE_VAR: &str = "PARTYLINE_INVITE";
 
-/// Reads the invite from the one place it was given: the argument, `-` (a line
-/// on stdin), --invite-file or the environment. Every local user can read a
-/// command line; the other three stay private to us.
-pub(super) fn read_invite(args: &JoinArgs) -> anyhow::Result<Invite> {
+/// What a party joins with: the invite itself, or a short code that the
+/// session's host exchanges for it.
+pub(super) enum Ticket {
+    Invite(Invite),
+    Code(Code),
+}
+
+/// Reads the invite or code from the one place it was given: the argument,
+/// `-` (a line on stdin), --invite-file or the environment. Every local user
+/// can read a command line; the other three stay private to us.
+pub(super) fn read_ticket(args: &JoinArgs) -> anyhow::Result<Ticket> {
     let from_env = std::env::var(INVITE_VAR)
         .ok()
         .filter(|text| !text.trim().is_empty());
@@ -46,7 +54,10 @@ pub(super) fn read_invite(args: &JoinArgs) -> anyhow::Result<Invite> {
             )
         }
     };
-    Ok(text.trim().parse()?)
+    if looks_like_code(&text) {
+        return Ok(Ticket::Code(text.parse()?));
+    }
+    Ok(Ticket::Invite(text.trim().parse()?))
 }
 
 /// One line from stdin. Blocking is fine here: nothing else runs yet.

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`invite`]: where the invite comes from (argument, stdin, file, environment).
+//! - [`code`]: a short code instead of the invite, exchanged with the session's host.
 //! - [`shutdown`]: Ctrl-C, caught once for the whole run (mini-redis' `Shutdown`).
 //! - [`seat`]: what we hold in the session and [`seat::Seat::leave`], the one
 //!   place that withdraws, tells the peers and closes (mini-redis' `DbDropGuard`).
@@ -15,6 +16,7 @@
 //! - [`known`]: our identity, the address book's view of every party (known,
 //!   new, changed), the refusal of a changed key, and the book's update.
 mod checks;
+mod code;
 mod invite;
 mod known;
 mod seat;
@@ -41,7 +43,7 @@ use partyline_wire::seat::StreamRules;
 use partyline_wire::{Invite, Roster};
 
 use self::checks::{Checks, refusal_error};
-use self::invite::read_invite;
+use self::invite::{Ticket, read_ticket};
 use self::known::Known;
 use self::seat::{End, Leave, Seat};
 use self::shutdown::{Interrupted, Shutdown};
@@ -57,7 +59,7 @@ const TERMINATE_GRACE: Duration = Duration::from_secs(3);
 const INTERRUPTED: i32 = 130;
 
 pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
-    let invite = read_invite(&args)?;
+    let ticket = read_ticket(&args)?;
     let name = party_name(args.name.as_deref(), config)?;
     let checks = Checks::from_args(&args)?;
     let known = Known::load(&args, config)?;
@@ -67,6 +69,10 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
         args.ports
     );
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let invite = match ticket {
+        Ticket::Invite(invite) => invite,
+        Ticket::Code(code) => code::invite_by_code(&code, &args, config, deadline).await?,
+    };
     let coordinator = Coordinator::new(&invite.server, invite.pin)
         .with_write_token(partyline_wire::WriteToken::derive(&invite.secret))
         .with_deadline(deadline);
