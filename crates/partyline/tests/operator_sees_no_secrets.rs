@@ -14,17 +14,22 @@
 //!
 //! Not recorded: the relay's QUIC address discovery on UDP, which parties
 //! without direct paths do not use.
+//!
+//! The same holds for a session joined by short code (`partyline create
+//! --code`): neither the code nor the invite it unlocks shows.
 mod common;
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use data_encoding::{BASE32_NOPAD, BASE64_NOPAD, BASE64URL_NOPAD, Encoding, HEXLOWER, HEXUPPER};
+use partyline_proto::invite_from_code;
+use partyline_session::Coordinator;
 use partyline_session::tls::pinned_client_config;
-use partyline_wire::{AnnouncementKey, CertPin, Invite, WriteToken};
+use partyline_wire::{AnnouncementKey, CertPin, Code, Invite, WriteToken};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -339,10 +344,9 @@ fn count(captures: &[Capture], service: &str, way: Way, needle: &[u8]) -> usize 
         .sum()
 }
 
-#[test]
-fn the_operator_sees_no_secret_of_a_relayed_session() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let _in_runtime = runtime.enter();
+/// A real `partyline serve` whose coordinator and relay are reached only
+/// through recording proxies (its public URLs name them).
+fn recorded_server(runtime: &tokio::runtime::Runtime) -> (Server, Recording) {
     let coordinator_front = StdTcpListener::bind("127.0.0.1:0").unwrap();
     let relay_front = StdTcpListener::bind("127.0.0.1:0").unwrap();
     let public = |listener: &StdTcpListener| format!("https://{}", listener.local_addr().unwrap());
@@ -373,13 +377,13 @@ fn the_operator_sees_no_secret_of_a_relayed_session() {
             tls_recording_proxy(listener, upstream, &identity, alpn, service, recording).await
         });
     }
+    (server, recording)
+}
 
-    let invite_text = server.create(PARTIES);
-    let invite: Invite = invite_text.parse().unwrap();
-    let runs: Vec<Finished> = ["alice", "bob", "carol"]
-        .iter()
-        .map(|name| Party::join(&invite_text, name, &["--relay-only"], &program()))
-        .collect::<Vec<_>>()
+/// Checks the parties' results and that all went through the relay; returns
+/// the bytes their programs sent.
+fn check_runs(parties: Vec<Party>) -> usize {
+    let runs: Vec<Finished> = parties
         .into_iter()
         .map(|party| party.finish(Duration::from_secs(180)))
         .collect();
@@ -405,8 +409,12 @@ fn the_operator_sees_no_secret_of_a_relayed_session() {
             relayed_bytes += peer["bytes_sent"].as_u64().unwrap() as usize;
         }
     }
-    let captures = recording.captures();
+    relayed_bytes
+}
 
+/// The recording saw the session of `invite` and none of its secrets, nor
+/// any of `more`; the write token only where it is sent by design.
+fn check_recording(captures: &[Capture], invite: &Invite, relayed_bytes: usize, more: Vec<Needle>) {
     // The recording saw the session: its requests and answers, and every
     // byte of the program's traffic at least once each way through the relay.
     let session = invite.session.to_string();
@@ -416,12 +424,12 @@ fn the_operator_sees_no_secret_of_a_relayed_session() {
         ("relay", Way::ToServer),
     ] {
         assert!(
-            count(&captures, service, way, session.as_bytes()) >= usize::from(PARTIES),
+            count(captures, service, way, session.as_bytes()) >= usize::from(PARTIES),
             "the session id is missing from what the {service} exchanged ({way:?})"
         );
     }
     for way in [Way::ToServer, Way::ToClient] {
-        let seen = total(&captures, "relay", way);
+        let seen = total(captures, "relay", way);
         assert!(
             seen >= relayed_bytes && relayed_bytes >= 2 * BLOCK_BYTES,
             "the relay carried {seen} bytes {way:?}; the programs sent {relayed_bytes}"
@@ -434,7 +442,7 @@ fn the_operator_sees_no_secret_of_a_relayed_session() {
     let token = WriteToken::derive(&invite.secret);
     let token_hex = HEXLOWER.encode(&token.0);
     let mut bearers = 0;
-    for capture in &captures {
+    for capture in captures {
         for at in find(&capture.bytes, token_hex.as_bytes()) {
             assert!(
                 capture.service == "coordinator"
@@ -453,15 +461,16 @@ fn the_operator_sees_no_secret_of_a_relayed_session() {
     );
 
     let mut needles = forms("the invite secret", &invite.secret.0);
-    needles.extend(invite_forms(&invite_text, &invite));
-    needles.extend(forms("the announcement key", &announcement_key(&invite)));
+    needles.extend(invite_forms(&invite.to_string(), invite));
+    needles.extend(forms("the announcement key", &announcement_key(invite)));
     needles.extend(
         forms("the write token", &token.0)
             .into_iter()
             .filter(|needle| needle.bytes != token_hex.as_bytes()),
     );
     needles.extend(input_forms());
-    for capture in &captures {
+    needles.extend(more);
+    for capture in captures {
         for needle in &needles {
             assert!(
                 !contains(&capture.bytes, &needle.bytes),
@@ -472,6 +481,82 @@ fn the_operator_sees_no_secret_of_a_relayed_session() {
             );
         }
     }
+}
+
+#[test]
+fn the_operator_sees_no_secret_of_a_relayed_session() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _in_runtime = runtime.enter();
+    let (server, recording) = recorded_server(&runtime);
+    let invite_text = server.create(PARTIES);
+    let invite: Invite = invite_text.parse().unwrap();
+    let parties = ["alice", "bob", "carol"]
+        .iter()
+        .map(|name| Party::join(&invite_text, name, &["--relay-only"], &program()))
+        .collect();
+    let relayed_bytes = check_runs(parties);
+    check_recording(&recording.captures(), &invite, relayed_bytes, Vec::new());
+}
+
+/// A short code as it could travel: its text in every encoding, and its
+/// words alone in the ways people write them.
+fn code_forms(code: &Code) -> Vec<Needle> {
+    let mut needles = forms("the code", code.to_string().as_bytes());
+    let words = code.words();
+    for (what, text) in [
+        ("the code's words", words.clone()),
+        ("the code's words, with spaces", words.replace('-', " ")),
+        ("the code's words, run together", words.replace('-', "")),
+    ] {
+        needles.push(Needle {
+            what: what.into(),
+            bytes: text.into_bytes(),
+        });
+    }
+    needles
+}
+
+/// The same with a short code: `create --code` hosts, every party joins by
+/// the code through the recorded coordinator; the operator sees neither the
+/// code nor the invite it unlocks. The test takes the invite as one more
+/// joiner would (a code exchange of its own, recorded too), to know what to
+/// look for.
+#[test]
+fn the_operator_sees_neither_the_code_nor_the_invite_of_a_code_session() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _in_runtime = runtime.enter();
+    let (server, recording) = recorded_server(&runtime);
+    let host = CodeHost::start(&server.link, PARTIES, &[]);
+    let code: Code = host.code.parse().unwrap();
+    let identity = ServerIdentity::of(&server);
+    let coordinator = Coordinator::new(&server.url().parse().unwrap(), identity.pin)
+        .with_deadline(Instant::now() + Duration::from_secs(60));
+    let invite = runtime
+        .block_on(invite_from_code(
+            &coordinator,
+            &code,
+            Duration::from_secs(60),
+        ))
+        .expect("the host hands the invite to the right code");
+    let parties = ["alice", "bob", "carol"]
+        .iter()
+        .map(|name| host.join(&server.link, name, &["--relay-only"], &program()))
+        .collect();
+    let relayed_bytes = check_runs(parties);
+    host.wait_for_stderr("all 3 parties joined", Duration::from_secs(60));
+    assert!(host.finish(Duration::from_secs(60)), "the host failed");
+    let captures = recording.captures();
+    let nameplate = format!("/v1/nameplates/{}/attempts", code.nameplate());
+    assert!(
+        count(
+            &captures,
+            "coordinator",
+            Way::ToServer,
+            nameplate.as_bytes()
+        ) >= 4,
+        "the code exchanges are missing from the recording"
+    );
+    check_recording(&captures, &invite, relayed_bytes, code_forms(&code));
 }
 
 /// Records plain TCP from `listener` to `upstream`, which may not listen yet
