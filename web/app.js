@@ -48,6 +48,18 @@ function onMessage({ data }) {
       $('session-info').textContent = 'No session.';
       clearInterval(refreshTimer);
       break;
+    case 'code-error':
+      $('error').textContent = `The code did not work: ${data.message}`;
+      show('error');
+      $('session-info').textContent = 'No session yet: enter the code the host gave you.';
+      $('use-code').disabled = false;
+      show('code-form');
+      break;
+    case 'code-accepted':
+      show('error', false);
+      show('code-form', false);
+      startRefreshing();
+      break;
     case 'session':
       if (!joined) {
         $('session-info').textContent = sessionText(data.view);
@@ -156,6 +168,33 @@ async function programSource() {
   return { name: 'program.py', source };
 }
 
+// Who has joined, until we join ourselves (then the worker reports progress).
+function startRefreshing() {
+  refreshTimer = setInterval(() => worker.postMessage({ type: 'refresh' }), 3000);
+}
+
+// A short code in the link's fragment: `/join#code=7-orbit-lamp-quiz` or
+// `/join#7-orbit-lamp-quiz` (an invite's fragment starts with `pl`).
+function codeInFragment(fragment) {
+  let text;
+  try {
+    text = decodeURIComponent(fragment.replace(/^code=/, ''));
+  } catch {
+    return null;
+  }
+  return /^\s*\d/.test(text) ? text.trim() : null;
+}
+
+// Asks the worker to exchange the code for the invite with the session's host.
+function useCode(code) {
+  $('use-code').disabled = true;
+  show('error', false);
+  $('session-info').textContent = 'Checking the code with the session\'s host…';
+  worker.postMessage({ type: 'open-code', code, origin: location.origin });
+}
+
+let worker = null;
+
 function start() {
   const missing = missingFeatures();
   if (missing.length) {
@@ -166,18 +205,34 @@ function start() {
     $('python-status').textContent = '';
     return;
   }
-  const worker = new Worker('/web/worker.js', { type: 'module' });
+  worker = new Worker('/web/worker.js', { type: 'module' });
   worker.onmessage = onMessage;
   worker.onerror = (e) => fail(`The page's worker failed: ${e.message || 'it could not start'}`);
-  // The invite is the link without its query, which may preset the expected
-  // parties (`/join?expect=alice,bob,carol#pl1.…`).
-  worker.postMessage({ type: 'open', link: location.origin + location.pathname + location.hash, origin: location.origin });
+  const fragment = location.hash.slice(1);
+  const code = codeInFragment(fragment);
+  $('code-form').onsubmit = (event) => {
+    event.preventDefault();
+    useCode($('code').value);
+  };
+  if (fragment && !code) {
+    // The invite is the link without its query, which may preset the expected
+    // parties (`/join?expect=alice,bob,carol#pl1.…`).
+    worker.postMessage({ type: 'open', link: location.origin + location.pathname + location.hash, origin: location.origin });
+    startRefreshing();
+  } else {
+    // No invite: a short code, from the link or typed.
+    show('code-form');
+    $('session-info').textContent = 'No session yet: enter the code the host gave you.';
+    if (code) {
+      $('code').value = code;
+      useCode(code);
+    }
+  }
   $('expect').value = new URLSearchParams(location.search).get('expect') || '';
-  // The invite's secret is in the fragment: once handed to the worker, keep it
-  // out of the address bar, the history and anyone looking over a shoulder.
+  // The invite's secret (or the code) is in the fragment: once handed to the
+  // worker, keep it out of the address bar, the history and anyone looking
+  // over a shoulder.
   history.replaceState(null, '', location.pathname + location.search);
-  // Who has joined, until we join ourselves (then the worker reports progress).
-  refreshTimer = setInterval(() => worker.postMessage({ type: 'refresh' }), 3000);
 
   $('name').value = localStorage.getItem('partyline-name') || '';
   for (const radio of document.querySelectorAll('input[name=program]')) {

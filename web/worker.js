@@ -2,11 +2,13 @@
 // and MPyC in Pyodide share this thread, so MPyC's transport calls the wasm
 // streams directly and no byte crosses a postMessage.
 //
-// Messages from the page: {type: 'open', link, origin}, {type: 'refresh'},
+// Messages from the page: {type: 'open', link, origin}, {type: 'open-code', code, origin},
+// {type: 'refresh'},
 // {type: 'join', name, expected, confirm, program: {name, source}, args},
 // {type: 'typed', fingerprint}.
 // Messages to the page: {type: 'pyodide', phase, ms?}, {type: 'session', view},
-// {type: 'invite-error', message}, {type: 'session-unavailable', message},
+// {type: 'invite-error', message}, {type: 'code-error', message}, {type: 'code-accepted'},
+// {type: 'session-unavailable', message},
 // {type: 'input-error', message}, {type: 'joining', name},
 // {type: 'progress', joined, expected},
 // {type: 'roster', index, fingerprint, short, members}, {type: 'confirm'},
@@ -60,6 +62,20 @@ async function open({ link, origin }) {
   } catch (e) {
     post({ type: 'invite-error', message: errorText(e) });
   }
+}
+
+// A short code instead of the invite: the wasm runs the PAKE with the
+// session's host through this server and gets the invite from it.
+async function openCode({ code, origin }) {
+  await wasmReady;
+  try {
+    session = await Session.open_code(code, origin);
+  } catch (e) {
+    post({ type: 'code-error', message: errorText(e) });
+    return;
+  }
+  post({ type: 'code-accepted' });
+  await refresh();
 }
 
 // While the user reads the page: who has joined. A failure here (the server
@@ -153,6 +169,7 @@ async function join({ name, expected, confirm, program, args }) {
 self.onmessage = async ({ data }) => {
   try {
     if (data.type === 'open') await open(data);
+    else if (data.type === 'open-code') await openCode(data);
     else if (data.type === 'refresh') await refresh();
     else if (data.type === 'join') await join(data);
     else if (data.type === 'typed' && typedFingerprint) typedFingerprint(data.fingerprint);

@@ -85,6 +85,19 @@ async function createInvite(server, parties) {
   return child.stdout.trim().split('\n').pop();
 }
 
+// `partyline create --code`: the host process and the code it printed
+// (the first line of its stdout).
+async function hostCode(server, parties) {
+  const host = collect(track(spawn(BIN, ['create', '--code', '-n', String(parties), '--server', server.link,
+    '--timeout', '300'], { stdio: ['ignore', 'pipe', 'pipe'] })));
+  for (let tries = 0; tries < 600 && !host.stdout.includes('\n'); tries++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const code = host.stdout.split('\n')[0].trim();
+  assert.match(code, /^\d+(-[a-z]+){3}$/, `no code from create --code:\n${host.stderr}`);
+  return { host, code };
+}
+
 function joinNative(invite, name, program, flags = []) {
   return collect(track(spawn(BIN, ['join', invite, '--name', name, '--timeout', '120', ...flags, '--', ...program],
     { stdio: ['ignore', 'pipe', 'pipe'] })));
@@ -407,6 +420,42 @@ const tests = {
       assert.equal(again.status, 304, `${file}: no 304 for its own ETag`);
     }
     log(`the embedded web app served ${files.length} files, each equal to target/web: ${files.join(' ')}`);
+  },
+
+  async 'browser parties join by a short code, typed or in the link, and a wrong one is refused'(context) {
+    const server = await startServer();
+    const { host, code } = await hostCode(server, 3);
+    // A page opened without an invite asks for a code; a wrong one is
+    // refused with what it means, and costs one of the host's tries.
+    const typed = await openPage(context, `${server.origin}/join`);
+    await typed.page.waitForSelector('#code-form:not([hidden])', { timeout: 30_000 });
+    const words = code.split('-');
+    words[words.length - 1] = words.at(-1) === 'abandon' ? 'ability' : 'abandon';
+    await typed.page.fill('#code', words.join('-'));
+    await typed.page.click('#use-code');
+    await typed.page.waitForSelector('#error:not([hidden])', { timeout: 90_000 });
+    assert.match(await typed.page.textContent('#error'),
+      /The code did not work: the code was not accepted, and no invite was released/);
+    assert.ok(await typed.page.isHidden('#join-form'), 'the join form must stay hidden');
+    await stderrSays(host, 'wrong code (1 of 3');
+    // The right code, typed; then a page with the code in its link; then a
+    // native party by code: all three compute the same secure sum.
+    await typed.page.fill('#code', code);
+    await typed.page.click('#use-code');
+    await joinInPage(typed, 'browser0', 'securesum.py');
+    const linked = await openPage(context, `${server.origin}/join#code=${code}`);
+    await joinInPage(linked, 'browser1', 'securesum.py');
+    assert.ok(!linked.page.url().includes(code), 'the code stayed in the address bar');
+    const native = joinNative(code, 'native0', [SUM], ['--server', server.link]);
+    const results = await Promise.all([typed, linked].map(pageResult));
+    const sums = resultLines(await nativeResult(native), ['sum', 'product', 'max']);
+    assert.equal(sums.length, 3, native.stdout);
+    for (const r of results) {
+      assert.equal(r.finished, 'ok', `a browser party failed: ${r.error}\n${r.output}`);
+      assert.deepEqual(resultLines(r.output, ['sum', 'product', 'max']), sums);
+    }
+    assert.equal(await host.exited, 0, host.stderr);
+    assert.ok(host.stderr.includes('all 3 parties joined'), host.stderr);
   },
 
   async 'a tampered invite is refused in the page'(context) {

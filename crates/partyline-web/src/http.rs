@@ -3,10 +3,15 @@
 //! `fetch` is looked up on the global object, so this works in a Web Worker
 //! (where the party runs, next to Pyodide) as well as in a window. Answers
 //! are read chunk by chunk up to their `answer_limit`, as native parties do.
-use partyline_proto::CoordinatorApi;
 use partyline_proto::transport::LONG_POLL;
-use partyline_wire::api::{ServerInfo, SessionView, answer_limit, path};
-use partyline_wire::{EndpointKey, ServerUrl, SessionId, SignedAnnouncement, WriteToken};
+use partyline_proto::{CodeRelay, CoordinatorApi};
+use partyline_wire::api::{
+    AttemptId, AttemptOpened, AttemptView, CodeMessage, NameplateInfo, ServerInfo, SessionView,
+    answer_limit, path,
+};
+use partyline_wire::{
+    EndpointKey, Nameplate, ServerUrl, SessionId, SignedAnnouncement, WriteToken,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
@@ -215,5 +220,64 @@ impl CoordinatorApi for Coordinator {
     ) -> Result<SessionView, WebError> {
         let path = path::session_after(session, seen, LONG_POLL);
         self.get(&path, answer_limit::SESSION).await
+    }
+}
+
+impl CodeRelay for Coordinator {
+    type Error = WebError;
+
+    async fn nameplate(&self, nameplate: Nameplate) -> Result<NameplateInfo, WebError> {
+        self.get(&path::nameplate(nameplate), answer_limit::CODE)
+            .await
+    }
+
+    async fn open_attempt(
+        &self,
+        nameplate: Nameplate,
+        message: &str,
+    ) -> Result<AttemptId, WebError> {
+        let body = CodeMessage {
+            message: message.to_string(),
+        };
+        let opened: AttemptOpened = self
+            .post(&path::attempts(nameplate), &body, answer_limit::CODE)
+            .await?;
+        Ok(opened.attempt)
+    }
+
+    async fn send(
+        &self,
+        nameplate: Nameplate,
+        attempt: &AttemptId,
+        message: &str,
+    ) -> Result<(), WebError> {
+        let body = CodeMessage {
+            message: message.to_string(),
+        };
+        let body = serde_json::to_string(&body).expect("request bodies serialize");
+        self.request(
+            "POST",
+            &path::attempt_joiner(nameplate, attempt),
+            Some(body),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn wait_for_host(
+        &self,
+        nameplate: Nameplate,
+        attempt: &AttemptId,
+        seen: usize,
+    ) -> Result<AttemptView, WebError> {
+        let path = path::attempt_after(nameplate, attempt, seen, LONG_POLL);
+        self.get(&path, answer_limit::CODE).await
+    }
+
+    fn refusal_status(error: &WebError) -> Option<u16> {
+        match error {
+            WebError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
     }
 }

@@ -17,7 +17,9 @@
 //!
 //! # Layout
 //! - [`http`]: the coordinator client with the browser's `fetch`.
-//! - [`session`]: the invite, the session view before joining, and joining.
+//! - [`session`]: the invite (or a short code exchanged for it with the
+//!   session's host, `partyline_proto::code`), the session view before
+//!   joining, and joining.
 //! - [`party`]: our iroh endpoint and the connections to the roster's peers.
 //! - [`stream`]: one MPyC byte stream to a peer, as JavaScript sees it, and
 //!   the seat rules on the streams peers open.
@@ -47,6 +49,10 @@ pub fn protocol() -> String {
 pub enum WebError {
     #[error("{0}")]
     Invite(#[from] partyline_wire::InviteError),
+    #[error("{0}")]
+    BadCode(#[from] partyline_wire::CodeError),
+    #[error("{0}")]
+    Code(#[from] partyline_proto::CodeFailure),
     #[error(
         "this invite is for the server {invite}, but this page was loaded from {page}; open the invite link itself"
     )]

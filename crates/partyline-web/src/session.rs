@@ -2,12 +2,13 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use partyline_proto::invite_from_code;
 use partyline_proto::join::{Progress, announce_and_wait};
 use partyline_wire::announce::{AnnouncementKey, typed_name};
 use partyline_wire::api::SessionState;
 use partyline_wire::checks::ExpectedNames;
 use partyline_wire::roster::verify_all;
-use partyline_wire::{Announcement, Invite, ServerUrl};
+use partyline_wire::{Announcement, Code, Invite, ServerUrl};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -15,6 +16,10 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::http::Coordinator;
 use crate::party::{Party, PartyEndpoint};
 use crate::{WebError, now_ms};
+
+/// The longest the page waits for a code's host to answer: a program, which
+/// answers in a moment if it still runs (as `join` waits).
+const HOST_ANSWER: Duration = Duration::from_secs(60);
 
 /// A session as opened from an invite link, before joining.
 #[wasm_bindgen]
@@ -51,20 +56,22 @@ impl Session {
     /// checks that it names the server this page came from (`page_origin`).
     pub fn open(link: &str, page_origin: &str) -> Result<Session, JsError> {
         let invite: Invite = link.trim().parse().map_err(WebError::Invite)?;
-        if page_origin.parse::<ServerUrl>().as_ref() != Ok(&invite.server) {
-            return Err(WebError::WrongOrigin {
-                invite: invite.server.to_string(),
-                page: page_origin.to_string(),
-            }
-            .into());
-        }
-        let coordinator = Coordinator::new(&invite.server)
-            .with_write_token(partyline_wire::WriteToken::derive(&invite.secret));
-        Ok(Session {
-            inner: Rc::new(Inner {
-                invite,
-                coordinator,
-            }),
+        Ok(Session::of(invite, page_origin)?)
+    }
+
+    /// Gives the short `code` (as `partyline create --code` printed it) to
+    /// the session's host through this page's server, in the PAKE native
+    /// joiners run (`partyline_proto::code`), and resolves to the session
+    /// of the invite the host sends back.
+    pub fn open_code(code: String, page_origin: String) -> js_sys::Promise {
+        future_to_promise(async move {
+            let code: Code = code.parse().map_err(WebError::BadCode)?;
+            let server: ServerUrl = page_origin.parse().map_err(|_| WebError::Unreachable {
+                url: page_origin.clone(),
+                reason: "the page's origin is not an https://HOST:PORT address".to_string(),
+            })?;
+            let invite = invite_from_code(&Coordinator::new(&server), &code, HOST_ANSWER).await?;
+            Ok(Session::of(invite, &page_origin)?.into())
         })
     }
 
@@ -107,6 +114,27 @@ impl Session {
             let timeout = Duration::from_secs(timeout_secs.into());
             let party = inner.join(name, expected, on_progress, timeout).await?;
             Ok(party.into())
+        })
+    }
+}
+
+impl Session {
+    /// The session of `invite`, which must name the server this page came
+    /// from (`page_origin`).
+    fn of(invite: Invite, page_origin: &str) -> Result<Session, WebError> {
+        if page_origin.parse::<ServerUrl>().as_ref() != Ok(&invite.server) {
+            return Err(WebError::WrongOrigin {
+                invite: invite.server.to_string(),
+                page: page_origin.to_string(),
+            });
+        }
+        let coordinator = Coordinator::new(&invite.server)
+            .with_write_token(partyline_wire::WriteToken::derive(&invite.secret));
+        Ok(Session {
+            inner: Rc::new(Inner {
+                invite,
+                coordinator,
+            }),
         })
     }
 }
