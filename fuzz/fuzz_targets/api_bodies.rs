@@ -4,7 +4,10 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use partyline_wire::SignedAnnouncement;
-use partyline_wire::api::{ApiError, CreateSession, ServerInfo, SessionCreated, SessionView};
+use partyline_wire::api::{
+    AllocateNameplate, ApiError, AttemptOpened, AttemptView, CodeMessage, CreateSession,
+    NameplateAllocated, NameplateInfo, NameplateView, ServerInfo, SessionCreated, SessionView,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -23,4 +26,11 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<SessionView>(data);
     round_trip::<ServerInfo>(data);
     round_trip::<ApiError>(data);
+    round_trip::<AllocateNameplate>(data);
+    round_trip::<NameplateAllocated>(data);
+    round_trip::<NameplateInfo>(data);
+    round_trip::<CodeMessage>(data);
+    round_trip::<AttemptOpened>(data);
+    round_trip::<AttemptView>(data);
+    round_trip::<NameplateView>(data);
 });
