@@ -137,6 +137,16 @@ fn wrong_codes_are_refused_and_burn_the_code_after_the_limit() {
             late.stderr()
         );
     }
+    // A number the server lends nobody: said so, with what to check.
+    let (number, words) = code.split_once('-').unwrap();
+    let unknown = format!("{}-{words}", number.parse::<u32>().unwrap() + 100);
+    let nobody = join_with(&unknown, &server.link, "carol");
+    assert!(!nobody.out.status.success(), "an unknown code joined");
+    assert!(
+        nobody.stderr().contains("on this server: check the number"),
+        "{}",
+        nobody.stderr()
+    );
     // The host ended the session: the party that joined stops too.
     let alice = alice.finish(LIMIT);
     assert!(!alice.out.status.success(), "alice exited 0");
