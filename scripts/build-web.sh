@@ -4,7 +4,8 @@
 #   - crates/partyline-web compiled to wasm32 + its JS glue (wasm-bindgen-cli),
 #   - Pyodide from the npm package `pyodide` and the mpyc wheel from PyPI,
 #     fetched here at build time so that the page loads nothing from a CDN,
-#   - the page, the worker, the Python transport shim and the example programs.
+#   - the page, its two workers (network, Python), the Python transport shim
+#     and the example programs.
 # Needs: rustup, clang (ring's C code for wasm32), node/npm, python3 (venv).
 # Reproducible: every version is pinned (Pyodide and mpyc in versions.env,
 # wasm-bindgen in crates/partyline-web/Cargo.lock); downloads are cached in
@@ -74,7 +75,7 @@ cp "$deps/wheels/${wheel[0]}" "$out.tmp/wheels/"
 printf '{"mpyc": "%s", "mpyc_wheel": "wheels/%s", "pyodide": "%s"}\n' \
   "$MPYC_VERSION" "${wheel[0]}" "$PYODIDE_VERSION" >"$out.tmp/versions.json"
 
-cp web/index.html web/app.js web/worker.js web/style.css web/partyline_shim.py "$out.tmp/"
+cp web/index.html web/app.js web/worker.js web/python.js web/style.css web/partyline_shim.py "$out.tmp/"
 cp examples/secretsanta.py examples/securesum.py "$out.tmp/programs/"
 
 # Compressed copies for browsers that take gzip (all do); `partyline serve`

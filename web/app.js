@@ -24,6 +24,12 @@ function missingFeatures() {
 
 let pythonReady = false;
 let joined = false;
+// From Join until the program has ended: closing or reloading the page would
+// end the session for every party, so the browser asks first.
+let running = false;
+window.addEventListener('beforeunload', (event) => {
+  if (running) event.preventDefault();
+});
 let refreshTimer = null;
 
 function sessionText(view) {
@@ -80,6 +86,7 @@ function onMessage({ data }) {
       $('join').disabled = false;
       break;
     case 'joining':
+      running = true;
       show('error', false);
       clearInterval(refreshTimer);
       localStorage.setItem('partyline-name', data.name);
@@ -116,6 +123,7 @@ function onMessage({ data }) {
       $('status').textContent = 'Waiting for you to type the fingerprint the others read out…';
       break;
     case 'refused':
+      running = false;
       show('confirm-form', false);
       fail(data.message);
       $('status').textContent = 'Your program did not start; the session has ended for every party.';
@@ -134,6 +142,7 @@ function onMessage({ data }) {
       $('output').textContent += `${data.text}\n`;
       break;
     case 'finished':
+      running = false;
       if (data.ok) {
         $('status').innerHTML = '';
         const done = document.createElement('span');
@@ -148,6 +157,7 @@ function onMessage({ data }) {
       document.body.dataset.seconds = data.seconds;
       break;
     case 'error':
+      running = false;
       fail(data.message);
       document.body.dataset.finished = 'failed';
       break;
@@ -205,9 +215,18 @@ function start() {
     $('python-status').textContent = '';
     return;
   }
+  // Two workers: the network (worker.js) and Python (python.js), so that
+  // Python computing never holds up the network's keep-alives; they talk
+  // over a channel of their own.
   worker = new Worker('/web/worker.js', { type: 'module' });
-  worker.onmessage = onMessage;
-  worker.onerror = (e) => fail(`The page's worker failed: ${e.message || 'it could not start'}`);
+  const python = new Worker('/web/python.js', { type: 'module' });
+  for (const w of [worker, python]) {
+    w.onmessage = onMessage;
+    w.onerror = (e) => fail(`The page's worker failed: ${e.message || 'it could not start'}`);
+  }
+  const channel = new MessageChannel();
+  worker.postMessage({ type: 'port' }, [channel.port1]);
+  python.postMessage({ type: 'port' }, [channel.port2]);
   const fragment = location.hash.slice(1);
   const code = codeInFragment(fragment);
   $('code-form').onsubmit = (event) => {

@@ -5,7 +5,8 @@ assumes a desktop Python:
 
 * ``Runtime.start`` opens TCP connections.  Here party i instead gets one byte
   stream per peer from partyline's wasm party (an iroh QUIC stream through the
-  relay, the same stream native parties forward their TCP connections into),
+  relay, the same stream native parties forward their TCP connections into;
+  the wasm party runs in a worker of its own, its bytes cross a MessagePort),
   and feeds it to MPyC's own ``asyncoro.MessageExchanger`` through a small
   transport object (``write``, ``writelines``, ``close``, ``is_closing``), so
   the bytes on the wire are exactly those of a TCP run: pid and PRSS keys from
@@ -62,7 +63,8 @@ def _hop64(a):
     return acc - (1 << 64) if acc >> 63 else acc
 
 
-# The wasm Party (crates/partyline-web) of the running program.
+# The party of the running program: python.js's stand-in for the wasm Party
+# (crates/partyline-web), which runs in the network worker.
 _party = None
 
 

@@ -1,51 +1,36 @@
-// The browser party's worker: partyline's wasm party (network, roster check)
-// and MPyC in Pyodide share this thread, so MPyC's transport calls the wasm
-// streams directly and no byte crosses a postMessage.
+// The browser party's network worker: partyline's wasm party (invite,
+// roster check, QUIC connections through the relay) and nothing else, so that
+// its timers (QUIC keep-alives every second, acknowledgements, the relay's
+// pings) fire on time whatever Python does: MPyC runs in python.js, a worker
+// of its own, and its bytes cross a MessagePort to and from the wasm streams.
+// Timers in dedicated workers keep their pace in a background tab, where
+// Chromium throttles the page's own to once a second.
 //
-// Messages from the page: {type: 'open', link, origin}, {type: 'open-code', code, origin},
+// Messages from the page: {type: 'port'} with a MessagePort to python.js,
+// {type: 'open', link, origin}, {type: 'open-code', code, origin},
 // {type: 'refresh'},
 // {type: 'join', name, expected, confirm, program: {name, source}, args},
 // {type: 'typed', fingerprint}.
-// Messages to the page: {type: 'pyodide', phase, ms?}, {type: 'session', view},
+// Messages to the page: {type: 'session', view},
 // {type: 'invite-error', message}, {type: 'code-error', message}, {type: 'code-accepted'},
 // {type: 'session-unavailable', message},
 // {type: 'input-error', message}, {type: 'joining', name},
 // {type: 'progress', joined, expected},
 // {type: 'roster', index, fingerprint, short, members}, {type: 'confirm'},
 // {type: 'refused', message}, {type: 'accepted'}, {type: 'connected', ms},
-// {type: 'output', text}, {type: 'finished', ok, seconds, error?},
-// {type: 'error', message}.
+// {type: 'finished', ok, seconds, error?}, {type: 'error', message}.
+// On the port to python.js: see there.
 import init, { Session, check_expected, party_name } from './pkg/partyline_web.js';
-import { loadPyodide } from './pyodide/pyodide.mjs';
 
 const post = (message) => self.postMessage(message);
 const errorText = (e) => (e && e.message) || String(e);
 const JOIN_TIMEOUT_SECS = 600;
 
 let session = null;
+// The port to python.js, which runs the program.
+let python = null;
 // Resolves with what the person typed, while the confirm step waits for it.
 let typedFingerprint = null;
-
-// Pyodide takes seconds to start: begin at once, while the user reads the page.
-const pyodideStarted = performance.now();
-const pyodideReady = (async () => {
-  post({ type: 'pyodide', phase: 'loading Python (Pyodide)' });
-  const pyodide = await loadPyodide({ indexURL: new URL('./pyodide/', import.meta.url).href });
-  // build-web.sh writes the pinned versions (versions.env) into the app.
-  const versions = await (await fetch(new URL('./versions.json', import.meta.url))).json();
-  post({ type: 'pyodide', phase: `installing MPyC ${versions.mpyc}` });
-  const wheel = await fetch(new URL(versions.mpyc_wheel, import.meta.url));
-  pyodide.unpackArchive(await wheel.arrayBuffer(), 'wheel');
-  const shim = await fetch(new URL('./partyline_shim.py', import.meta.url));
-  pyodide.FS.writeFile('/home/pyodide/partyline_shim.py', await shim.text());
-  pyodide.setStdout({ batched: (text) => post({ type: 'output', text }) });
-  pyodide.setStderr({ batched: (text) => post({ type: 'output', text }) });
-  const shimModule = pyodide.pyimport('partyline_shim');
-  const ms = Math.round(performance.now() - pyodideStarted);
-  post({ type: 'pyodide', phase: 'ready', ms });
-  return { pyodide, shimModule };
-})();
-pyodideReady.catch((e) => post({ type: 'error', message: `Python did not start: ${errorText(e)}` }));
 
 const wasmReady = init({ module_or_path: new URL('./pkg/partyline_web_bg.wasm', import.meta.url) });
 
@@ -143,32 +128,60 @@ async function join({ name, expected, confirm, program, args }) {
     throw e;
   }
   post({ type: 'connected', ms: Math.round(performance.now() - connectStarted) });
-  const { pyodide, shimModule } = await pyodideReady;
-  const path = `/home/pyodide/${program.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
-  pyodide.FS.writeFile(path, program.source);
-  const started = performance.now();
-  let ok = true;
-  let error;
-  try {
-    // callPromising lets the program block in mpc.run (run_sync) while the
-    // browser delivers network data.
-    await shimModule.run.callPromising(path, pyodide.toPy(args), party);
-  } catch (e) {
-    ok = false;
-    // A Python traceback: all of it to the output, its last line (the
-    // exception itself) as the message.
-    const text = errorText(e).trim();
-    post({ type: 'output', text });
-    error = text.split('\n').pop();
+  await runInPython(party, program, args);
+}
+
+// Has python.js run the program on our streams; resolves when it has ended
+// and every peer has been told how.
+function runInPython(party, program, args) {
+  const streams = new Map();
+  return new Promise((resolve, reject) => {
+    python.onmessage = ({ data }) => {
+      if (data.type === 'finished') finish(party, data).then(resolve, reject);
+      else carry(party, streams, data);
+    };
+    python.postMessage({
+      type: 'run', program, args,
+      party: { index: party.index, parties: party.parties, members: party.members() },
+    });
+  });
+}
+
+// One message of python.js about a peer stream.
+async function carry(party, streams, { type, peer, bytes }) {
+  const ended = (error) => python.postMessage({ type: 'end', peer, error, breach: party.breach });
+  if (type === 'stream') {
+    const onData = (chunk) => {
+      // The wasm party hands over a fresh array each time: move it, not copy it.
+      const own = chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice();
+      python.postMessage({ type: 'data', peer, bytes: own.buffer }, [own.buffer]);
+    };
+    try {
+      streams.set(peer, await party.stream(peer, onData, ended));
+      python.postMessage({ type: 'attached', peer });
+    } catch (e) {
+      python.postMessage({ type: 'refused', peer, message: errorText(e) });
+    }
+  } else if (type === 'write') {
+    try {
+      streams.get(peer)?.write(new Uint8Array(bytes));
+    } catch (e) {
+      ended(errorText(e));
+    }
+  } else if (type === 'close') {
+    streams.get(peer)?.close();
   }
-  const seconds = (performance.now() - started) / 1000;
+}
+
+async function finish(party, { ok, seconds, error }) {
   await party.finish(ok, ok ? 'program finished' : `its program failed in the browser: ${error}`);
   post({ type: 'finished', ok, seconds, error });
 }
 
-self.onmessage = async ({ data }) => {
+self.onmessage = async ({ data, ports }) => {
   try {
-    if (data.type === 'open') await open(data);
+    if (data.type === 'port') python = ports[0];
+    else if (data.type === 'open') await open(data);
     else if (data.type === 'open-code') await openCode(data);
     else if (data.type === 'refresh') await refresh();
     else if (data.type === 'join') await join(data);

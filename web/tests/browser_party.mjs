@@ -24,6 +24,12 @@ const PYTHON = process.env.PARTYLINE_PYTHON;
 const OUT = process.env.WEB_TEST_OUT || join(repo, 'target/web-test');
 const SANTA = join(repo, 'examples/secretsanta.py');
 const SUM = join(repo, 'examples/securesum.py');
+const ROUNDS = join(repo, 'web/tests/programs/rounds.py');
+// The background-tab test: how long the tab stays behind another one (with
+// the default --peer-timeout of 5 s), and rounds enough (one a second) to
+// outlast it.
+const BACKGROUND_MS = Number(process.env.WEB_TEST_BACKGROUND_MS || 30_000);
+const BACKGROUND_ROUNDS = 45;
 const WEB = join(repo, 'target/web');
 // The same partyline built with the web app inside (feature embed-web).
 const EMBEDDED_BIN = process.env.PARTYLINE_EMBEDDED_BIN;
@@ -114,12 +120,15 @@ async function stderrSays(party, text) {
 // Chromium's own log of every network request it makes, pages and workers
 // alike, checked after the browser has closed.
 const NET_LOG = join(OUT, 'chromium-netlog.json');
+const PLAIN_NET_LOG = join(OUT, 'chromium-plain-netlog.json');
+const netLogs = [];
 const serverOrigins = [];
 
 async function launchBrowser() {
   const userData = mkdtempSync(join(tmpdir(), 'partyline-chromium-'));
   cleanups.push(() => rmSync(userData, { recursive: true, force: true }));
   rmSync(NET_LOG, { force: true });
+  netLogs.push(NET_LOG);
   const context = await chromium.launchPersistentContext(userData, {
     executablePath: '/usr/bin/chromium',
     headless: true,
@@ -133,6 +142,89 @@ async function launchBrowser() {
   });
   cleanups.push(() => context.close().catch(() => {}));
   return context;
+}
+
+// A Chromium driven over the DevTools protocol directly, without Playwright,
+// for the background-tab test: Playwright keeps every page it controls
+// "visible" (its focus emulation holds a capture on the tab), and launches
+// Chromium with switches that turn background throttling off. This one runs
+// with Chromium's own defaults, so a tab behind another one is hidden and
+// throttled as in a desktop browser.
+class PlainChromium {
+  static async launch() {
+    const userData = mkdtempSync(join(tmpdir(), 'partyline-chromium-plain-'));
+    cleanups.push(() => rmSync(userData, { recursive: true, force: true }));
+    rmSync(PLAIN_NET_LOG, { force: true });
+    netLogs.push(PLAIN_NET_LOG);
+    const child = track(spawn('/usr/bin/chromium', ['--headless', '--no-sandbox', '--disable-gpu',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--ignore-certificate-errors', '--remote-debugging-pipe', `--user-data-dir=${userData}`,
+      `--log-net-log=${PLAIN_NET_LOG}`, 'about:blank'],
+      { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] }));
+    return new PlainChromium(child);
+  }
+
+  constructor(child) {
+    this.child = child;
+    this.lastId = 0;
+    this.waiting = new Map();
+    let buffer = '';
+    child.stdio[4].on('data', (data) => {
+      buffer += data;
+      for (let end; (end = buffer.indexOf('\0')) >= 0; buffer = buffer.slice(end + 1)) {
+        const message = JSON.parse(buffer.slice(0, end));
+        const answer = this.waiting.get(message.id);
+        if (answer) {
+          this.waiting.delete(message.id);
+          answer(message);
+        }
+      }
+    });
+  }
+
+  async send(method, params = {}, sessionId = undefined) {
+    const id = ++this.lastId;
+    const answered = new Promise((resolve) => this.waiting.set(id, resolve));
+    this.child.stdio[3].write(`${JSON.stringify({ id, method, params, sessionId })}\0`);
+    const message = await answered;
+    if (message.error) throw new Error(`${method}: ${message.error.message}`);
+    return message.result;
+  }
+
+  // A new tab in front, showing `url`: {targetId, sessionId}.
+  async open(url) {
+    const { targetId } = await this.send('Target.createTarget', { url });
+    const { sessionId } = await this.send('Target.attachToTarget', { targetId, flatten: true });
+    return { targetId, sessionId };
+  }
+
+  async evaluate({ sessionId }, expression) {
+    const { result, exceptionDetails } = await this.send('Runtime.evaluate',
+      { expression, returnByValue: true, awaitPromise: true }, sessionId);
+    if (exceptionDetails) throw new Error(`${expression}: ${exceptionDetails.exception?.description}`);
+    return result.value;
+  }
+
+  // Polls `expression` in the tab until it is truthy (or `ms` have passed);
+  // it may throw while the page is still loading.
+  async waitFor(tab, expression, ms) {
+    const until = Date.now() + ms;
+    for (;;) {
+      const value = await this.evaluate(tab, expression).catch(() => undefined);
+      if (value) return value;
+      if (Date.now() > until) throw new Error(`still false after ${ms} ms: ${expression}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  // Closes the browser so that it completes its network log.
+  async close() {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.child.on('exit', resolve));
+    await Promise.race([this.send('Browser.close').catch(() => {}), exited]);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
 }
 
 // A browser party: opens the invite, records every request, joins, runs.
@@ -398,7 +490,7 @@ const tests = {
     // Every file the page and its worker loaded, fetched again, plain and
     // gzipped: the very bytes build-web.sh wrote, with the right type.
     const files = [...new Set(s.pages[0].requests.map((u) => webFile(server.origin, u)).filter(Boolean))];
-    for (const needed of ['index.html', 'app.js', 'worker.js', 'pkg/partyline_web.js',
+    for (const needed of ['index.html', 'app.js', 'worker.js', 'python.js', 'pkg/partyline_web.js',
       'pkg/partyline_web_bg.wasm', 'pyodide/pyodide.mjs', 'pyodide/pyodide.asm.wasm',
       'pyodide/python_stdlib.zip', 'versions.json', 'partyline_shim.py', 'programs/securesum.py']) {
       assert.ok(files.includes(needed), `the page did not load ${needed}: ${files.join(' ')}`);
@@ -528,6 +620,13 @@ const tests = {
     await browser.page.waitForFunction(
       () => document.getElementById('output').textContent.includes('All 2 parties connected'),
       null, { timeout: 60_000 });
+    // While the session runs, closing the page asks first; the person stays.
+    const asked = browser.page.waitForEvent('dialog', { timeout: 10_000 });
+    await browser.page.close({ runBeforeUnload: true });
+    const dialog = await asked;
+    assert.equal(dialog.type(), 'beforeunload');
+    await dialog.dismiss();
+    assert.ok(!browser.page.isClosed(), 'the page closed mid-session without asking');
     native.child.kill('SIGKILL');
     const killed = Date.now();
     const result = await pageResult(browser);
@@ -535,6 +634,11 @@ const tests = {
     assert.equal(result.finished, 'failed');
     assert.match(result.error,
       /The program failed: ConnectionResetError: lost the connection to party \d \(native0\): .*it was stopped or lost its network/);
+    // Once it has ended, the page closes without asking.
+    browser.page.on('dialog', (d) => d.dismiss());
+    const closed = browser.page.waitForEvent('close', { timeout: 10_000 });
+    await browser.page.close({ runBeforeUnload: true });
+    await closed;
   },
 
   async 'a native party claiming another seat is named and refused by the browser party'(context) {
@@ -666,6 +770,52 @@ const tests = {
     assert.match(native.stderr, /party \d: alice \(no identity\), connected via relay/);
   },
 
+  async 'a browser party whose tab is in the background for 30 s keeps its session'() {
+    const server = await startServer();
+    const invite = await createInvite(server, 3);
+    const chromium = await PlainChromium.launch();
+    cleanups.push(() => chromium.close());
+    const tab = await chromium.open(invite);
+    const natives = [];
+    const pageText = (id) => chromium.evaluate(tab, `document.getElementById('${id}').textContent`);
+    // What the page and the native parties said, when a wait ends in failure.
+    const explained = async (e) => {
+      const page = await Promise.all(['status', 'output', 'error'].map((id) => pageText(id).catch(() => '?')));
+      return new Error(`${e.message}\npage:\n${page.join('\n')}\n${natives.map((p) => p.stderr).join('\n')}`);
+    };
+    await chromium.waitFor(tab, "!document.getElementById('join-form').hidden", 30_000);
+    await chromium.evaluate(tab, `(() => {
+      document.getElementById('name').value = 'browser0';
+      document.querySelector('input[name=program][value=paste]').click();
+      document.getElementById('source').value = ${JSON.stringify(readFileSync(ROUNDS, 'utf8'))};
+      document.getElementById('args').value = '${BACKGROUND_ROUNDS}';
+      document.getElementById('join').click();
+    })()`);
+    natives.push(...[0, 1].map((n) => joinNative(invite, `native${n}`, [ROUNDS, String(BACKGROUND_ROUNDS)])));
+    const rounds = (text) => text.split('\n').map((l) => l.trim()).filter((l) => /^round \d+:/.test(l));
+    await chromium.waitFor(tab, "document.getElementById('output').textContent.includes('round 1:')",
+      SESSION_LIMIT_MS).catch(async (e) => { throw await explained(e); });
+    // Another tab in front: ours is hidden, as when the person switches tabs.
+    const front = await chromium.open('about:blank');
+    assert.equal(await chromium.evaluate(tab, 'document.visibilityState'), 'hidden');
+    const hiddenAt = Date.now();
+    await new Promise((r) => setTimeout(r, BACKGROUND_MS));
+    const hiddenRounds = rounds(await pageText('output')).length;
+    assert.equal(await chromium.evaluate(tab, 'document.visibilityState'), 'hidden');
+    log(`the tab was hidden ${((Date.now() - hiddenAt) / 1000).toFixed(1)} s; ${hiddenRounds} rounds done by then`);
+    await chromium.send('Target.closeTarget', { targetId: front.targetId });
+    await chromium.send('Target.activateTarget', { targetId: tab.targetId });
+    const state = await chromium.waitFor(tab, 'document.body.dataset.finished', SESSION_LIMIT_MS)
+      .catch(async (e) => { throw await explained(e); });
+    const output = await pageText('output');
+    assert.equal(state, 'ok', `the browser party failed: ${await pageText('error')}\n${output}`);
+    const outputs = [output, ...await Promise.all(natives.map(nativeResult))];
+    const expected = Array.from({ length: BACKGROUND_ROUNDS }, (_, i) => `round ${i}: ${6 * i}`);
+    for (const o of outputs) assert.deepEqual(rounds(o), expected);
+    // Rounds ran while the tab was hidden, not only after it came back.
+    assert.ok(hiddenRounds > 2 && hiddenRounds < BACKGROUND_ROUNDS, `${hiddenRounds} rounds while hidden`);
+  },
+
   async 'a browser without JSPI is told so instead of a stuck page'(context) {
     const server = await startServer();
     const invite = await createInvite(server, 2);
@@ -716,21 +866,23 @@ try {
 // Every request a page or its worker started (Chromium's network log marks
 // them with the page's origin as initiator; the browser's own background
 // requests, which no page causes, carry none) must go to our servers. Read
-// after the browser has closed, so the log is complete.
-const netLog = JSON.parse(readFileSync(NET_LOG, 'utf8'));
-const startJob = netLog.constants.logEventTypes.URL_REQUEST_START_JOB;
-const fromPages = netLog.events
-  .filter((e) => e.type === startJob && /^https?:\/\//.test(e.params?.initiator || ''))
-  .map((e) => e.params.url);
+// after the browsers have closed, so the logs are complete.
+const fromPages = netLogs.flatMap((file) => {
+  const netLog = JSON.parse(readFileSync(file, 'utf8'));
+  const startJob = netLog.constants.logEventTypes.URL_REQUEST_START_JOB;
+  return netLog.events
+    .filter((e) => e.type === startJob && /^https?:\/\//.test(e.params?.initiator || ''))
+    .map((e) => e.params.url);
+});
 const sameOrigin = (u) => serverOrigins.some((o) =>
   u.startsWith(`${o}/`) || u.startsWith(`${o.replace('https://', 'wss://')}/`));
 const foreign = fromPages.filter((u) => !sameOrigin(u));
 if (fromPages.length === 0 || foreign.length) {
   failed += 1;
-  log(`FAIL the network log shows requests only to the server's origin: ${fromPages.length} requests, foreign: ${foreign.join(' ')}`);
+  log(`FAIL the network logs show requests only to the server's origin: ${fromPages.length} requests, foreign: ${foreign.join(' ')}`);
 } else {
   const relay = fromPages.filter((u) => u.startsWith('wss://')).length;
-  log(`ok   the network log shows requests only to the server's origin (${fromPages.length} requests, ${relay} relay WebSockets)`);
+  log(`ok   the network logs show requests only to the server's origin (${fromPages.length} requests, ${relay} relay WebSockets)`);
 }
 writeFileSync(join(OUT, 'figures.json'), `${JSON.stringify(figures, null, 2)}\n`);
 log('figures:', JSON.stringify(figures));
