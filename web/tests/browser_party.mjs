@@ -742,6 +742,9 @@ const tests = {
     // Neither was announced: with the fields fixed, a two-party session
     // runs (a stray announcement would have taken the second seat).
     await joinInPage(browser, 'alice', 'securesum.py', '', { expect: '' });
+    // Alice announced first, so she holds seat 0 (the check below).
+    await page.waitForFunction(() => document.getElementById('status').textContent
+      .startsWith('Waiting for 1 more party'), null, { timeout: 30_000 });
     const native = joinNative(invite, 'bob', [SUM]);
     const result = await pageResult(browser);
     assert.equal(result.finished, 'ok', `the page did not run: ${result.error}\n${result.output}`);
