@@ -23,6 +23,15 @@ pub const CLOSE_LIMIT: Duration = Duration::from_secs(3);
 pub const LONG_POLL: Duration = Duration::from_secs(20);
 /// Streams a peer may have open at once: one per TCP connection of the program.
 const MAX_STREAMS: u32 = 1024;
+// The flow-control windows stay at QUIC's defaults (1.25 MB per stream, sized
+// for 100 Mbit/s at 100 ms): a stream moves at most one window per round
+// trip, so one stream to a party 75 ms away tops out near 17 MB/s, where
+// kernel TCP (receive buffer up to tcp_rmem's 32 MiB here) fills the path.
+// Larger windows are not safe with this QUIC stack: its receiver keeps at
+// most 1024 pieces of unread stream data and closes the whole connection
+// ("too many gaps in stream buffer") once a reader lags more than that, even
+// without loss (quinn-rs/quinn#2809, which noq shares). `partyline bench`
+// hit it at once with a 16 MiB stream window.
 
 /// How long a silent peer is given before it counts as gone, and the session
 /// ends naming it.

@@ -197,14 +197,15 @@ impl Host {
     fn start(name: &str, single: bool) -> anyhow::Result<Self> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let name = name.to_string();
         let thread = std::thread::Builder::new()
-            .name(name.to_string())
+            .name(name.clone())
             .spawn(move || {
                 let runtime = if single {
                     tokio::runtime::Builder::new_current_thread()
                 } else {
                     let mut builder = tokio::runtime::Builder::new_multi_thread();
-                    builder.worker_threads(2);
+                    builder.worker_threads(2).thread_name(name.clone());
                     builder
                 }
                 .enable_all()
@@ -279,7 +280,8 @@ struct Pair {
 }
 
 impl Pair {
-    async fn connect(server: &RunningServer, relay_only: bool) -> anyhow::Result<Self> {
+    /// `name` names the parties' threads (`{name}-0`, `{name}-1`), for profilers.
+    async fn connect(server: &RunningServer, relay_only: bool, name: &str) -> anyhow::Result<Self> {
         let info = Coordinator::new(server.url(), server.pin()).info().await?;
         let config = MeshConfig {
             relay_url: info.relay_url,
@@ -289,7 +291,10 @@ impl Pair {
             relay_token: None,
             peer_timeout: Default::default(),
         };
-        let hosts = [Host::start("party0", true)?, Host::start("party1", true)?];
+        let hosts = [
+            Host::start(&format!("{name}-0"), true)?,
+            Host::start(&format!("{name}-1"), true)?,
+        ];
         let bind = |index: usize| {
             let config = config.clone();
             hosts[index].run(async move { PartyEndpoint::bind(&config).await })
@@ -542,7 +547,7 @@ struct Idle {
 }
 
 async fn measure_idle(server: &RunningServer, relay_only: bool) -> anyhow::Result<Idle> {
-    let pair = Pair::connect(server, relay_only).await?;
+    let pair = Pair::connect(server, relay_only, "idle").await?;
     // Let the path settle (hole punching, the first probes) before watching.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let packets = |pair: &Pair| {
@@ -597,10 +602,10 @@ async fn run_with(server: &RunningServer, repeat: usize, out: &Path) -> anyhow::
     let idle_relay = measure_idle(server, true).await?;
 
     let far_tcp = spawn_far_tcp(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?).await?;
-    let bare_direct = Pair::connect(server, false).await?;
-    let bare_relay = Pair::connect(server, true).await?;
-    let tunnel_direct = Pair::connect(server, false).await?;
-    let tunnel_relay = Pair::connect(server, true).await?;
+    let bare_direct = Pair::connect(server, false, "iroh-direct").await?;
+    let bare_relay = Pair::connect(server, true, "iroh-relay").await?;
+    let tunnel_direct = Pair::connect(server, false, "tunnel-direct").await?;
+    let tunnel_relay = Pair::connect(server, true, "tunnel-relay").await?;
     for bare in [&bare_direct, &bare_relay] {
         spawn_far_quic(&bare.hosts[1], bare.conn(1));
     }

@@ -58,7 +58,19 @@ const TERMINATE_GRACE: Duration = Duration::from_secs(3);
 /// Exit code after Ctrl-C, as shells use for SIGINT.
 const INTERRUPTED: i32 = 130;
 
+/// When `join` started, for [`phase`].
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Logs that a phase of the session is done, with the milliseconds since
+/// `join` started (`PARTYLINE_LOG=partyline::phase=info`): what shows where
+/// joining and ending spend their round trips.
+fn phase(what: &str) {
+    let started = STARTED.get_or_init(Instant::now);
+    tracing::info!(target: "partyline::phase", ms = started.elapsed().as_millis() as u64, "{what}");
+}
+
 pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
+    phase("started");
     let ticket = read_ticket(&args)?;
     let name = party_name(args.name.as_deref(), config)?;
     let checks = Checks::from_args(&args)?;
@@ -76,9 +88,21 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
     let coordinator = Coordinator::new(&invite.server, invite.pin)
         .with_write_token(partyline_wire::WriteToken::derive(&invite.secret))
         .with_deadline(deadline);
-    let info = coordinator.info().await?;
-    let python = python_for(&args.program, &args.python, config).await?;
-    let party = bind_endpoint(&info, &invite, &args).await?;
+    // Finding Python is local work (it runs Python once): it goes on while
+    // the network round trips to the server and its relay are under way.
+    let endpoint = async {
+        let info = coordinator.info().await?;
+        phase("server info read");
+        let party = bind_endpoint(&info, &invite, &args).await?;
+        phase("endpoint online at the relay");
+        anyhow::Ok(party)
+    };
+    let python = async {
+        let python = python_for(&args.program, &args.python, config).await?;
+        phase("python found");
+        anyhow::Ok(python)
+    };
+    let (party, python) = tokio::try_join!(endpoint, python)?;
     let mut shutdown = Shutdown::listen();
     let mut seat = Seat::take(
         &coordinator,
@@ -103,6 +127,7 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
         Ok(end) | Err(end) => end,
     };
     seat.leave(end.how).await;
+    phase("left the session");
     if let Some(note) = end.note {
         eprintln!("partyline: {note}");
     }
@@ -133,6 +158,7 @@ async fn drive(
         .map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
     let roster = wait_for_roster(seat, invite, left, shutdown).await?;
     let roster_complete = Instant::now();
+    phase("roster complete");
     let standings = known.standings(&roster);
     print_roster(&roster, &standings, checks.expects_names());
     known.unused_acceptances(&roster, &standings);
@@ -140,6 +166,7 @@ async fn drive(
     // keeps the connections (kept alive by QUIC) instead of making the
     // others' dials time out; nothing is forwarded before the barrier.
     seat.links = connect(seat, &roster, timeout, shutdown).await?;
+    phase("connected to every peer");
     if let Some(refusal) = known.refusal(&roster) {
         return Err(refuse(seat, refusal));
     }
@@ -147,6 +174,7 @@ async fn drive(
         return Err(refuse(seat, refusal));
     }
     wait_until_all_accepted(seat, &roster, timeout, shutdown).await?;
+    phase("every party accepted the roster");
     known.record(&roster);
     let setup_ms = roster_complete.elapsed().as_millis() as u64;
     let rules = if args.no_mpyc_flags {
@@ -174,9 +202,11 @@ async fn drive(
     let (how, code) =
         match run_program(&spec, &seat.links, &forwarder, &seat.own.name, shutdown).await {
             Outcome::Exited(code) => {
+                phase("program exited");
                 forwarder
                     .drain(partyline_proto::transport::DRAIN_LIMIT)
                     .await;
+                phase("peers received everything");
                 let how = if code == 0 {
                     Leave::End(CloseCode::Finished, "program finished".to_string())
                 } else {
@@ -404,6 +434,7 @@ async fn run_program(
             };
         }
     };
+    phase("program started");
     let mut peer_events = watch_peers(links);
     loop {
         tokio::select! {
