@@ -1,5 +1,6 @@
 //! Removing what a lab created: namespaces (their links and iptables rules
-//! go with them), the processes inside them, and WireGuard control sockets.
+//! go with them), the processes inside them, WireGuard control sockets and
+//! the log folder of `partyline lab up`.
 use std::time::{Duration, Instant};
 
 use crate::shell;
@@ -41,15 +42,46 @@ pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// Removes every namespace (with its processes) and WireGuard socket whose
-/// name starts with `prefix`; returns the namespaces removed.
+/// `partyline lab up` keeps its processes' logs in a temporary folder whose
+/// name starts with this.
+pub const RUN_DIR_PREFIX: &str = "partyline-lab-";
+
+/// The file in that folder naming its lab, so that `clean` finds the folder
+/// of a lab whose process was killed before it could remove it.
+pub const LAB_NAME_FILE: &str = "lab-prefix";
+
+/// Removes every namespace (with its processes), WireGuard socket and
+/// `lab up` folder whose lab name starts with `prefix`; returns the
+/// namespaces removed.
 pub fn clean(prefix: &str) -> Vec<String> {
     let found = namespaces_with_prefix(prefix);
     for ns in &found {
         remove_namespace(ns);
     }
     remove_wireguard_sockets(prefix);
+    for dir in run_dirs_with_prefix(prefix) {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!("cannot remove {}: {e}", dir.display());
+        }
+    }
     found
+}
+
+/// The `lab up` folders in the temporary directory whose lab name starts
+/// with `prefix`.
+pub fn run_dirs_with_prefix(prefix: &str) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(RUN_DIR_PREFIX))
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join(LAB_NAME_FILE))
+                .is_ok_and(|name| name.starts_with(prefix))
+        })
+        .map(|e| e.path())
+        .collect()
 }
 
 /// WireGuard's userspace control sockets live in one directory shared by

@@ -133,6 +133,8 @@ pub fn assert_nothing_left(prefix: &str) {
         .filter(|l| l.contains(prefix) && !l.contains("ps -eo"))
         .collect();
     assert!(procs.is_empty(), "processes left behind: {procs:?}");
+    let dirs = cleanup::run_dirs_with_prefix(prefix);
+    assert!(dirs.is_empty(), "folders left behind: {dirs:?}");
 }
 
 /// `partyline lab run ARGS --quiet --out DIR/results --python P` with its

@@ -36,7 +36,7 @@ pub enum LabCommand {
     Run(RunArgs),
     /// Build one topology and keep it until Ctrl-C, to explore by hand.
     Up(UpArgs),
-    /// Remove the namespaces, processes and sockets of labs that were killed.
+    /// Remove the namespaces, processes, sockets and `lab up` log folders of labs that were killed.
     Clean(CleanArgs),
     /// List the built-in scenarios and their round-trip times.
     Scenarios,
@@ -221,9 +221,10 @@ async fn up(args: UpArgs) -> anyhow::Result<i32> {
     let spec = TopologySpec::new(scenario, args.parties, &nats, args.topology.rate)?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<i32> {
         let dir = tempfile::Builder::new()
-            .prefix("partyline-lab-")
+            .prefix(cleanup::RUN_DIR_PREFIX)
             .tempdir()?;
         let lab = Lab::build(spec, &exe, dir.path())?;
+        std::fs::write(dir.path().join(cleanup::LAB_NAME_FILE), &lab.prefix)?;
         println!("lab {} is up (Ctrl-C removes it):", lab.prefix);
         let ns = |ns: &Option<String>| ns.clone().unwrap_or_default();
         println!("  internet router: {}", ns(&lab.inet));
