@@ -37,6 +37,9 @@ const WEB = join(repo, 'target/web');
 // The same partyline built with the web app inside (feature embed-web).
 const EMBEDDED_BIN = process.env.PARTYLINE_EMBEDDED_BIN;
 const SESSION_LIMIT_MS = Number(process.env.WEB_TEST_LIMIT_MS || 180_000);
+// A whole test, however it hangs (a wait with no timeout of its own, a
+// process that never exits), fails after this instead of stalling the suite.
+const TEST_LIMIT_MS = Number(process.env.WEB_TEST_TEST_LIMIT_MS || 480_000);
 mkdirSync(OUT, { recursive: true });
 
 const cleanups = [];
@@ -351,7 +354,10 @@ async function plainTcp(program, m) {
     collect(track(spawn(PYTHON, [...program, '-M', String(m), '-I', String(i), ...hosts]))));
   const outputs = [];
   for (const run of runs) {
-    assert.equal(await run.exited, 0, run.stderr);
+    // MPyC retries a peer it cannot reach forever: bounded here.
+    const code = await Promise.race([run.exited,
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`plain MPyC timed out:\n${run.stderr}`)), SESSION_LIMIT_MS))]);
+    assert.equal(code, 0, run.stderr);
     outputs.push(run.stdout);
   }
   return outputs;
@@ -857,12 +863,21 @@ try {
   for (const [name, test] of Object.entries(tests)) {
     if (only && !name.includes(only)) continue;
     const started = Date.now();
+    let timer;
+    const limit = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no result after ${TEST_LIMIT_MS / 1000} s`)), TEST_LIMIT_MS);
+    });
     try {
-      Object.assign(figures, await test(context));
+      Object.assign(figures, await Promise.race([test(context), limit]));
       log(`ok   ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     } catch (e) {
       failed += 1;
       log(`FAIL ${name}: ${e.stack || e}`);
+      // A test that ran out of time may still be waiting on its processes:
+      // ending them ends it, so it cannot touch the next test.
+      killAll();
+    } finally {
+      clearTimeout(timer);
     }
     for (const page of context.pages()) await page.close();
   }
