@@ -37,6 +37,23 @@ impl PartyEndpoint {
     /// Binds the endpoint and waits until it is connected to its relay, so that
     /// peers can reach it the moment they learn its id.
     pub async fn bind(config: &MeshConfig) -> Result<Self, MeshError> {
+        let party = Self::bind_offline(config).await?;
+        // Named as configured, not as iroh normalises it.
+        party
+            .online()
+            .await
+            .map_err(|_| MeshError::RelayUnreachable {
+                url: config.relay_url.clone(),
+                secs: ONLINE_TIMEOUT.as_secs(),
+            })?;
+        Ok(party)
+    }
+
+    /// Binds the endpoint and returns at once, while it connects to its relay
+    /// (see [`PartyEndpoint::online`]): a party far from the relay announces
+    /// itself and dials the roster's direct addresses meanwhile, instead of
+    /// first waiting out the relay's probes and handshakes (ten round trips).
+    pub async fn bind_offline(config: &MeshConfig) -> Result<Self, MeshError> {
         let relay_url: RelayUrl = config
             .relay_url
             .parse()
@@ -64,20 +81,26 @@ impl PartyEndpoint {
             .bind()
             .await
             .map_err(|e| MeshError::Bind(e.to_string()))?;
-        if tokio::time::timeout(ONLINE_TIMEOUT, endpoint.online())
-            .await
-            .is_err()
-        {
-            endpoint.close().await;
-            return Err(MeshError::RelayUnreachable {
-                url: config.relay_url.clone(),
-                secs: ONLINE_TIMEOUT.as_secs(),
-            });
-        }
         Ok(Self {
             endpoint,
             relay_url,
         })
+    }
+
+    /// Waits until the endpoint is connected to its relay, at most
+    /// [`ONLINE_TIMEOUT`]; on timeout the endpoint is closed.
+    pub async fn online(&self) -> Result<(), MeshError> {
+        if tokio::time::timeout(ONLINE_TIMEOUT, self.endpoint.online())
+            .await
+            .is_err()
+        {
+            self.endpoint.close().await;
+            return Err(MeshError::RelayUnreachable {
+                url: self.relay_url.to_string(),
+                secs: ONLINE_TIMEOUT.as_secs(),
+            });
+        }
+        Ok(())
     }
 
     pub fn key(&self) -> EndpointKey {

@@ -9,6 +9,7 @@
 //! Nothing is spawned, so the same code runs on a multi-threaded runtime and
 //! in the browser's single thread.
 use std::collections::BTreeMap;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -18,6 +19,10 @@ use n0_future::{FuturesUnordered, StreamExt};
 use partyline_wire::{EndpointKey, Member, Roster};
 
 use crate::{ALPN, CloseCode};
+
+/// Incoming handshakes in progress at once: strangers dialling our endpoint
+/// can hold no more of our memory than this.
+const MAX_HANDSHAKES: usize = 64;
 
 /// How we reach a member of the roster.
 ///
@@ -121,6 +126,9 @@ pub async fn connect_all(
         })
         .collect();
 
+    // Incoming handshakes run side by side: one at a time, a party that
+    // accepts from k peers across an ocean would wait k round trips.
+    let mut handshakes = FuturesUnordered::new();
     let connecting = async {
         while !dials.is_empty() || !expected_incoming.is_empty() {
             tokio::select! {
@@ -133,11 +141,8 @@ pub async fn connect_all(
                     })?;
                     links.push((member.clone(), conn));
                 }
-                incoming = endpoint.accept(), if !expected_incoming.is_empty() => {
-                    let Some(incoming) = incoming else {
-                        return Err(ConnectError::EndpointClosed);
-                    };
-                    let conn = match incoming.await {
+                Some(handshake) = handshakes.next(), if !handshakes.is_empty() => {
+                    let conn: Connection = match handshake {
                         Ok(conn) => conn,
                         Err(e) => {
                             tracing::debug!("incoming connection failed: {e}");
@@ -152,6 +157,14 @@ pub async fn connect_all(
                             CloseCode::NotInRoster.close(&conn, "you are not in this session's roster");
                         }
                     }
+                }
+                incoming = endpoint.accept(),
+                    if !expected_incoming.is_empty() && handshakes.len() < MAX_HANDSHAKES =>
+                {
+                    let Some(incoming) = incoming else {
+                        return Err(ConnectError::EndpointClosed);
+                    };
+                    handshakes.push(incoming.into_future());
                 }
             }
         }

@@ -109,20 +109,59 @@ fn server_down_gives_a_clear_error_quickly() {
 fn a_party_left_alone_gives_up_at_its_timeout_and_withdraws() {
     let server = Server::start();
     let invite = server.create(2);
-    let started = Instant::now();
-    let out = Command::new(BIN)
-        .args(["join", &invite, "--name", "alice", "--timeout", "6"])
-        .args(["--no-mpyc-flags", "--", "true"])
-        .output()
-        .unwrap();
-    let took = started.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let (stderr, took) = alice_fails_alone(
+        &invite,
+        &["--timeout", "6", "--no-mpyc-flags", "--", "true"],
+    );
     assert!(
         stderr.contains("1 of 2 parties joined (alice)") && stderr.contains("Raise --timeout"),
         "{stderr}"
     );
     assert!(took < Duration::from_secs(6 + 3), "took {took:?}");
+    assert_no_announcements(&invite);
+}
+
+/// Python is looked for while the party joins; a Python without MPyC stops
+/// the party with what to do, long before its --timeout, and leaves its seat
+/// free whether the search failed before or after it announced.
+#[test]
+fn a_party_without_a_usable_python_stops_and_leaves_its_seat_free() {
+    let server = Server::start();
+    let invite = server.create(2);
+    let args = [
+        "--timeout",
+        "60",
+        "--python",
+        "/bin/false",
+        "--",
+        "program.py",
+    ];
+    let (stderr, took) = alice_fails_alone(&invite, &args);
+    assert!(
+        stderr.contains("(/bin/false) cannot be used") && stderr.contains("pip install mpyc"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_no_announcements(&invite);
+}
+
+/// alice joins `invite` with `args` as its only party and fails: her
+/// stderr, and how long she ran.
+fn alice_fails_alone(invite: &str, args: &[&str]) -> (String, Duration) {
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["join", invite, "--name", "alice"])
+        .args(args)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    (stderr, took)
+}
+
+/// The session of `invite` as the coordinator sees it holds no announcement.
+fn assert_no_announcements(invite: &str) {
     let invite: Invite = invite.parse().unwrap();
     let view = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,10 +1,13 @@
 //! `partyline join`: announce, wait for everyone, build the mesh, run the program.
 //!
-//! [`run`] is a driver of phases (find Python, bind the endpoint, announce and
-//! wait, connect, check the roster, wait until every party accepted the
-//! roster, forward, run the program), each a function
-//! of its own. Every phase races against Ctrl-C, and every way out goes through
-//! one place that leaves the session.
+//! [`run`] is a driver of phases (bind the endpoint, announce and wait,
+//! connect, check the roster, wait until every party accepted the roster,
+//! forward, run the program), each a function of its own. Finding Python
+//! ([`python`]) and the endpoint's first connection to its relay
+//! ([`alongside`]) go on alongside binding, announcing, waiting and
+//! connecting instead of before them: each costs a party far from the server
+//! more than all of those. Every phase races against Ctrl-C, and every way
+//! out goes through one place that leaves the session.
 //!
 //! # Layout
 //! - [`invite`]: where the invite comes from (argument, stdin, file, environment).
@@ -13,12 +16,17 @@
 //! - [`seat`]: what we hold in the session and [`seat::Seat::leave`], the one
 //!   place that withdraws, tells the peers and closes (mini-redis' `DbDropGuard`).
 //! - [`checks`]: `--expect` and `--confirm`, once connected, before the ready barrier.
+//! - [`python`]: the program's Python, looked for while we join.
+//! - [`alongside`]: the relay connection and the search for Python, advanced
+//!   while we announce, wait and connect.
 //! - [`known`]: our identity, the address book's view of every party (known,
 //!   new, changed), the refusal of a changed key, and the book's update.
+mod alongside;
 mod checks;
 mod code;
 mod invite;
 mod known;
+mod python;
 mod seat;
 mod shutdown;
 
@@ -42,9 +50,11 @@ use partyline_wire::checks::Refusal;
 use partyline_wire::seat::StreamRules;
 use partyline_wire::{Invite, Roster};
 
+use self::alongside::Alongside;
 use self::checks::{Checks, refusal_error};
 use self::invite::{Ticket, read_ticket};
 use self::known::Known;
+use self::python::PythonSearch;
 use self::seat::{End, Leave, Seat};
 use self::shutdown::{Interrupted, Shutdown};
 use crate::cli::{JoinArgs, PythonArgs};
@@ -88,21 +98,19 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
     let coordinator = Coordinator::new(&invite.server, invite.pin)
         .with_write_token(partyline_wire::WriteToken::derive(&invite.secret))
         .with_deadline(deadline);
-    // Finding Python is local work (it runs Python once): it goes on while
-    // the network round trips to the server and its relay are under way.
+    let mut python = PythonSearch::start(&args.program, &args.python, config);
     let endpoint = async {
         let info = coordinator.info().await?;
         phase("server info read");
         let party = bind_endpoint(&info, &invite, &args).await?;
-        phase("endpoint online at the relay");
+        phase("endpoint bound");
         anyhow::Ok(party)
     };
-    let python = async {
-        let python = python_for(&args.program, &args.python, config).await?;
-        phase("python found");
-        anyhow::Ok(python)
+    let party = match &mut python {
+        Some(search) => search.unless_failed(endpoint).await??,
+        None => endpoint.await?,
     };
-    let (party, python) = tokio::try_join!(endpoint, python)?;
+    let mut alongside = Alongside::start(&party, python);
     let mut shutdown = Shutdown::listen();
     let mut seat = Seat::take(
         &coordinator,
@@ -119,7 +127,7 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
         &invite,
         &checks,
         &known,
-        python,
+        &mut alongside,
         &mut shutdown,
     )
     .await
@@ -146,7 +154,7 @@ async fn drive(
     invite: &Invite,
     checks: &Checks,
     known: &Known,
-    python: Option<Python>,
+    alongside: &mut Alongside,
     shutdown: &mut Shutdown,
 ) -> Result<End, End> {
     let timeout = Duration::from_secs(args.timeout);
@@ -156,7 +164,11 @@ async fn drive(
         .coordinator
         .deadline()
         .map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
-    let roster = wait_for_roster(seat, invite, left, shutdown).await?;
+    let waiting = wait_for_roster(seat, invite, left, shutdown);
+    let roster = match alongside.unless_failed(waiting).await {
+        Ok(waited) => waited?,
+        Err(error) => return Err(End::with(Leave::Withdraw, Err(error))),
+    };
     let roster_complete = Instant::now();
     phase("roster complete");
     let standings = known.standings(&roster);
@@ -165,8 +177,16 @@ async fn drive(
     // Connected first, so that a person taking their time over `--confirm`
     // keeps the connections (kept alive by QUIC) instead of making the
     // others' dials time out; nothing is forwarded before the barrier.
-    seat.links = connect(seat, &roster, timeout, shutdown).await?;
+    let connecting = connect(seat, &roster, timeout, shutdown);
+    seat.links = match alongside.unless_relay_failed(connecting).await {
+        Ok(connected) => connected?,
+        Err(unreachable) => return Err(End::with(Leave::Close, Err(unreachable.into()))),
+    };
     phase("connected to every peer");
+    let python = match alongside.python.take() {
+        Some(search) => Some(python_found(seat, search, shutdown).await?),
+        None => None,
+    };
     if let Some(refusal) = known.refusal(&roster) {
         return Err(refuse(seat, refusal));
     }
@@ -239,29 +259,12 @@ fn party_name(flag: Option<&str>, config: &Config) -> anyhow::Result<String> {
     typed_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))
 }
 
-/// A Python with MPyC, if the program is a Python script; says once if it
-/// lacks MPyC's extras.
-async fn python_for(
-    program: &[String],
-    args: &PythonArgs,
-    config: &Config,
-) -> anyhow::Result<Option<Python>> {
-    if !program[0].ends_with(".py") {
-        return Ok(None);
-    }
-    let python = find_python(args, config).await?;
-    if let Some(hint) = python.hint() {
-        eprintln!("partyline: {hint}");
-    }
-    Ok(Some(python))
-}
-
 async fn bind_endpoint(
     info: &ServerInfo,
     invite: &Invite,
     args: &JoinArgs,
 ) -> anyhow::Result<PartyEndpoint> {
-    Ok(PartyEndpoint::bind(&MeshConfig {
+    Ok(PartyEndpoint::bind_offline(&MeshConfig {
         relay_url: info.relay_url.clone(),
         relay_quic_port: info.relay_quic_port,
         pin: invite.pin,
@@ -306,6 +309,32 @@ async fn wait_for_roster(
         Err(Interrupted) => Err(End::interrupted(
             Leave::Withdraw,
             "interrupted while waiting; left the session",
+        )),
+    }
+}
+
+/// Our program's Python, once connected: a party without one ends the
+/// session for every party before any ready is sent.
+async fn python_found(
+    seat: &Seat<'_>,
+    search: PythonSearch,
+    shutdown: &mut Shutdown,
+) -> Result<Python, End> {
+    match shutdown.race(search.found()).await {
+        Ok(Ok(python)) => Ok(python),
+        Ok(Err(error)) => {
+            let reason = format!("{} has no Python to run its program", seat.own.name);
+            Err(End::with(
+                Leave::End(CloseCode::Aborted, reason),
+                Err(error.into()),
+            ))
+        }
+        Err(Interrupted) => Err(End::interrupted(
+            Leave::End(
+                CloseCode::Aborted,
+                format!("{} pressed Ctrl-C", seat.own.name),
+            ),
+            "interrupted while looking for Python",
         )),
     }
 }

@@ -1,0 +1,93 @@
+//! What goes on while we announce, wait for the roster and connect: our
+//! endpoint's first connection to its relay, and the search for Python.
+//!
+//! A party far from the server would otherwise wait for both before
+//! announcing: the relay's probes and handshakes take about ten round trips,
+//! and finding Python runs Python once. Peers dial our announced addresses
+//! meanwhile, and through the relay once it is up.
+use std::future::Future;
+use std::pin::Pin;
+
+use partyline_mesh::{MeshError, PartyEndpoint};
+
+use super::python::PythonSearch;
+
+pub(super) struct Alongside {
+    relay: RelayConnection,
+    /// Taken once its result is needed, before the ready barrier.
+    pub(super) python: Option<PythonSearch>,
+}
+
+impl Alongside {
+    pub(super) fn start(party: &PartyEndpoint, python: Option<PythonSearch>) -> Self {
+        Self {
+            relay: RelayConnection::start(party),
+            python,
+        }
+    }
+
+    /// Runs `work` and stops it as soon as the relay cannot be reached or
+    /// no Python can be found.
+    pub(super) async fn unless_failed<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+    ) -> anyhow::Result<T> {
+        let python = &mut self.python;
+        let searching = async {
+            match python {
+                Some(search) => search.unless_failed(work).await,
+                None => Ok(work.await),
+            }
+        };
+        Ok(self.relay.alongside(searching).await??)
+    }
+
+    /// Runs `work` and stops it as soon as the relay cannot be reached; a
+    /// failed search for Python is kept until its result is asked for.
+    pub(super) async fn unless_relay_failed<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+    ) -> Result<T, MeshError> {
+        let python = &mut self.python;
+        let searching = async {
+            match python {
+                Some(search) => search.alongside(work).await,
+                None => work.await,
+            }
+        };
+        self.relay.alongside(searching).await
+    }
+}
+
+/// Our endpoint's first connection to its relay.
+struct RelayConnection {
+    online: Pin<Box<dyn Future<Output = Result<(), MeshError>> + Send>>,
+    up: bool,
+}
+
+impl RelayConnection {
+    fn start(party: &PartyEndpoint) -> Self {
+        let party = party.clone();
+        Self {
+            online: Box::pin(async move { party.online().await }),
+            up: false,
+        }
+    }
+
+    /// Runs `work` while the relay connection is made; ends it early if the
+    /// relay cannot be reached. Once connected, the relay is not watched.
+    async fn alongside<T>(&mut self, work: impl Future<Output = T>) -> Result<T, MeshError> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut work => return Ok(done),
+                online = &mut self.online, if !self.up => {
+                    online?;
+                    self.up = true;
+                    super::phase("endpoint online at the relay");
+                }
+            }
+        }
+    }
+}
