@@ -14,7 +14,7 @@ use super::python::PythonSearch;
 
 pub(super) struct Alongside {
     relay: RelayConnection,
-    /// Taken once its result is needed, before the ready barrier.
+    /// Taken once its result is needed, after the ready barrier.
     pub(super) python: Option<PythonSearch>,
 }
 
@@ -48,14 +48,25 @@ impl Alongside {
         &mut self,
         work: impl Future<Output = T>,
     ) -> Result<T, MeshError> {
-        let python = &mut self.python;
-        let searching = async {
-            match python {
-                Some(search) => search.alongside(work).await,
-                None => work.await,
-            }
-        };
+        let searching = searching_alongside(&mut self.python, work);
         self.relay.alongside(searching).await
+    }
+
+    /// Runs `work` while the search for Python goes on; the relay is no
+    /// longer watched.
+    pub(super) async fn while_searching<T>(&mut self, work: impl Future<Output = T>) -> T {
+        searching_alongside(&mut self.python, work).await
+    }
+}
+
+/// Runs `work` while the search for Python, if any, goes on.
+async fn searching_alongside<T>(
+    python: &mut Option<PythonSearch>,
+    work: impl Future<Output = T>,
+) -> T {
+    match python {
+        Some(search) => search.alongside(work).await,
+        None => work.await,
     }
 }
 

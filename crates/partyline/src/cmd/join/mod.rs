@@ -183,20 +183,23 @@ async fn drive(
         Err(unreachable) => return Err(End::with(Leave::Close, Err(unreachable.into()))),
     };
     phase("connected to every peer");
-    let python = match alongside.python.take() {
-        Some(search) => Some(python_found(seat, search, shutdown).await?),
-        None => None,
-    };
     if let Some(refusal) = known.refusal(&roster) {
         return Err(refuse(seat, refusal));
     }
     if let Some(refusal) = checks.run(&roster, shutdown).await? {
         return Err(refuse(seat, refusal));
     }
-    wait_until_all_accepted(seat, &roster, timeout, shutdown).await?;
+    let accepting = wait_until_all_accepted(seat, &roster, timeout, shutdown);
+    alongside.while_searching(accepting).await?;
     phase("every party accepted the roster");
     known.record(&roster);
     let setup_ms = roster_complete.elapsed().as_millis() as u64;
+    // Only now: the mesh's set-up does not count Python's start, and having
+    // no Python is not a reason to refuse a roster.
+    let python = match alongside.python.take() {
+        Some(search) => Some(python_found(seat, search, shutdown).await?),
+        None => None,
+    };
     let rules = if args.no_mpyc_flags {
         StreamRules::Generic
     } else {
@@ -313,8 +316,8 @@ async fn wait_for_roster(
     }
 }
 
-/// Our program's Python, once connected: a party without one ends the
-/// session for every party before any ready is sent.
+/// Our program's Python, once every party accepted the roster: a party
+/// without one ends the session for every party.
 async fn python_found(
     seat: &Seat<'_>,
     search: PythonSearch,
