@@ -20,6 +20,9 @@ command -v wg >/dev/null || need+=(wireguard-tools)
 command -v clang >/dev/null || need+=(clang)
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v chromium >/dev/null || need+=(chromium)
+# The server's tests on PostgreSQL (crates/partyline-server/tests/common/postgres.rs
+# starts a throw-away server from this package's programs).
+[ -d /usr/lib/postgresql ] || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-test-deps: need root to install: ${need[*]}" >&2

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::changes::Changes;
+use crate::cluster::{Cluster, Event, publish};
 use crate::limits::{Limits, Refusal, client};
 use crate::relay::RelayGate;
 use crate::store::{NewSession, Store, StoreError};
@@ -46,11 +47,15 @@ const STORAGE_RETRY_SECS: u64 = 60;
 pub(crate) struct App {
     pub(crate) store: Store,
     pub(crate) changes: Changes,
+    /// The other processes on the same database, if any.
+    pub(crate) cluster: Cluster,
     pub(crate) limits: Limits,
     pub(crate) relay_gate: Arc<RelayGate>,
     /// How long after `done` the session's relay connections are dropped.
     pub(crate) relay_grace: Duration,
     pub(crate) info: ServerInfo,
+    /// This coordinator's public URL, as other processes list it.
+    pub(crate) url: String,
     pub(crate) session_ttl: Duration,
     pub(crate) done_ttl: Duration,
     /// Cancelled when the server stops; long-polls answer at once then.
@@ -73,7 +78,12 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 }
 
 async fn info(State(app): State<Arc<App>>) -> Json<ServerInfo> {
-    Json(app.info.clone())
+    let mut info = app.info.clone();
+    match app.store.coordinators(app.url.clone(), unix_secs()).await {
+        Ok(others) => info.coordinators = others,
+        Err(e) => tracing::warn!("cannot list the other coordinators: {e}"),
+    }
+    Json(info)
 }
 
 async fn create_session(
@@ -230,7 +240,7 @@ async fn announce(
         .announce(id, endpoint, signed, write_token(&headers), unix_secs())
         .await
         .map_err(|e| Failure::from_store(id, e))?;
-    app.changes.notify(id);
+    publish(&app, Event::Changed(id)).await;
     tracing::debug!(session = %id, endpoint = %endpoint.short(), "announcement stored");
     if announced.filled {
         tracing::info!(session = %id, parties = announced.view.parties, "session full");
@@ -252,8 +262,7 @@ async fn leave(
         .leave(id, endpoint, write_token(&headers), unix_secs())
         .await
         .map_err(|e| Failure::from_store(id, e))?;
-    app.changes.notify(id);
-    app.relay_gate.end_party(id, endpoint);
+    publish(&app, Event::Left(id, endpoint)).await;
     tracing::info!(session = %id, endpoint = %endpoint.short(), "party left");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -270,12 +279,7 @@ async fn done(
         .finish(id, write_token(&headers), now, app.done_ttl.as_secs())
         .await
         .map_err(|e| Failure::from_store(id, e))?;
-    app.changes.notify(id);
-    let (gate, grace) = (app.relay_gate.clone(), app.relay_grace);
-    tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
-        gate.end_session(id);
-    });
+    publish(&app, Event::Done(id)).await;
     tracing::info!(session = %id, "session done");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -434,7 +438,10 @@ impl Failure {
                     retry_after: Some(STORAGE_RETRY_SECS),
                 };
             }
-            StoreError::Database(_)
+            StoreError::Sqlite(_)
+            | StoreError::Postgres(_)
+            | StoreError::Column { .. }
+            | StoreError::NewerSchema { .. }
             | StoreError::Task(_)
             | StoreError::NoNameplate
             | StoreError::Burned
@@ -515,6 +522,7 @@ mod tests {
         let app = Arc::new(App {
             store: store.clone(),
             changes: Changes::default(),
+            cluster: Cluster::new(None),
             limits: Limits::new(&crate::Quotas::unlimited()),
             relay_gate: RelayGate::new(store.clone(), false),
             relay_grace: Duration::ZERO,
@@ -524,7 +532,9 @@ mod tests {
                 relay_url: "https://127.0.0.1:1".into(),
                 relay_quic_port: None,
                 retention: None,
+                coordinators: Vec::new(),
             },
+            url: "https://127.0.0.1:1".into(),
             session_ttl: Duration::from_secs(3600),
             done_ttl: Duration::from_secs(600),
             stopping: CancellationToken::new(),

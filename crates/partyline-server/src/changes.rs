@@ -54,6 +54,19 @@ impl Changes {
         }
     }
 
+    /// Rings every bell: after a time in which changes may have been missed
+    /// (`cluster`).
+    pub(crate) fn notify_all(&self) {
+        for bell in self
+            .bells
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+        {
+            bell.send_replace(());
+        }
+    }
+
     /// How many sessions have a bell, i.e. someone waiting.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -22,6 +22,7 @@ use partyline_wire::api::{
 use partyline_wire::{Nameplate, SessionId};
 
 use crate::api::{App, Failure, Poll, long_poll, unix_secs, write_token};
+use crate::cluster::{Event, publish};
 use crate::nameplates::{ATTEMPT_SECS, LIVE_ATTEMPTS, Side};
 use crate::store::StoreError;
 
@@ -107,7 +108,7 @@ async fn end_nameplate(
         .end_nameplate(nameplate, write_token(headers), burn, unix_secs())
         .await
         .map_err(|e| failure(nameplate, e))?;
-    app.changes.notify(session);
+    publish(app, Event::Changed(session)).await;
     let how = if burn { "burned by its host" } else { "freed" };
     tracing::info!(%nameplate, "nameplate {how}");
     Ok(StatusCode::NO_CONTENT)
@@ -125,7 +126,7 @@ async fn open_attempt(
         .open_attempt(nameplate, message, unix_secs())
         .await
         .map_err(|e| failure(nameplate, e))?;
-    app.changes.notify(session);
+    publish(&app, Event::Changed(session)).await;
     tracing::debug!(%nameplate, %attempt, "code attempt opened");
     Ok((StatusCode::CREATED, Json(AttemptOpened { attempt })))
 }
@@ -160,7 +161,7 @@ async fn add_message(
         .add_message(nameplate, attempt, from, message, unix_secs())
         .await
         .map_err(|e| failure(nameplate, e))?;
-    app.changes.notify(session);
+    publish(app, Event::Changed(session)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

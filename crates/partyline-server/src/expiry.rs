@@ -12,6 +12,7 @@ use partyline_wire::api::Retention;
 
 use crate::ServerConfig;
 use crate::api::{App, unix_secs};
+use crate::cluster::{Event, publish};
 
 const EVERY: Duration = Duration::from_secs(60);
 
@@ -26,14 +27,18 @@ fn sweep_interval(session_ttl: Duration, done_ttl: Duration) -> Duration {
 
 /// What `/v1/info` says the server keeps.
 pub(crate) fn retention(config: &ServerConfig) -> Retention {
+    let deleted = match config.database_url {
+        None => "in SQLite, overwritten when deleted",
+        Some(_) => "in PostgreSQL, vacuumed after deletion (its space is reused, not overwritten)",
+    };
     Retention {
-        keeps: "per session: its party count, label, state, times, the hash of its write \
+        keeps: format!(
+            "per session: its party count, label, state, times, the hash of its write \
                 token, the creator's IP address (or IPv6 /64), and each party's signed \
                 announcement (name, endpoint id, addresses); for a short code, its number \
-                and the PAKE messages of attempts under way (2 minutes each); in SQLite, \
-                overwritten when deleted. The relay forwards only encrypted packets and \
-                keeps none."
-            .to_string(),
+                and the PAKE messages of attempts under way (2 minutes each); {deleted}. \
+                The relay forwards only encrypted packets and keeps none."
+        ),
         session_secs: config.session_ttl.as_secs(),
         done_secs: config.done_ttl.as_secs(),
         relay_secs: config.relay_grace.as_secs(),
@@ -53,11 +58,20 @@ pub(crate) async fn sweep_until_stopped(app: Arc<App>) {
             () = app.stopping.cancelled() => return,
             _ = ticks.tick() => {}
         }
+        // Other processes on the database name this one to clients while it
+        // says it is alive.
+        if let Err(e) = app
+            .store
+            .coordinator_alive(app.url.clone(), unix_secs())
+            .await
+        {
+            tracing::warn!("cannot record this coordinator as alive: {e}");
+        }
         match app.store.delete_expired(unix_secs()).await {
             Ok(ids) if ids.is_empty() => {}
             Ok(ids) => {
                 for id in &ids {
-                    app.relay_gate.end_session(*id);
+                    publish(&app, Event::Deleted(*id)).await;
                 }
                 tracing::info!(sessions = ids.len(), "expired sessions deleted");
             }

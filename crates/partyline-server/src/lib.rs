@@ -22,12 +22,16 @@
 //! - this file: the configuration, [`start`], which binds the ports and wires
 //!   the parts together, and [`RunningServer`], which stops them.
 //! - `tls`: the certificate, made on first start and kept in the data directory.
-//! - `store`: sessions and announcements in SQLite; all state lives there.
+//! - `store`: sessions and announcements in the database; all state lives there.
+//! - `database`: the two databases the store runs on (SQLite, the embedded
+//!   default, and PostgreSQL, shared by several processes), and migrations.
 //! - `api`: the HTTP handlers of the coordinator's JSON API.
 //! - `code_relay`: the HTTP handlers of short codes: nameplates, and the
 //!   PAKE messages relayed between a code's host and its joiners.
 //! - `nameplates`: nameplates and code exchanges in the database.
 //! - `changes`: in-memory doorbells that wake long-polls when a session changes.
+//! - `cluster`: the events (changes, parties leaving, sessions ending) that
+//!   processes sharing a PostgreSQL database tell each other (LISTEN/NOTIFY).
 //! - `limits`: the quotas: rates per client and in all, things held open.
 //! - `admission`: what each request costs before it reaches a handler.
 //! - `connections`: the connection quota and the first-byte timeout.
@@ -40,8 +44,10 @@
 mod admission;
 mod api;
 mod changes;
+mod cluster;
 mod code_relay;
 mod connections;
+mod database;
 mod expiry;
 mod limits;
 mod nameplates;
@@ -95,6 +101,10 @@ pub struct ServerConfig {
     pub public_relay_url: Option<String>,
     /// Holds the database and the TLS certificate; created if missing.
     pub data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://user@host/name`) to keep the
+    /// sessions in instead of SQLite in `data_dir`: several servers that
+    /// share it (and a certificate) serve the same sessions.
+    pub database_url: Option<String>,
     /// How long the server keeps a session.
     pub session_ttl: Duration,
     /// How long a done session stays visible, so that every party sees that
@@ -125,6 +135,7 @@ impl Default for ServerConfig {
             public_url: None,
             public_relay_url: None,
             data_dir: default_data_dir(),
+            database_url: None,
             session_ttl: Duration::from_secs(6 * 60 * 60),
             done_ttl: Duration::from_secs(10 * 60),
             quotas: Quotas::default(),
@@ -166,11 +177,13 @@ pub enum ServerError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open the database {}: {source}; if it is damaged, move it away to start with no sessions", path.display())]
-    Database {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    #[error("cannot open the database {}: {reason}; if it is damaged, move it away to start with no sessions", path.display())]
+    Database { path: PathBuf, reason: String },
+    #[error(
+        "cannot use the PostgreSQL database {url}: {reason}; check that PostgreSQL runs there \
+         and that the user may create tables in that database"
+    )]
+    Postgres { url: String, reason: String },
     #[error(
         "the TLS certificate in {} is unusable: {reason}; restore cert.pem and key.pem from a backup, \
          or delete both to make a new certificate (invites and server links made before then stop working)",
@@ -194,6 +207,7 @@ pub struct RunningServer {
     stop: DropGuard,
     coordinator: JoinHandle<std::io::Result<()>>,
     sweeper: JoinHandle<()>,
+    listener: JoinHandle<()>,
     relay: Relay,
 }
 
@@ -235,6 +249,7 @@ impl RunningServer {
             stop,
             coordinator,
             sweeper,
+            listener,
             relay,
             ..
         } = self;
@@ -246,6 +261,9 @@ impl RunningServer {
         }
         if let Err(e) = sweeper.await {
             tracing::warn!("expiry task failed: {e}");
+        }
+        if let Err(e) = listener.await {
+            tracing::warn!("notification task failed: {e}");
         }
         relay.shutdown().await;
         tracing::info!("server stopped");
@@ -313,11 +331,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         live_sessions: quotas.live_sessions,
         announcement_bytes: config.max_announcement_bytes,
     };
-    let store =
-        store::Store::open(&database, store_limits).map_err(|source| ServerError::Database {
+    let store = match &config.database_url {
+        Some(url) => store::Store::connect(url, store_limits)
+            .await
+            .map_err(|e| ServerError::Postgres {
+                url: without_password(url),
+                reason: e.to_string(),
+            })?,
+        None => store::Store::open(&database, store_limits).map_err(|e| ServerError::Database {
             path: database,
-            source,
-        })?;
+            reason: e.to_string(),
+        })?,
+    };
 
     let relay_listen = config.relay_listen.unwrap_or_else(|| {
         let port = match config.listen.port() {
@@ -338,10 +363,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .unwrap_or_else(|| url.with_port(relay.https_addr.port()))
         .to_string();
 
+    // Before the first client: other servers on the database name this one
+    // from now on (the sweep says it again every round).
+    if let Err(e) = store
+        .coordinator_alive(url.to_string(), api::unix_secs())
+        .await
+    {
+        tracing::warn!("cannot record this coordinator as alive: {e}");
+    }
     let stopping = CancellationToken::new();
     let app = Arc::new(api::App {
         store,
         changes: changes::Changes::default(),
+        cluster: cluster::Cluster::new(config.database_url.clone()),
         limits: limits::Limits::new(&quotas),
         relay_gate,
         relay_grace: config.relay_grace,
@@ -351,7 +385,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             relay_url: relay_url.clone(),
             relay_quic_port: relay.quic_port,
             retention: Some(retention),
+            coordinators: Vec::new(),
         },
+        url: url.to_string(),
         session_ttl: config.session_ttl,
         done_ttl: config.done_ttl,
         stopping: stopping.clone(),
@@ -414,7 +450,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             }
         }
     });
-    let sweeper = tokio::spawn(expiry::sweep_until_stopped(app));
+    let sweeper = tokio::spawn(expiry::sweep_until_stopped(app.clone()));
+    let listener = tokio::spawn(cluster::listen_until_stopped(app));
 
     tracing::info!(
         %url,
@@ -430,6 +467,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         stop: stopping.drop_guard(),
         coordinator,
         sweeper,
+        listener,
         relay,
     })
 }
@@ -449,6 +487,21 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServerError> {
     Ok(listener)
 }
 
+/// A database URL as it may be shown: its password, if any, left out. A
+/// connection string of `key=value` pairs is not shown at all.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(the connection string given)".to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Parses a public URL given on the command line.
 fn check_url(url: &str) -> Result<ServerUrl, ServerError> {
     url.parse().map_err(|_| ServerError::PublicUrl {
@@ -459,6 +512,19 @@ fn check_url(url: &str) -> Result<ServerUrl, ServerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_passwords_are_not_shown() {
+        assert_eq!(
+            without_password("postgres://party:secret@db.example/partyline"),
+            "postgres://party@db.example/partyline"
+        );
+        assert_eq!(
+            without_password("postgres://party@127.0.0.1:5432/p"),
+            "postgres://party@127.0.0.1:5432/p"
+        );
+        assert!(!without_password("host=db password=secret").contains("secret"));
+    }
 
     #[test]
     fn public_urls_are_checked() {

@@ -13,8 +13,8 @@
 //! (`store`).
 use partyline_wire::api::{AttemptId, AttemptView, NameplateView};
 use partyline_wire::{Nameplate, SessionId, WriteToken};
-use rusqlite::{OptionalExtension, Transaction, params};
 
+use crate::database::{Tx, values};
 use crate::store::{Store, StoreError, authorize, live_session};
 
 /// How long an attempt lives: a whole exchange takes two round trips, made
@@ -41,33 +41,25 @@ struct Plate {
 }
 
 /// The nameplate, if its session is alive; burned or not.
-fn live_nameplate(tx: &Transaction, nameplate: Nameplate, now: u64) -> Result<Plate, StoreError> {
+fn live_nameplate(tx: &mut Tx, nameplate: Nameplate, now: u64) -> Result<Plate, StoreError> {
     let row = tx
-        .query_row(
+        .query_optional(
             "SELECT p.session, p.burned, p.changes FROM nameplates p
              JOIN sessions s ON s.id = p.session
              WHERE p.number = ?1 AND s.expires_at > ?2",
-            params![nameplate.0, now],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, bool>(1)?,
-                    row.get::<_, u64>(2)?,
-                ))
-            },
-        )
-        .optional()?;
-    let (session, burned, changes) = row.ok_or(StoreError::NoNameplate)?;
-    let session = session.parse().map_err(|_| StoreError::NoNameplate)?;
+            values![nameplate.0, now],
+        )?
+        .ok_or(StoreError::NoNameplate)?;
+    let session = row.text(0)?.parse().map_err(|_| StoreError::NoNameplate)?;
     Ok(Plate {
         session,
-        burned,
-        changes,
+        burned: row.int(1)? != 0,
+        changes: row.unsigned(2)?,
     })
 }
 
 /// The nameplate, if it is alive and not burned.
-fn usable_nameplate(tx: &Transaction, nameplate: Nameplate, now: u64) -> Result<Plate, StoreError> {
+fn usable_nameplate(tx: &mut Tx, nameplate: Nameplate, now: u64) -> Result<Plate, StoreError> {
     let plate = live_nameplate(tx, nameplate, now)?;
     if plate.burned {
         return Err(StoreError::Burned);
@@ -77,42 +69,40 @@ fn usable_nameplate(tx: &Transaction, nameplate: Nameplate, now: u64) -> Result<
 
 /// Deletes attempts older than [`ATTEMPT_SECS`], on one nameplate or all.
 pub(crate) fn delete_stale_attempts(
-    tx: &Transaction,
+    tx: &mut Tx,
     nameplate: Option<Nameplate>,
     now: u64,
-) -> rusqlite::Result<usize> {
+) -> Result<u64, StoreError> {
     let before = now.saturating_sub(ATTEMPT_SECS);
     match nameplate {
         Some(n) => tx.execute(
             "DELETE FROM attempts WHERE nameplate = ?1 AND created_at <= ?2",
-            params![n.0, before],
+            values![n.0, before],
         ),
         None => tx.execute(
             "DELETE FROM attempts WHERE created_at <= ?1",
-            params![before],
+            values![before],
         ),
     }
 }
 
 /// An attempt's messages; [`StoreError::NoAttempt`] if it is not there or past its time.
 fn attempt(
-    tx: &Transaction,
+    tx: &mut Tx,
     nameplate: Nameplate,
     id: &AttemptId,
     now: u64,
 ) -> Result<AttemptView, StoreError> {
     let row = tx
-        .query_row(
+        .query_optional(
             "SELECT joiner, host FROM attempts WHERE id = ?1 AND nameplate = ?2 AND created_at > ?3",
-            params![id.to_string(), nameplate.0, now.saturating_sub(ATTEMPT_SECS)],
-            |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
-        )
-        .optional()?;
-    let (joiner, host) = row.ok_or(StoreError::NoAttempt)?;
+            values![id.to_string(), nameplate.0, now.saturating_sub(ATTEMPT_SECS)],
+        )?
+        .ok_or(StoreError::NoAttempt)?;
     Ok(AttemptView {
         attempt: *id,
-        joiner: messages(&joiner),
-        host: messages(&host),
+        joiner: messages(&row.text(0)?),
+        host: messages(&row.text(1)?),
     })
 }
 
@@ -125,24 +115,24 @@ fn store_messages(list: &[String]) -> String {
     serde_json::to_string(list).expect("strings serialize")
 }
 
-fn bump_changes(tx: &Transaction, nameplate: Nameplate) -> rusqlite::Result<()> {
+fn bump_changes(tx: &mut Tx, nameplate: Nameplate) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE nameplates SET changes = changes + 1 WHERE number = ?1",
-        params![nameplate.0],
+        values![nameplate.0],
     )?;
     Ok(())
 }
 
 /// The lowest number no nameplate has.
-fn lowest_free(tx: &Transaction) -> rusqlite::Result<u32> {
-    tx.query_row(
+fn lowest_free(tx: &mut Tx) -> Result<u32, StoreError> {
+    tx.query_one(
         "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM nameplates WHERE number = 1) THEN 1
          ELSE (SELECT MIN(p.number + 1) FROM nameplates p
                WHERE NOT EXISTS (SELECT 1 FROM nameplates q WHERE q.number = p.number + 1))
          END",
-        [],
-        |row| row.get(0),
-    )
+        &[],
+    )?
+    .unsigned(0)
 }
 
 impl Store {
@@ -155,29 +145,30 @@ impl Store {
         now: u64,
     ) -> Result<Nameplate, StoreError> {
         self.run(move |db| {
-            let tx = db.conn.transaction()?;
-            let session = live_session(&tx, id, now)?;
-            authorize(&tx, id, token)?;
+            let mut tx = db.conn.transaction()?;
+            let session = live_session(&mut tx, id, now)?;
+            authorize(&mut tx, id, token)?;
             if session.state == partyline_wire::api::SessionState::Done {
                 return Err(StoreError::Done);
             }
             tx.execute(
                 "DELETE FROM nameplates WHERE session IN
                  (SELECT id FROM sessions WHERE expires_at <= ?1)",
-                params![now],
+                values![now],
             )?;
-            let taken: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM nameplates WHERE session = ?1)",
-                params![id.to_string()],
-                |row| row.get(0),
-            )?;
-            if taken {
+            let taken = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM nameplates WHERE session = ?1",
+                    values![id.to_string()],
+                )?
+                .int(0)?;
+            if taken > 0 {
                 return Err(StoreError::HasNameplate);
             }
-            let number = lowest_free(&tx)?;
+            let number = lowest_free(&mut tx)?;
             tx.execute(
                 "INSERT INTO nameplates (number, session) VALUES (?1, ?2)",
-                params![number, id.to_string()],
+                values![number, id.to_string()],
             )?;
             tx.commit()?;
             Ok(Nameplate(number))
@@ -192,8 +183,8 @@ impl Store {
         now: u64,
     ) -> Result<SessionId, StoreError> {
         self.run(move |db| {
-            let tx = db.conn.transaction()?;
-            Ok(usable_nameplate(&tx, nameplate, now)?.session)
+            let mut tx = db.conn.transaction()?;
+            Ok(usable_nameplate(&mut tx, nameplate, now)?.session)
         })
         .await
     }
@@ -209,22 +200,22 @@ impl Store {
         now: u64,
     ) -> Result<SessionId, StoreError> {
         self.run(move |db| {
-            let tx = db.conn.transaction()?;
-            let plate = live_nameplate(&tx, nameplate, now)?;
-            authorize(&tx, plate.session, token)?;
+            let mut tx = db.conn.transaction()?;
+            let plate = live_nameplate(&mut tx, nameplate, now)?;
+            authorize(&mut tx, plate.session, token)?;
             if burn {
                 tx.execute(
                     "UPDATE nameplates SET burned = 1 WHERE number = ?1",
-                    params![nameplate.0],
+                    values![nameplate.0],
                 )?;
                 tx.execute(
                     "DELETE FROM attempts WHERE nameplate = ?1",
-                    params![nameplate.0],
+                    values![nameplate.0],
                 )?;
             } else {
                 tx.execute(
                     "DELETE FROM nameplates WHERE number = ?1 AND burned = 0",
-                    params![nameplate.0],
+                    values![nameplate.0],
                 )?;
             }
             tx.commit()?;
@@ -241,14 +232,15 @@ impl Store {
         now: u64,
     ) -> Result<(SessionId, AttemptId), StoreError> {
         self.run(move |db| {
-            let tx = db.conn.transaction()?;
-            let plate = usable_nameplate(&tx, nameplate, now)?;
-            delete_stale_attempts(&tx, Some(nameplate), now)?;
-            let live: usize = tx.query_row(
-                "SELECT COUNT(*) FROM attempts WHERE nameplate = ?1",
-                params![nameplate.0],
-                |row| row.get(0),
-            )?;
+            let mut tx = db.conn.transaction()?;
+            let plate = usable_nameplate(&mut tx, nameplate, now)?;
+            delete_stale_attempts(&mut tx, Some(nameplate), now)?;
+            let live: usize = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM attempts WHERE nameplate = ?1",
+                    values![nameplate.0],
+                )?
+                .unsigned(0)?;
             if live >= LIVE_ATTEMPTS {
                 return Err(StoreError::TooManyAttempts {
                     live,
@@ -259,9 +251,14 @@ impl Store {
             tx.execute(
                 "INSERT INTO attempts (id, nameplate, created_at, joiner, host)
                  VALUES (?1, ?2, ?3, ?4, '[]')",
-                params![id.to_string(), nameplate.0, now, store_messages(&[message])],
+                values![
+                    id.to_string(),
+                    nameplate.0,
+                    now,
+                    store_messages(std::slice::from_ref(&message))
+                ],
             )?;
-            bump_changes(&tx, nameplate)?;
+            bump_changes(&mut tx, nameplate)?;
             tx.commit()?;
             Ok((plate.session, id))
         })
@@ -280,26 +277,26 @@ impl Store {
         now: u64,
     ) -> Result<SessionId, StoreError> {
         self.run(move |db| {
-            let tx = db.conn.transaction()?;
-            let plate = usable_nameplate(&tx, nameplate, now)?;
-            let view = attempt(&tx, nameplate, &id, now)?;
+            let mut tx = db.conn.transaction()?;
+            let plate = usable_nameplate(&mut tx, nameplate, now)?;
+            let view = attempt(&mut tx, nameplate, &id, now)?;
             let (mut messages, column) = match from {
                 Side::Joiner => (view.joiner, "joiner"),
                 Side::Host(token) => {
-                    authorize(&tx, plate.session, token)?;
+                    authorize(&mut tx, plate.session, token)?;
                     (view.host, "host")
                 }
             };
             if messages.len() >= MESSAGES_PER_SIDE {
                 return Err(StoreError::AttemptComplete);
             }
-            messages.push(message);
+            messages.push(message.clone());
             tx.execute(
                 &format!("UPDATE attempts SET {column} = ?2 WHERE id = ?1"),
-                params![id.to_string(), store_messages(&messages)],
+                values![id.to_string(), store_messages(&messages)],
             )?;
             if matches!(from, Side::Joiner) {
-                bump_changes(&tx, nameplate)?;
+                bump_changes(&mut tx, nameplate)?;
             }
             tx.commit()?;
             Ok(plate.session)
@@ -315,9 +312,9 @@ impl Store {
         now: u64,
     ) -> Result<(SessionId, AttemptView), StoreError> {
         self.run(move |db| {
-            let tx = db.conn.transaction()?;
-            let plate = usable_nameplate(&tx, nameplate, now)?;
-            Ok((plate.session, attempt(&tx, nameplate, &id, now)?))
+            let mut tx = db.conn.transaction()?;
+            let plate = usable_nameplate(&mut tx, nameplate, now)?;
+            Ok((plate.session, attempt(&mut tx, nameplate, &id, now)?))
         })
         .await
     }
@@ -330,40 +327,31 @@ impl Store {
         now: u64,
     ) -> Result<NameplateView, StoreError> {
         self.run(move |db| {
-            let tx = db.conn.transaction()?;
-            let plate = usable_nameplate(&tx, nameplate, now)?;
-            authorize(&tx, plate.session, token)?;
-            delete_stale_attempts(&tx, Some(nameplate), now)?;
-            let attempts = {
-                let mut statement = tx.prepare(
-                    "SELECT id, joiner, host FROM attempts WHERE nameplate = ?1
-                     ORDER BY created_at, id",
-                )?;
-                statement
-                    .query_map(params![nameplate.0], |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                        ))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
-            };
+            let mut tx = db.conn.transaction()?;
+            let plate = usable_nameplate(&mut tx, nameplate, now)?;
+            authorize(&mut tx, plate.session, token)?;
+            delete_stale_attempts(&mut tx, Some(nameplate), now)?;
+            let attempts = tx.query(
+                "SELECT id, joiner, host FROM attempts WHERE nameplate = ?1
+                 ORDER BY created_at, id",
+                values![nameplate.0],
+            )?;
             tx.commit()?;
+            let mut views = Vec::with_capacity(attempts.len());
+            for row in &attempts {
+                if let Ok(attempt) = row.text(0)?.parse() {
+                    views.push(AttemptView {
+                        attempt,
+                        joiner: messages(&row.text(1)?),
+                        host: messages(&row.text(2)?),
+                    });
+                }
+            }
             Ok(NameplateView {
                 nameplate,
                 session: plate.session,
                 changes: plate.changes,
-                attempts: attempts
-                    .into_iter()
-                    .filter_map(|(id, joiner, host)| {
-                        Some(AttemptView {
-                            attempt: id.parse().ok()?,
-                            joiner: messages(&joiner),
-                            host: messages(&host),
-                        })
-                    })
-                    .collect(),
+                attempts: views,
             })
         })
         .await

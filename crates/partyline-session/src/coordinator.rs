@@ -10,7 +10,15 @@
 //! idempotent, are asked again with back-off while the server cannot be
 //! reached, until the deadline. Nothing else is: an answer, even a refusal or
 //! a misbehaving one, is final.
+//!
+//! Several servers may share one database (PostgreSQL) and one certificate;
+//! the server information names the others ([`ServerInfo::coordinators`]).
+//! Those retries then go to the next address in turn, so parties whose
+//! server died go on through another. Only servers showing the pinned
+//! certificate are ever talked to, so a coordinator naming strangers there
+//! gains nothing.
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use partyline_proto::pin::find_pin_mismatch;
@@ -47,11 +55,16 @@ pub const RETRY_PAUSE_FIRST: Duration = Duration::from_millis(250);
 /// restarted server is found within this of coming back.
 pub const RETRY_PAUSE_MAX: Duration = Duration::from_secs(4);
 
+/// The most addresses of one coordinator kept (see the module doc).
+pub const MAX_ADDRESSES: usize = 8;
+
 /// A coordinator we trust by certificate pin.
 #[derive(Clone, Debug)]
 pub struct Coordinator {
     http: reqwest::Client,
-    base: ServerUrl,
+    /// Its addresses, the one requests go to first; shared by clones, so
+    /// that what one learns and where it turned, all use.
+    addresses: Arc<Mutex<Addresses>>,
     /// Shown with every change of the session (`partyline_wire::write_token`).
     write_token: Option<WriteToken>,
     /// No answer is awaited past it, but for withdrawing, reporting the end
@@ -103,11 +116,28 @@ enum Limits {
     LongPoll { head: Instant },
 }
 
+/// The addresses of one coordinator: the one given, then the ones its server
+/// information named.
+#[derive(Debug)]
+struct Addresses {
+    list: Vec<ServerUrl>,
+    current: usize,
+}
+
+impl Addresses {
+    fn current(&self) -> &ServerUrl {
+        &self.list[self.current]
+    }
+}
+
 impl Coordinator {
     pub fn new(server: &ServerUrl, pin: CertPin) -> Self {
         Self {
             http: pinned_http_client(pin),
-            base: server.clone(),
+            addresses: Arc::new(Mutex::new(Addresses {
+                list: vec![server.clone()],
+                current: 0,
+            })),
             write_token: None,
             deadline: None,
         }
@@ -131,8 +161,44 @@ impl Coordinator {
         }
     }
 
-    pub fn url(&self) -> &ServerUrl {
-        &self.base
+    /// The address requests go to now.
+    pub fn url(&self) -> ServerUrl {
+        self.addresses().current().clone()
+    }
+
+    /// Every address known, the one given first.
+    pub fn urls(&self) -> Vec<ServerUrl> {
+        self.addresses().list.clone()
+    }
+
+    fn addresses(&self) -> std::sync::MutexGuard<'_, Addresses> {
+        self.addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds the addresses a server's information names, up to [`MAX_ADDRESSES`].
+    fn learn(&self, urls: &[String]) {
+        let mut addresses = self.addresses();
+        for url in urls {
+            let Ok(url) = url.parse::<ServerUrl>() else {
+                tracing::debug!("the coordinator names {url:?}, which is no server address");
+                continue;
+            };
+            if addresses.list.len() < MAX_ADDRESSES && !addresses.list.contains(&url) {
+                addresses.list.push(url);
+            }
+        }
+    }
+
+    /// Turns to the next address, if there is another; returns it.
+    fn fail_over(&self) -> Option<ServerUrl> {
+        let mut addresses = self.addresses();
+        if addresses.list.len() < 2 {
+            return None;
+        }
+        addresses.current = (addresses.current + 1) % addresses.list.len();
+        Some(addresses.current().clone())
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -143,7 +209,8 @@ impl Coordinator {
     pub async fn info(&self) -> Result<ServerInfo, SessionError> {
         let request = self.http.get(self.path(path::INFO));
         let info: ServerInfo = self.send(request, Answer::Info, self.plain()).await?;
-        partyline_proto::check_protocol(self.base.as_str(), &info)?;
+        partyline_proto::check_protocol(self.url().as_str(), &info)?;
+        self.learn(&info.coordinators);
         Ok(info)
     }
 
@@ -208,9 +275,9 @@ impl Coordinator {
         id: &SessionId,
         signed: &SignedAnnouncement,
     ) -> Result<SessionView, SessionError> {
-        let url = self.path(&path::announcements(id));
         self.retrying(|| {
-            let request = self.authorized(self.http.post(&url)).json(signed);
+            let url = self.path(&path::announcements(id));
+            let request = self.authorized(self.http.post(url)).json(signed);
             self.send(request, Answer::Session, self.plain())
         })
         .await
@@ -269,9 +336,9 @@ impl Coordinator {
         seen: u64,
     ) -> Result<NameplateView, SessionError> {
         let hold = self.hold();
-        let url = self.path(&path::attempts_after(nameplate, seen, hold));
         self.retrying(|| {
-            let request = self.authorized(self.http.get(&url));
+            let url = self.path(&path::attempts_after(nameplate, seen, hold));
+            let request = self.authorized(self.http.get(url));
             let head = Instant::now() + hold + LONG_POLL_GRACE;
             self.send(request, Answer::Code, Limits::LongPoll { head })
         })
@@ -314,8 +381,9 @@ impl Coordinator {
 
     /// Runs `attempt` until it ends with anything but a failure to reach the
     /// server (refused, reset, closed before the answer), pausing
-    /// [`RETRY_PAUSE_FIRST`] doubling to [`RETRY_PAUSE_MAX`] in between, and
-    /// says so once per outage. Without a deadline, or when the next attempt
+    /// [`RETRY_PAUSE_FIRST`] doubling to [`RETRY_PAUSE_MAX`] in between and
+    /// turning to the coordinator's next address if it has another, and
+    /// says so once per outage or address. Without a deadline, or when the next attempt
     /// would start past it, the failure is returned.
     async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, SessionError>
     where
@@ -329,7 +397,7 @@ impl Coordinator {
                 Err(SessionError::Unreachable { url, reason }) => (url, reason),
                 answered => {
                     if said {
-                        tracing::warn!("the coordinator at {} answers again", self.base);
+                        tracing::warn!("the coordinator at {} answers again", self.url());
                     }
                     return answered;
                 }
@@ -338,13 +406,17 @@ impl Coordinator {
                 Some(deadline) if Instant::now() + pause < deadline => deadline,
                 _ => return Err(SessionError::Unreachable { url, reason }),
             };
-            if !said {
+            if let Some(next) = self.fail_over() {
+                tracing::warn!(
+                    "the coordinator at {url} is not answering ({reason}); trying its other address {next}"
+                );
+            } else if !said {
                 tracing::warn!(
                     "the coordinator at {url} is not answering ({reason}); retrying until --timeout runs out in {}s",
                     left_until(deadline).as_secs()
                 );
-                said = true;
             }
+            said = true;
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(RETRY_PAUSE_MAX);
         }
@@ -358,7 +430,7 @@ impl Coordinator {
     }
 
     fn path(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        format!("{}{path}", self.url())
     }
 
     /// `limit`, or less if the deadline comes sooner.
@@ -383,7 +455,7 @@ impl Coordinator {
     ) -> Result<T, SessionError> {
         let body = self.exchange(request, answer, limits).await?;
         serde_json::from_slice(&body).map_err(|e| SessionError::BadResponse {
-            url: self.base.to_string(),
+            url: self.url().to_string(),
             reason: e.to_string(),
         })
     }
@@ -398,7 +470,7 @@ impl Coordinator {
     ) -> Result<Vec<u8>, SessionError> {
         let started = Instant::now();
         let too_slow = |what: &'static str| SessionError::TooSlow {
-            url: self.base.to_string(),
+            url: self.url().to_string(),
             what,
             waited: started.elapsed(),
         };
@@ -447,7 +519,7 @@ impl Coordinator {
         what: &'static str,
     ) -> Result<Vec<u8>, SessionError> {
         let too_large = || SessionError::TooLarge {
-            url: self.base.to_string(),
+            url: self.url().to_string(),
             what,
             limit,
         };
@@ -472,7 +544,7 @@ impl Coordinator {
     }
 
     fn transport_error(&self, error: reqwest::Error) -> SessionError {
-        let url = self.base.to_string();
+        let url = self.url().to_string();
         match find_pin_mismatch(&error) {
             Some(mismatch) => SessionError::WrongCertificate { url, mismatch },
             None => SessionError::Unreachable {

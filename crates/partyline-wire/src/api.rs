@@ -52,6 +52,11 @@ pub struct ServerInfo {
     /// older than this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// Other addresses of this coordinator, `https://host:port`: servers that
+    /// share its database and its certificate, which clients turn to while
+    /// this one cannot be reached. Empty for a server on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coordinators: Vec<String>,
 }
 
 /// What a server keeps of each session and when it deletes it, for anyone

@@ -103,6 +103,11 @@ pub struct ServeArgs {
     /// Where sessions (SQLite) and the TLS certificate are kept.
     #[arg(long, default_value = "partyline-data", env = "PARTYLINE_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// Keep sessions in this PostgreSQL database instead of SQLite, e.g.
+    /// postgres://partyline@localhost/partyline: several servers with the same database and
+    /// certificate serve the same sessions.
+    #[arg(long, value_name = "URL", env = "PARTYLINE_DATABASE")]
+    pub database: Option<String>,
     /// Hours after its creation a session is deleted, done or not: long enough for the parties
     /// to gather, short enough that nothing of theirs stays for days.
     #[arg(long, default_value_t = 6, value_name = "HOURS", env = "PARTYLINE_SESSION_HOURS", value_parser = clap::value_parser!(u64).range(1..=720))]

@@ -105,6 +105,7 @@ async fn info(State(hostile): State<Hostile>) -> Response {
             relay_url: "https://127.0.0.1:9".into(),
             relay_quic_port: None,
             retention: None,
+            coordinators: Vec::new(),
         })
         .into_response()
     })

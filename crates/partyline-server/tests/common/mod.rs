@@ -2,6 +2,7 @@
 //! trusts exactly its certificate.
 #![allow(dead_code)] // each test binary uses its own share of the helpers
 
+pub mod postgres;
 pub mod process;
 
 use std::path::Path;
@@ -15,13 +16,22 @@ use partyline_wire::{
 };
 use reqwest::{Client, Response, StatusCode};
 
-/// A configuration for tests: free ports on loopback, data in `dir`.
+/// A configuration for tests: free ports on loopback, data in `dir`; the
+/// sessions in SQLite there, or with `PARTYLINE_TEST_DATABASE=postgres` in a
+/// PostgreSQL database of `dir`'s own ([`postgres::database_url`]).
 pub fn config(dir: &Path) -> ServerConfig {
     ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
+        database_url: test_database(dir),
         ..ServerConfig::default()
     }
+}
+
+/// The PostgreSQL database of the server whose data are in `dir`, when the
+/// tests run on PostgreSQL.
+pub fn test_database(dir: &Path) -> Option<String> {
+    postgres::selected().then(|| postgres::database_url(&dir.display().to_string()))
 }
 
 pub async fn start(config: ServerConfig) -> (RunningServer, Client) {

@@ -20,6 +20,7 @@ const READY: &str = "partyline-test-server ";
 /// the test sets (the others keep their defaults).
 pub struct ProcessConfig {
     pub data_dir: PathBuf,
+    pub database_url: Option<String>,
     pub web_dir: Option<PathBuf>,
     pub quotas: Vec<(&'static str, u64)>,
 }
@@ -28,6 +29,7 @@ impl ProcessConfig {
     pub fn new(data_dir: &Path) -> Self {
         Self {
             data_dir: data_dir.to_path_buf(),
+            database_url: super::test_database(data_dir),
             web_dir: None,
             quotas: Vec::new(),
         }
@@ -35,6 +37,11 @@ impl ProcessConfig {
 
     fn encode(&self) -> String {
         let mut parts = vec![format!("data={}", self.data_dir.display())];
+        parts.extend(
+            self.database_url
+                .iter()
+                .map(|url| format!("database={url}")),
+        );
         if let Some(web) = &self.web_dir {
             parts.push(format!("web={}", web.display()));
         }
@@ -121,6 +128,7 @@ pub fn serve_if_asked() {
         let quotas: &mut Quotas = &mut config.quotas;
         match key {
             "data" => config.data_dir = value.into(),
+            "database" => config.database_url = Some(value.into()),
             "web" => config.web_dir = Some(value.into()),
             "announcement_bytes" => config.max_announcement_bytes = number(),
             "creates_per_minute_per_ip" => quotas.creates_per_minute_per_ip = count(),

@@ -31,6 +31,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         public_url: args.public_url,
         public_relay_url: args.public_relay_url,
         data_dir: args.data_dir,
+        database_url: args.database,
         session_ttl: Duration::from_secs(args.session_hours * 3600),
         done_ttl: Duration::from_secs(args.keep_done_secs),
         quotas: quotas(&args.quotas),

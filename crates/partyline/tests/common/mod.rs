@@ -56,7 +56,12 @@ impl Server {
 
     /// `partyline serve` with these flags (at least `--listen`).
     pub fn start_with(flags: &[&str]) -> Self {
-        let data = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), flags)
+    }
+
+    /// `partyline serve` with these flags and data directory, which may
+    /// hold a certificate already.
+    pub fn start_in(data: tempfile::TempDir, flags: &[&str]) -> Self {
         let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         let (child, link) = serve(&flags, data.path());
         Self {
