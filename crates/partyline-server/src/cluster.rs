@@ -20,6 +20,7 @@ use partyline_wire::{EndpointKey, SessionId};
 use tokio_postgres::AsyncMessage;
 
 use crate::api::App;
+use crate::database::postgres_reason;
 
 /// The channel every process listens on.
 const CHANNEL: &str = "partyline_events";
@@ -116,7 +117,11 @@ pub(crate) async fn publish(app: &App, event: Event) {
         .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
         .await
     {
-        tracing::warn!(?event, "cannot notify the other servers: {e}");
+        tracing::warn!(
+            ?event,
+            "cannot notify the other servers: {}",
+            postgres_reason(&e)
+        );
     }
 }
 
@@ -158,7 +163,8 @@ pub(crate) async fn listen_until_stopped(app: Arc<App>) {
             // It was up: the next failure starts from a short pause again.
             Ok(()) => pause = RECONNECT_FIRST,
             Err(e) => tracing::warn!(
-                "cannot listen for the other servers' notifications: {e}; trying again in {} ms",
+                "cannot listen for the other servers' notifications: {}; trying again in {} ms",
+                postgres_reason(&e),
                 pause.as_millis()
             ),
         }

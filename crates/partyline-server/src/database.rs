@@ -13,9 +13,9 @@
 //! told so ([`is_conflict`]) and the store runs the loser again.
 //!
 //! The schema is versioned: [`migrate`] brings a database from the version it
-//! records to the newest, in one transaction, and records it. PostgreSQL
-//! takes an advisory lock first, so processes starting at once migrate one
-//! after the other.
+//! records to the newest, in one transaction, and records it. On PostgreSQL
+//! it holds an advisory lock meanwhile, so processes starting at once migrate
+//! one after the other.
 use postgres::error::SqlState;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use rusqlite::types::ValueRef;
@@ -171,7 +171,8 @@ pub(crate) enum Connection {
 /// A PostgreSQL connection, made again when it was lost.
 pub(crate) struct Postgres {
     url: String,
-    client: postgres::Client,
+    /// Always there but while it is dropped (see `Drop`).
+    client: Option<postgres::Client>,
 }
 
 impl Postgres {
@@ -179,7 +180,7 @@ impl Postgres {
     pub(crate) fn connect(url: &str) -> Result<Self, postgres::Error> {
         Ok(Self {
             url: url.to_string(),
-            client: postgres::Client::connect(url, postgres::NoTls)?,
+            client: Some(postgres::Client::connect(url, postgres::NoTls)?),
         })
     }
 
@@ -191,11 +192,35 @@ impl Postgres {
     /// The client, connected again if the connection was lost (PostgreSQL
     /// restarted, or a network hiccup).
     fn client(&mut self) -> Result<&mut postgres::Client, postgres::Error> {
-        if self.client.is_closed() {
-            tracing::warn!("the PostgreSQL connection was lost; connecting again");
-            self.client = postgres::Client::connect(&self.url, postgres::NoTls)?;
+        let client = match self.client.take() {
+            Some(client) if !client.is_closed() => client,
+            _ => {
+                tracing::warn!("the PostgreSQL connection was lost; connecting again");
+                postgres::Client::connect(&self.url, postgres::NoTls)?
+            }
+        };
+        Ok(self.client.insert(client))
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // The blocking client runs a runtime of its own to close the
+        // connection, which tokio forbids on its own threads (the store goes
+        // with the last task that held it); a thread of its own may.
+        if let Some(client) = self.client.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            std::thread::spawn(move || drop(client));
         }
-        Ok(&mut self.client)
+    }
+}
+
+/// What PostgreSQL said, rather than postgres' "db error".
+pub(crate) fn postgres_reason(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(said) => said.to_string(),
+        None => error.to_string(),
     }
 }
 
@@ -376,14 +401,27 @@ const MIGRATION_LOCK: i64 = 0x7061_7274_796c_696e;
 /// database already there is left alone. Refuses a database of a newer
 /// partyline. Returns the version it was at.
 pub(crate) fn migrate(conn: &mut Connection, migrations: &Migrations) -> Result<usize, StoreError> {
-    let steps = match conn {
-        Connection::Sqlite(_) => migrations.sqlite,
-        Connection::Postgres(_) => migrations.postgres,
+    let Connection::Postgres(postgres) = conn else {
+        return migrate_now(conn, migrations.sqlite);
     };
-    let mut tx = conn.transaction()?;
-    if let Tx::Postgres(_) = tx {
-        tx.execute("SELECT pg_advisory_xact_lock(?1)", values![MIGRATION_LOCK])?;
+    // Taken before the transaction starts: a SERIALIZABLE transaction's
+    // snapshot predates any lock it waits for inside, so it would not see
+    // the versions another process recorded meanwhile.
+    postgres.batch_outside_transaction(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+    let migrated = migrate_now(conn, migrations.postgres);
+    if let Connection::Postgres(postgres) = conn {
+        // Ending the connection would free it too.
+        let unlocked = postgres
+            .batch_outside_transaction(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+        if migrated.is_ok() {
+            unlocked?;
+        }
     }
+    migrated
+}
+
+fn migrate_now(conn: &mut Connection, steps: &[&str]) -> Result<usize, StoreError> {
+    let mut tx = conn.transaction()?;
     tx.batch(
         "CREATE TABLE IF NOT EXISTS schema_versions (
              version    BIGINT PRIMARY KEY,

@@ -173,7 +173,7 @@ pub(crate) enum StoreError {
     AttemptComplete,
     #[error("SQLite error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("PostgreSQL error: {0}")]
+    #[error("PostgreSQL error: {}", crate::database::postgres_reason(.0))]
     Postgres(#[from] postgres::Error),
     #[error("the database answered with a column {column} that is {reason}")]
     Column { column: usize, reason: &'static str },

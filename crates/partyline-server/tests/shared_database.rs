@@ -12,20 +12,25 @@ use partyline_server::{RunningServer, ServerConfig};
 use partyline_wire::api::{ServerInfo, SessionView, path};
 use reqwest::{Client, StatusCode};
 
-/// Two servers on one fresh database, each with its own data directory.
+/// Two servers on one fresh database, each with its own data directory,
+/// started at once: both find the schema missing and migrate, one after the
+/// other.
 async fn two_servers(
     dirs: &[tempfile::TempDir; 2],
     tune: impl Fn(&mut ServerConfig),
 ) -> [(RunningServer, Client); 2] {
     let database = common::postgres::database_url(&dirs[0].path().display().to_string());
-    let mut servers = Vec::new();
-    for dir in dirs {
-        let mut config = common::config(dir.path());
+    let [first, second] = [0, 1].map(|n| {
+        let mut config = common::config(dirs[n].path());
         config.database_url = Some(database.clone());
         tune(&mut config);
-        servers.push(common::start(config).await);
-    }
-    servers.try_into().unwrap_or_else(|_| unreachable!())
+        config
+    });
+    let (first, second) = within(30, async {
+        tokio::join!(common::start(first), common::start(second))
+    })
+    .await;
+    [first, second]
 }
 
 async fn announce_on(
