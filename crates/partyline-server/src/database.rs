@@ -454,3 +454,57 @@ fn migrate_now(conn: &mut Connection, steps: &[&str]) -> Result<usize, StoreErro
     tx.commit()?;
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEPS: Migrations = Migrations {
+        sqlite: &[
+            "CREATE TABLE a (x INTEGER)",
+            "ALTER TABLE a ADD COLUMN y TEXT",
+        ],
+        postgres: &[],
+    };
+
+    fn sqlite() -> Connection {
+        Connection::Sqlite(rusqlite::Connection::open_in_memory().unwrap())
+    }
+
+    #[test]
+    fn migrations_run_once_each_and_a_newer_schema_is_refused() {
+        let mut conn = sqlite();
+        assert_eq!(migrate(&mut conn, &STEPS).unwrap(), 0);
+        // Again: nothing left to do (a second ALTER would fail).
+        assert_eq!(migrate(&mut conn, &STEPS).unwrap(), 2);
+        let mut tx = conn.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO a (x, y) VALUES (?1, ?2)",
+            values![7u64, "seven"],
+        )
+        .unwrap();
+        let row = tx.query_one("SELECT x, y FROM a", &[]).unwrap();
+        assert_eq!(
+            (row.int(0).unwrap(), row.text(1).unwrap()),
+            (7, "seven".into())
+        );
+        tx.execute(
+            "INSERT INTO schema_versions (version, applied_at) VALUES (3, 0)",
+            &[],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        match migrate(&mut conn, &STEPS) {
+            Err(StoreError::NewerSchema { found: 3, known: 2 }) => {}
+            other => panic!("a newer schema was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn placeholders_become_postgres_ones() {
+        assert_eq!(
+            dollar_placeholders("SELECT ?1 WHERE a = ?2"),
+            "SELECT $1 WHERE a = $2"
+        );
+    }
+}

@@ -12,7 +12,8 @@
 //! - [`link`]: the `https://host:port#sha256=PIN` server address.
 //! - [`coordinator`]: the HTTPS API client, every answer bounded in size and
 //!   time, reading the session and announcing asked again with back-off while
-//!   the server cannot be reached (a restart); announce-and-wait itself is
+//!   the server cannot be reached (a restart), at the other servers on its
+//!   database if it names any; announce-and-wait itself is
 //!   `partyline_proto::join`, shared with browser parties, and so is a
 //!   joiner's side of a short code (`partyline_proto::code`).
 //! - [`code_host`]: the host's side of a short code: answers every joiner's

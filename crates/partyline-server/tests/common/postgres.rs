@@ -125,9 +125,15 @@ fn free_port() -> u16 {
 
 fn start() -> Server {
     let bin = bin_dir();
+    // As root, in /tmp: the postgres user must reach it, which a $TMPDIR in
+    // root's home would not let it.
+    let parent = match is_root() {
+        true => PathBuf::from("/tmp"),
+        false => std::env::temp_dir(),
+    };
     let dir = tempfile::Builder::new()
         .prefix("partyline-pg-")
-        .tempdir()
+        .tempdir_in(parent)
         .unwrap()
         // Removed by the server's shell when it stops, not by this process.
         .keep();
