@@ -4,7 +4,8 @@
 //! A party far from the server would otherwise wait for both before
 //! announcing: the relay's probes and handshakes take about ten round trips,
 //! and finding Python runs Python once. Peers dial our announced addresses
-//! meanwhile, and through the relay once it is up.
+//! meanwhile, and through the relay once it is up; a relay-only party has no
+//! addresses to announce and waits for its relay first.
 use std::future::Future;
 use std::pin::Pin;
 
@@ -52,6 +53,13 @@ impl Alongside {
         self.relay.alongside(searching).await
     }
 
+    /// Waits until the relay connection is made, while the search for Python
+    /// goes on: a relay-only party cannot be reached before, and peers that
+    /// dialled it would wait a second for QUIC to send their handshake again.
+    pub(super) async fn relay_online(&mut self) -> Result<(), MeshError> {
+        searching_alongside(&mut self.python, self.relay.online()).await
+    }
+
     /// Runs `work` while the search for Python goes on; the relay is no
     /// longer watched.
     pub(super) async fn while_searching<T>(&mut self, work: impl Future<Output = T>) -> T {
@@ -83,6 +91,16 @@ impl RelayConnection {
             online: Box::pin(async move { party.online().await }),
             up: false,
         }
+    }
+
+    /// Waits until the relay connection is made.
+    async fn online(&mut self) -> Result<(), MeshError> {
+        if !self.up {
+            (&mut self.online).await?;
+            self.up = true;
+            super::phase("endpoint online at the relay");
+        }
+        Ok(())
     }
 
     /// Runs `work` while the relay connection is made; ends it early if the

@@ -164,6 +164,11 @@ async fn drive(
         .coordinator
         .deadline()
         .map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+    if args.relay_only
+        && let Err(unreachable) = alongside.relay_online().await
+    {
+        return Err(End::with(Leave::Close, Err(unreachable.into())));
+    }
     let waiting = wait_for_roster(seat, invite, left, shutdown);
     let roster = match alongside.unless_failed(waiting).await {
         Ok(waited) => waited?,
