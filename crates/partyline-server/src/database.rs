@@ -225,6 +225,17 @@ pub(crate) fn postgres_reason(error: &postgres::Error) -> String {
 }
 
 impl Connection {
+    /// The connection to PostgreSQL was lost; the next transaction connects again.
+    pub(crate) fn is_lost(&self) -> bool {
+        match self {
+            Connection::Sqlite(_) => false,
+            Connection::Postgres(postgres) => postgres
+                .client
+                .as_ref()
+                .is_none_or(postgres::Client::is_closed),
+        }
+    }
+
     /// Starts a transaction.
     pub(crate) fn transaction(&mut self) -> Result<Tx<'_>, StoreError> {
         Ok(match self {

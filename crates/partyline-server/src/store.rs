@@ -298,6 +298,7 @@ impl Store {
             // behind (the transaction rolls back), so the connection is fine.
             let mut db = db.lock().unwrap_or_else(PoisonError::into_inner);
             let mut retries = 0;
+            let mut reconnected = false;
             loop {
                 match work(&mut db) {
                     Err(e) if is_conflict(&e) && retries < CONFLICT_RETRIES => {
@@ -305,6 +306,11 @@ impl Store {
                         // Staggered, so that the two sides do not meet again.
                         let jitter = u64::from(rand::random::<u8>() % 8);
                         std::thread::sleep(Duration::from_millis(u64::from(retries) + jitter));
+                    }
+                    // The connection was lost (PostgreSQL restarted): its
+                    // transaction never happened; once more on a new one.
+                    Err(StoreError::Postgres(_)) if !reconnected && db.conn.is_lost() => {
+                        reconnected = true;
                     }
                     done => return done,
                 }

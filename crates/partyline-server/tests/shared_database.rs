@@ -70,6 +70,71 @@ async fn a_long_poll_on_one_server_wakes_when_a_party_announces_on_the_other() {
     }
 }
 
+/// Ends every connection to `database` but the caller's, as a PostgreSQL
+/// restart would, then waits until both servers listen again.
+fn cut_connections(database: &str) {
+    let mut admin = postgres::Client::connect(database, postgres::NoTls).unwrap();
+    let name = database.rsplit('/').next().unwrap();
+    let ended: i64 = admin
+        .query_one(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = $1 AND pid != pg_backend_pid()",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended >= 4, "only {ended} connections of the servers ended");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listening: i64 = admin
+            .query_one(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = $1 AND query LIKE 'LISTEN%'",
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        if listening == 2 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the servers did not listen again within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_connect_again_after_losing_their_database_connections() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let [a, b] = two_servers(&dirs, |_| {}).await;
+    let session = create(&a.1, &a.0, 2).await.session;
+    let database = common::postgres::database_url(&dirs[0].path().display().to_string());
+    tokio::task::spawn_blocking(move || cut_connections(&database))
+        .await
+        .unwrap();
+
+    // Each server's next request connects again, and the wake-up still
+    // crosses from one to the other.
+    let poll = a.1.get(format!(
+        "{}{}",
+        a.0.url(),
+        path::session_after(&session, 0, Duration::from_secs(20))
+    ));
+    let poll = tokio::spawn(async move {
+        let started = Instant::now();
+        let response = poll.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let view: SessionView = response.json().await.unwrap();
+        (view, started.elapsed())
+    });
+    announce_on(&b, session, 1).await;
+    let (view, took) = within(30, poll).await.unwrap();
+    assert_eq!(view.announcements.len(), 1);
+    assert!(took < Duration::from_secs(5), "the poll took {took:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_server_names_the_other_and_reads_what_it_stored() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
