@@ -216,12 +216,19 @@ impl Drop for Postgres {
     }
 }
 
-/// What PostgreSQL said, rather than postgres' "db error".
+/// What PostgreSQL said, rather than postgres' "db error"; or what kept us
+/// from it, with its cause ("connection refused").
 pub(crate) fn postgres_reason(error: &postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(said) => said.to_string(),
-        None => error.to_string(),
+    if let Some(said) = error.as_db_error() {
+        return said.to_string();
     }
+    let mut reason = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        reason = format!("{reason}: {inner}");
+        cause = inner.source();
+    }
+    reason
 }
 
 impl Connection {

@@ -76,6 +76,11 @@ so a restart loses nothing and invites stay valid. Parties need to reach the coo
 next port. Browser parties need only the coordinator port: it serves the web app at /join and \
 passes /relay through to the relay. Browsers trust only a CA-issued certificate: see --tls-cert.
 
+With --database postgres://…, the sessions live in PostgreSQL instead of SQLite: servers given \
+the same database and the same certificate (cert.pem and key.pem copied into each --data-dir, or \
+--tls-cert) serve the same sessions, and parties whose server stops answering go on through \
+another. The schema is migrated on start.
+
 The quotas' defaults let 100 sessions a minute through, of up to 16 parties each, from as many \
 addresses or from one address (a NAT) up to the per-IP limits: a party makes about parties + 3 \
 requests (announce, a long-poll per party joining, done) and 2 or 3 changes, a browser party about \
@@ -84,8 +89,8 @@ server-wide one is spent; both say when to retry (Retry-After). What one IP can 
 store is bounded by --live-sessions-per-ip (each session keeps at most its parties' announcements, \
 8 KiB each, for --session-hours; a done session is deleted --keep-done-secs after it ends). The \
 relay serves only the parties of live sessions on this server. Deleted means gone from the disk: \
-the database overwrites what it deletes, within a minute of the session's time (GET /v1/info \
-says what is kept and how long)."
+SQLite overwrites what it deletes, within a minute of the session's time (PostgreSQL reuses the \
+space, see README; GET /v1/info says what is kept and how long)."
 )]
 pub struct ServeArgs {
     /// Address for the coordinator's HTTPS API.
