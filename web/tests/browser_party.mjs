@@ -347,16 +347,27 @@ function freePort() {
 }
 
 // The reference: the same program as m plain MPyC processes over loopback TCP.
-async function plainTcp(program, m) {
+// A port freePort found free can be taken by another process's connection
+// before MPyC binds it, and the other parties then wait for that party
+// forever: such a run is ended and tried again on new ports.
+async function plainTcp(program, m, attempts = 3) {
   const ports = await Promise.all(Array.from({ length: m }, freePort));
   const hosts = ports.flatMap((p) => ['-P', `127.0.0.1:${p}`]);
   const runs = Array.from({ length: m }, (_, i) =>
     collect(track(spawn(PYTHON, [...program, '-M', String(m), '-I', String(i), ...hosts]))));
+  const taken = () => runs.some((r) => /address already in use/i.test(r.stderr));
   const outputs = [];
   for (const run of runs) {
     // MPyC retries a peer it cannot reach forever: bounded here.
-    const code = await Promise.race([run.exited,
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`plain MPyC timed out:\n${run.stderr}`)), SESSION_LIMIT_MS))]);
+    const code = await Promise.race([run.exited, new Promise((resolve) => {
+      const poll = setInterval(() => { if (taken()) { clearInterval(poll); resolve('taken'); } }, 100);
+      run.exited.then(() => clearInterval(poll));
+    }), new Promise((_, reject) => setTimeout(() => reject(new Error(`plain MPyC timed out:\n${run.stderr}`)), SESSION_LIMIT_MS))]);
+    if ((code === 'taken' || taken()) && attempts > 1) {
+      runs.forEach((r) => { if (r.child.exitCode === null) r.child.kill('SIGKILL'); });
+      log(`a port of the plain-TCP run was taken, trying new ports`);
+      return plainTcp(program, m, attempts - 1);
+    }
     assert.equal(code, 0, run.stderr);
     outputs.push(run.stdout);
   }
