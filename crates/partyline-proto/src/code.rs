@@ -62,6 +62,10 @@ pub enum CodeFailure {
     )]
     Burned { nameplate: Nameplate },
     #[error(
+        "the code was not accepted, and no invite was released: the host burned code {nameplate}-… before this try got its answer, after too many wrong codes (this try's among them if its words are not the host's). Check each word with the host and ask for a new code (partyline create --code …)"
+    )]
+    BurnedBeforeVerdict { nameplate: Nameplate },
+    #[error(
         "the code was not accepted, and no invite was released: either its words are not the host's (check each word with the host; this try counted as one wrong guess, and the host burns the code after a few), or the server altered the exchange"
     )]
     Refused,
@@ -114,9 +118,15 @@ pub async fn invite_from_code<R: CodeRelay>(
         .send(nameplate, &attempt, &keys.confirmation())
         .await
         .map_err(refused)?;
+    // The host answers a wrong confirmation and may burn the code at once,
+    // which removes this attempt with its answer: a burn seen now is this
+    // try's refusal too.
     let verdict = host_message(relay, nameplate, &attempt, 1, deadline, timeout)
         .await
-        .map_err(refused)?;
+        .map_err(|error| match R::refusal_status(&error) {
+            Some(410) => CodeFailure::BurnedBeforeVerdict { nameplate }.into(),
+            _ => refused(error),
+        })?;
     Ok(keys.open(&verdict).map_err(CodeFailure::from)?)
 }
 
