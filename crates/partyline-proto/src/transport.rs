@@ -21,6 +21,12 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 pub const CLOSE_LIMIT: Duration = Duration::from_secs(3);
 /// The longest a single long-poll of the coordinator is held by the server.
 pub const LONG_POLL: Duration = Duration::from_secs(20);
+/// The round-trip time QUIC assumes before it has measured one, which sets
+/// when a lost first handshake flight is sent again (three times this): a
+/// dial that reaches a peer before the peer's relay connection is up is
+/// lost. QUIC's default, 333 ms, waits a second; sent again early on a
+/// longer path, a flight only arrives twice.
+const INITIAL_RTT: Duration = Duration::from_millis(100);
 /// Streams a peer may have open at once: one per TCP connection of the program.
 const MAX_STREAMS: u32 = 1024;
 // The flow-control windows stay at QUIC's defaults (1.25 MB per stream, sized
@@ -93,6 +99,7 @@ impl PeerTimeout {
                 IdleTimeout::try_from(self.0).expect("at most 600 s is a valid idle timeout"),
             ))
             .keep_alive_interval(KEEP_ALIVE)
+            .initial_rtt(INITIAL_RTT)
             .max_concurrent_bidi_streams(MAX_STREAMS.into())
             .build()
     }
