@@ -10,7 +10,7 @@ use common::*;
 #[test]
 fn a_party_waiting_through_a_coordinator_restart_keeps_its_seat() {
     // Fixed ports, so that the restarted server is where the invite says.
-    let (listen, relay) = (free_addr().to_string(), free_addr().to_string());
+    let [listen, relay] = restart_addrs::<2>().map(|a| a.to_string());
     let mut server = Server::start_with(&["--listen", &listen, "--relay-listen", &relay]);
     let link = server.link.clone();
     let invite = server.create(2);
@@ -43,7 +43,7 @@ fn a_party_waiting_through_a_coordinator_restart_keeps_its_seat() {
 
 #[test]
 fn a_party_that_died_while_the_coordinator_was_down_is_named_by_the_others() {
-    let (listen, relay) = (free_addr().to_string(), free_addr().to_string());
+    let [listen, relay] = restart_addrs::<2>().map(|a| a.to_string());
     let mut server = Server::start_with(&["--listen", &listen, "--relay-listen", &relay]);
     let invite = server.create(2);
     let program = vec![repo_file("examples/securesum.py")];

@@ -608,6 +608,37 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// `N` loopback addresses for a server that is restarted on them: free now,
+/// and below Linux's ephemeral ports (32768 and up), which `free_addr`
+/// gives. While the server is down, a client's own connection can take an
+/// ephemeral port: a connect to a port no one listens on may pick that very
+/// port as its source and connect to itself, and the restart then fails.
+pub fn restart_addrs<const N: usize>() -> [SocketAddr; N] {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id();
+    // Held until all are chosen, so that no two are the same.
+    let held: Vec<(TcpListener, std::net::UdpSocket)> = (0..4000u32)
+        .map(|i| 20_000 + (seed.wrapping_add(i.wrapping_mul(7919)) % 12_000) as u16)
+        .filter_map(|port| {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            Some((
+                TcpListener::bind(addr).ok()?,
+                std::net::UdpSocket::bind(addr).ok()?,
+            ))
+        })
+        .take(N)
+        .collect();
+    assert_eq!(
+        held.len(),
+        N,
+        "no {N} free loopback ports between 20000 and 32000"
+    );
+    std::array::from_fn(|i| held[i].0.local_addr().unwrap())
+}
+
 /// The same program over MPyC's own plain TCP, one process per party.
 pub fn run_plain_tcp(parties: usize, program: &[String]) -> Vec<Output> {
     let addrs: Vec<SocketAddr> = (0..parties).map(|_| free_addr()).collect();
