@@ -1,12 +1,21 @@
 //! Our iroh endpoint for one session.
+//!
+//! With several relays (the server's own and those it lists, e.g. in other
+//! regions) iroh's net report measures each and makes the nearest our home
+//! relay; peers reach us through the home relay we announce. One certificate
+//! verifier checks every relay, so it accepts any of their pins: each came
+//! from the pinned coordinator.
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use iroh::endpoint::presets;
 use iroh::tls::CaTlsConfig;
-use iroh::{Endpoint, RelayConfig, RelayMode, RelayUrl, SecretKey};
+use iroh::{Endpoint, RelayConfig, RelayMap, RelayMode, RelayUrl, SecretKey, Watcher};
 use iroh_relay::RelayQuicConfig;
 use partyline_proto::pin::PinnedCertVerifier;
 use partyline_proto::transport::{CLOSE_LIMIT, ONLINE_TIMEOUT, PeerTimeout};
+use partyline_wire::api::RelayInfo;
 use partyline_wire::{CertPin, EndpointKey};
 
 use crate::{ALPN, MeshError};
@@ -17,6 +26,8 @@ pub struct MeshConfig {
     pub relay_url: String,
     pub relay_quic_port: Option<u16>,
     pub pin: CertPin,
+    /// More relays the server lists, each with its own pin.
+    pub more_relays: Vec<RelayInfo>,
     /// No direct paths at all: every packet goes through the relay.
     pub relay_only: bool,
     /// Shown to the relay, which serves only the parties of live sessions on
@@ -26,10 +37,11 @@ pub struct MeshConfig {
     pub peer_timeout: PeerTimeout,
 }
 
-/// Our endpoint: a fresh key for every session, our relay only.
+/// Our endpoint: a fresh key for every session, our server's relays only.
 #[derive(Clone, Debug)]
 pub struct PartyEndpoint {
     pub(crate) endpoint: Endpoint,
+    /// The relay we announce (see [`PartyEndpoint::relay_url`]).
     pub(crate) relay_url: RelayUrl,
 }
 
@@ -37,15 +49,22 @@ impl PartyEndpoint {
     /// Binds the endpoint and waits until it is connected to its relay, so that
     /// peers can reach it the moment they learn its id.
     pub async fn bind(config: &MeshConfig) -> Result<Self, MeshError> {
-        let party = Self::bind_offline(config).await?;
+        let mut party = Self::bind_offline(config).await?;
         // Named as configured, not as iroh normalises it.
         party
             .online()
             .await
             .map_err(|_| MeshError::RelayUnreachable {
-                url: config.relay_url.clone(),
+                url: std::iter::once(config.relay_url.as_str())
+                    .chain(config.more_relays.iter().map(|relay| relay.url.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 secs: ONLINE_TIMEOUT.as_secs(),
             })?;
+        // With several relays, the one to announce is known only now.
+        if let Some(home) = party.home_relay() {
+            party.relay_url = home;
+        }
         Ok(party)
     }
 
@@ -58,15 +77,15 @@ impl PartyEndpoint {
             .relay_url
             .parse()
             .map_err(|_| MeshError::BadRelayUrl(config.relay_url.clone()))?;
-        let quic = config.relay_quic_port.map(RelayQuicConfig::new);
-        let mut relay = RelayConfig::new(relay_url.clone(), quic);
-        if let Some(token) = &config.relay_token {
-            relay = relay.with_auth_token(token.clone());
-        }
-        let relay_map = relay.into();
+        let relay_map = relay_map(config)?;
         let pin = config.pin;
+        let more_pins: Vec<CertPin> = config.more_relays.iter().map(|relay| relay.pin).collect();
         let ca = CaTlsConfig::custom_server_cert_verifier(Arc::new(move |provider| {
-            Ok(Arc::new(PinnedCertVerifier::new(pin, &provider)) as _)
+            Ok(Arc::new(PinnedCertVerifier::any_of(
+                pin,
+                more_pins.clone(),
+                &provider,
+            )) as _)
         }));
         let mut builder = Endpoint::builder(presets::Minimal)
             .secret_key(SecretKey::generate())
@@ -107,8 +126,36 @@ impl PartyEndpoint {
         EndpointKey(*self.endpoint.id().as_bytes())
     }
 
+    /// The relay iroh made our home, once it is connected to it.
+    fn home_relay(&self) -> Option<RelayUrl> {
+        self.endpoint
+            .home_relay_status()
+            .get()
+            .into_iter()
+            .find(|status| status.is_connected())
+            .map(|status| status.url().clone())
+    }
+
+    /// The relay we announce: our home relay if we waited for it
+    /// ([`PartyEndpoint::bind`]), else the server's own.
     pub fn relay_url(&self) -> String {
         self.relay_url.to_string()
+    }
+
+    /// The round trip to each relay as iroh's latest net report measured
+    /// it (the fastest of its probes), by relay URL; empty before the first
+    /// report.
+    pub fn relay_latencies(&self) -> BTreeMap<String, Duration> {
+        let mut latencies = BTreeMap::new();
+        if let Some(report) = self.endpoint.net_report().get() {
+            for (_, url, latency) in report.relay_latency.iter() {
+                latencies
+                    .entry(url.to_string())
+                    .and_modify(|best: &mut Duration| *best = (*best).min(latency))
+                    .or_insert(latency);
+            }
+        }
+        latencies
     }
 
     /// The direct addresses peers may try, as `ip:port` strings.
@@ -124,4 +171,28 @@ impl PartyEndpoint {
     pub async fn close(&self) {
         let _ = tokio::time::timeout(CLOSE_LIMIT, self.endpoint.close()).await;
     }
+}
+
+/// The server's relay and the further relays it lists; every one of them is
+/// shown the relay token.
+fn relay_map(config: &MeshConfig) -> Result<RelayMap, MeshError> {
+    let parse = |url: &str| -> Result<RelayUrl, MeshError> {
+        url.parse()
+            .map_err(|_| MeshError::BadRelayUrl(url.to_string()))
+    };
+    let mut relays = vec![RelayConfig::new(
+        parse(&config.relay_url)?,
+        config.relay_quic_port.map(RelayQuicConfig::new),
+    )];
+    for relay in &config.more_relays {
+        relays.push(RelayConfig::new(
+            parse(&relay.url)?,
+            relay.quic_port.map(RelayQuicConfig::new),
+        ));
+    }
+    let map: RelayMap = relays.into_iter().collect();
+    Ok(match &config.relay_token {
+        Some(token) => map.with_auth_token(token.clone()),
+        None => map,
+    })
 }

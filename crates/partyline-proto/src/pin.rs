@@ -77,7 +77,9 @@ pub struct PinnedCertVerifier {
 
 #[derive(Debug)]
 enum Trust {
-    Pin(CertPin),
+    /// Any of these: the server's pin, and those of further relays it lists
+    /// (iroh checks every relay of a party with one verifier).
+    Pins(Vec<CertPin>),
     /// Trust on first use, for `partyline create` against a server given
     /// without a pin: any certificate is accepted and remembered. The pin it
     /// learns goes into the invite, so every joining party then checks the
@@ -87,8 +89,15 @@ enum Trust {
 
 impl PinnedCertVerifier {
     pub fn new(pin: CertPin, provider: &CryptoProvider) -> Self {
+        Self::any_of(pin, Vec::new(), provider)
+    }
+
+    /// Accepts the certificate pinned by `pin` or by any of `more`.
+    pub fn any_of(pin: CertPin, more: Vec<CertPin>, provider: &CryptoProvider) -> Self {
+        let mut pins = vec![pin];
+        pins.extend(more);
         Self {
-            trust: Trust::Pin(pin),
+            trust: Trust::Pins(pins),
             algorithms: provider.signature_verification_algorithms,
         }
     }
@@ -113,11 +122,11 @@ impl ServerCertVerifier for PinnedCertVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let shown = pin_of(end_entity);
         match &self.trust {
-            Trust::Pin(pin) if *pin == shown => Ok(ServerCertVerified::assertion()),
-            Trust::Pin(pin) => Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+            Trust::Pins(pins) if pins.contains(&shown) => Ok(ServerCertVerified::assertion()),
+            Trust::Pins(pins) => Err(rustls::Error::InvalidCertificate(CertificateError::Other(
                 OtherError(Arc::new(PinMismatch {
                     shown,
-                    pinned: *pin,
+                    pinned: pins[0],
                 })),
             ))),
             Trust::FirstUse(seen) => {

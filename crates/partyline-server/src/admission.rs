@@ -21,6 +21,11 @@ pub(crate) async fn admit(
     request: Request,
     next: Next,
 ) -> Response {
+    // A relay of our own asks on behalf of all its parties: its questions
+    // are bounded by its connections, not by one client's share.
+    if crate::relay_api::from_relay(&app, request.headers()) {
+        return next.run(request).await;
+    }
     let now = Instant::now();
     let limits = &app.limits;
     if let Err(refusal) = limits.requests.take(peer.ip(), now) {

@@ -17,7 +17,9 @@ use axum::{Json, Router};
 use partyline_wire::api::{
     ApiError, CreateSession, ServerInfo, SessionCreated, SessionState, SessionView, path,
 };
-use partyline_wire::{EndpointKey, MAX_PARTIES, SessionId, SignedAnnouncement, WriteToken};
+use partyline_wire::{
+    EndpointKey, MAX_PARTIES, RelayTokenHash, SessionId, SignedAnnouncement, WriteToken,
+};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +58,8 @@ pub(crate) struct App {
     pub(crate) info: ServerInfo,
     /// This coordinator's public URL, as other processes list it.
     pub(crate) url: String,
+    /// The hash of the token relays of their own show (`relay_api`).
+    pub(crate) relay_token: Option<RelayTokenHash>,
     pub(crate) session_ttl: Duration,
     pub(crate) done_ttl: Duration,
     /// Cancelled when the server stops; long-polls answer at once then.
@@ -71,6 +75,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(path::ANNOUNCEMENT, delete(leave))
         .route(path::DONE, post(done))
         .merge(crate::code_relay::routes())
+        .merge(crate::relay_api::routes())
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
@@ -284,7 +289,7 @@ async fn done(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn unknown_path(method: Method, uri: Uri) -> Failure {
+pub(crate) async fn unknown_path(method: Method, uri: Uri) -> Failure {
     Failure {
         status: StatusCode::NOT_FOUND,
         message: format!(
@@ -531,10 +536,12 @@ mod tests {
                 protocol: partyline_proto::PROTOCOL.into(),
                 relay_url: "https://127.0.0.1:1".into(),
                 relay_quic_port: None,
+                relays: Vec::new(),
                 retention: None,
                 coordinators: Vec::new(),
             },
             url: "https://127.0.0.1:1".into(),
+            relay_token: None,
             session_ttl: Duration::from_secs(3600),
             done_ttl: Duration::from_secs(600),
             stopping: CancellationToken::new(),

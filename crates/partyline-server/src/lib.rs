@@ -37,6 +37,9 @@
 //! - `connections`: the connection quota and the first-byte timeout.
 //! - `expiry`: the background sweep that deletes expired sessions.
 //! - `relay`: iroh's relay server and its QUIC address discovery.
+//! - `relay_only`: a relay of its own for another region (`start_relay`).
+//! - `upstream`: how such a relay asks its coordinator whom to admit.
+//! - `relay_api`: the coordinator's answers to those questions.
 //! - `web`: the browser party's web app (from disk, or built in with the
 //!   feature `embed-web`: `web/embedded`), and the relay on the coordinator's origin.
 #![forbid(unsafe_code)]
@@ -52,8 +55,11 @@ mod expiry;
 mod limits;
 mod nameplates;
 mod relay;
+mod relay_api;
+mod relay_only;
 mod store;
 mod tls;
+mod upstream;
 mod web;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -65,7 +71,10 @@ use axum_server::tls_rustls::RustlsConfig;
 pub use limits::Quotas;
 pub use partyline_wire::CertPin;
 use partyline_wire::ServerUrl;
+pub use partyline_wire::api::RelayInfo;
 use partyline_wire::api::ServerInfo;
+pub use partyline_wire::{RelayToken, WeakRelayToken};
+pub use relay_only::{LIVE_CHECK, RelayOnlyConfig, RunningRelay, start_relay};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 pub use web::EMBEDDED as WEB_APP_EMBEDDED;
@@ -125,6 +134,12 @@ pub struct ServerConfig {
     /// A certificate (PEM chain) and key to serve instead of the self-signed
     /// one, e.g. one browsers trust; invites then pin this certificate.
     pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// Relays besides this server's own (`partyline relay`, e.g. in other
+    /// regions), listed to parties in `/v1/info`.
+    pub relays: Vec<RelayInfo>,
+    /// The token relays of their own show to ask whom to admit; none: they
+    /// are not answered.
+    pub relay_token: Option<RelayToken>,
 }
 
 impl Default for ServerConfig {
@@ -143,13 +158,15 @@ impl Default for ServerConfig {
             relay_grace: Duration::from_secs(30),
             web_dir: None,
             tls_files: None,
+            relays: Vec::new(),
+            relay_token: None,
         }
     }
 }
 
 /// `$XDG_DATA_HOME/partyline`, else `~/.local/share/partyline`, else
 /// `./partyline-data`.
-fn default_data_dir() -> PathBuf {
+pub(crate) fn default_data_dir() -> PathBuf {
     let xdg = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .filter(|path| path.is_absolute());
@@ -196,6 +213,11 @@ pub enum ServerError {
     PublicUrl { url: String },
     #[error("the relay did not start: {reason}")]
     Relay { reason: String },
+    #[error(
+        "the coordinator {coordinator} does not take this relay token: give `partyline serve` \
+         the same --relay-token as `partyline relay --token`"
+    )]
+    RelayTokenRefused { coordinator: String },
 }
 
 /// A running server; [`RunningServer::shutdown`] stops it. Dropping it
@@ -292,16 +314,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             addr: config.listen,
             source,
         })?;
-    let url = public_url.unwrap_or_else(|| {
-        let ip = match listen.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
-            IpAddr::V6(ip) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
-            ip => ip,
-        };
-        format!("https://{}", SocketAddr::new(ip, listen.port()))
-            .parse()
-            .expect("a socket address makes a server address")
-    });
+    let url = public_url.unwrap_or_else(|| local_url(listen));
 
     let mut names = vec![url.host()];
     names.extend(public_relay_url.as_ref().map(ServerUrl::host));
@@ -384,10 +397,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             protocol: partyline_proto::PROTOCOL.to_string(),
             relay_url: relay_url.clone(),
             relay_quic_port: relay.quic_port,
+            relays: config.relays,
             retention: Some(retention),
             coordinators: Vec::new(),
         },
         url: url.to_string(),
+        relay_token: config.relay_token.as_ref().map(RelayToken::hash),
         session_ttl: config.session_ttl,
         done_ttl: config.done_ttl,
         stopping: stopping.clone(),
@@ -472,6 +487,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     })
 }
 
+/// `https://ip:port` of a listening address, with loopback for an unspecified IP.
+pub(crate) fn local_url(listen: SocketAddr) -> ServerUrl {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("https://{}", SocketAddr::new(ip, listen.port()))
+        .parse()
+        .expect("a socket address makes a server address")
+}
+
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServerError> {
     let listener = std::net::TcpListener::bind(addr).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AddrInUse {
@@ -503,7 +530,7 @@ fn without_password(url: &str) -> String {
 }
 
 /// Parses a public URL given on the command line.
-fn check_url(url: &str) -> Result<ServerUrl, ServerError> {
+pub(crate) fn check_url(url: &str) -> Result<ServerUrl, ServerError> {
     url.parse().map_err(|_| ServerError::PublicUrl {
         url: url.to_string(),
     })

@@ -26,6 +26,7 @@ use partyline_wire::{EndpointKey, SessionId};
 use crate::ServerError;
 use crate::api::unix_secs;
 use crate::store::Store;
+use crate::upstream::Upstream;
 
 /// How many seconds of a client's rate it may send at once.
 const BURST_SECONDS: NonZeroU32 = NonZeroU32::new(4).expect("4 is not 0");
@@ -165,7 +166,7 @@ async fn spawn_quic(bind: SocketAddr, tls: rustls::ServerConfig) -> Result<Serve
 }
 
 /// iroh's errors say what failed at each level; the whole chain says why.
-fn error_chain(error: &dyn Error) -> String {
+pub(crate) fn error_chain(error: &dyn Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -189,8 +190,17 @@ fn is_addr_in_use(error: &(dyn Error + 'static)) -> bool {
     false
 }
 
-/// Who may use the relay: the parties of live sessions on this server, and
-/// no one else (a public relay would carry strangers' traffic on our bill).
+/// Where the gate learns which sessions are live.
+enum Sessions {
+    /// This server's own database.
+    Store(Store),
+    /// The coordinator of a relay of its own (`partyline relay`), asked over
+    /// HTTPS with the relay token.
+    Coordinator(Arc<Upstream>),
+}
+
+/// Who may use the relay: the parties of live sessions on its coordinator,
+/// and no one else (a public relay would carry strangers' traffic on our bill).
 ///
 /// An endpoint is admitted when it is announced in a session that is alive
 /// and not done, or when it shows the id of such a session as its relay
@@ -202,7 +212,7 @@ fn is_addr_in_use(error: &(dyn Error + 'static)) -> bool {
 /// `done` (the others' last packets may still be on their way), and when the
 /// session expires.
 pub(crate) struct RelayGate {
-    store: Store,
+    sessions: Sessions,
     /// Off for a server only this machine uses (`Quotas::unlimited`).
     gated: bool,
     service: OnceLock<RelayService>,
@@ -229,8 +239,17 @@ struct Admitted {
 
 impl RelayGate {
     pub(crate) fn new(store: Store, gated: bool) -> Arc<Self> {
+        Self::with_sessions(Sessions::Store(store), gated)
+    }
+
+    /// The gate of a relay of its own, which asks `coordinator`.
+    pub(crate) fn asking(coordinator: Arc<Upstream>) -> Arc<Self> {
+        Self::with_sessions(Sessions::Coordinator(coordinator), true)
+    }
+
+    fn with_sessions(sessions: Sessions, gated: bool) -> Arc<Self> {
         Arc::new(Self {
-            store,
+            sessions,
             gated,
             service: OnceLock::new(),
             admitted: Mutex::default(),
@@ -272,17 +291,37 @@ impl RelayGate {
         }
     }
 
+    /// The sessions that admitted the connections the relay holds.
+    pub(crate) fn sessions_served(&self) -> Vec<SessionId> {
+        let admitted = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        admitted.sessions.keys().copied().collect()
+    }
+
     /// The live session that lets `request` in, with its party count.
     async fn session_for(&self, request: &ClientRequest) -> Option<(SessionId, u16)> {
-        let now = unix_secs();
-        if let Some(id) = request.auth_token().and_then(|token| token.parse().ok())
-            && let Ok(Some(parties)) = self.store.relay_session(id, now).await
-        {
-            return Some((id, parties));
-        }
         let endpoint = EndpointKey(*request.endpoint_id().as_bytes());
-        self.store.session_of(endpoint, now).await.ok().flatten()
+        let token = request.auth_token();
+        match &self.sessions {
+            Sessions::Store(store) => live_session_for(store, endpoint, token.as_deref()).await,
+            Sessions::Coordinator(coordinator) => coordinator.admit(endpoint, token).await,
+        }
     }
+}
+
+/// The live session that admits `endpoint` to a relay: the one whose id it
+/// shows as `token`, else one it is announced in; with its party count.
+pub(crate) async fn live_session_for(
+    store: &Store,
+    endpoint: EndpointKey,
+    token: Option<&str>,
+) -> Option<(SessionId, u16)> {
+    let now = unix_secs();
+    if let Some(id) = token.and_then(|token| token.parse().ok())
+        && let Ok(Some(parties)) = store.relay_session(id, now).await
+    {
+        return Some((id, parties));
+    }
+    store.session_of(endpoint, now).await.ok().flatten()
 }
 
 impl AccessControl for RelayGate {
@@ -294,7 +333,7 @@ impl AccessControl for RelayGate {
             tracing::debug!(endpoint = %request.endpoint_id().fmt_short(), "relay refused a stranger");
             return Access::Deny {
                 reason: Some(
-                    "this relay serves only the parties of live sessions on its server".into(),
+                    "this relay serves only the parties of live sessions on its coordinator".into(),
                 ),
             };
         };

@@ -8,6 +8,13 @@
 //! | `POST /v1/sessions/{id}/announcements` | [`SignedAnnouncement`] | [`SessionView`] |
 //! | `DELETE /v1/sessions/{id}/announcements/{endpoint}` | | 204 |
 //! | `POST /v1/sessions/{id}/done` | | 204 |
+//! | `POST /v1/relay/admissions` (relay) | [`RelayAdmission`] | [`RelayAdmitted`]; 404 if no live session admits it |
+//! | `POST /v1/relay/live` (relay) | [`LiveSessions`] | [`LiveSessions`]: those of them still live |
+//!
+//! A relay of its own (`partyline relay`) asks its coordinator whom to admit
+//! (requests marked *relay*), showing the relay token both were given as
+//! `Authorization: Bearer <token>`; without it they answer 404 like an
+//! unknown path, so a stranger learns nothing, not even that they exist.
 //!
 //! Every request that changes a session (announce, withdraw, done) carries
 //! the session's write token as `Authorization: Bearer <hex>`.
@@ -35,7 +42,7 @@
 //! Clients read no more of an answer than [`answer_limit`] allows.
 use serde::{Deserialize, Serialize};
 
-use crate::{Nameplate, SessionId, SignedAnnouncement, WriteTokenHash};
+use crate::{CertPin, EndpointKey, Nameplate, SessionId, SignedAnnouncement, WriteTokenHash};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
@@ -48,6 +55,11 @@ pub struct ServerInfo {
     pub relay_url: String,
     /// UDP port of the relay's QUIC address discovery, if it runs.
     pub relay_quic_port: Option<u16>,
+    /// More relays, e.g. in other regions (`partyline relay`); a party
+    /// measures them all and uses the nearest as its home relay. Absent from
+    /// servers older than this field, and when the server has only its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relays: Vec<RelayInfo>,
     /// What the server keeps of a session, and how long; absent from servers
     /// older than this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +69,40 @@ pub struct ServerInfo {
     /// this one cannot be reached. Empty for a server on its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coordinators: Vec<String>,
+}
+
+/// A relay besides the coordinator's own, and how to trust it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayInfo {
+    /// `https://host:port`.
+    pub url: String,
+    /// UDP port of its QUIC address discovery, if it runs.
+    pub quic_port: Option<u16>,
+    /// The SHA-256 of its certificate: parties accept the relay only if it
+    /// shows this one. It reaches them through the pinned coordinator.
+    pub pin: CertPin,
+}
+
+/// A relay asks whether a connecting endpoint belongs to a live session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayAdmission {
+    pub endpoint: EndpointKey,
+    /// The token the endpoint showed the relay: a session id, if it knows one.
+    pub token: Option<String>,
+}
+
+/// The live session that admits an endpoint, and how many parties it has
+/// (the relay holds at most a few connections per party).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayAdmitted {
+    pub session: SessionId,
+    pub parties: u16,
+}
+
+/// Sessions a relay serves (asked), or those of them still live (answered).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSessions {
+    pub sessions: Vec<SessionId>,
 }
 
 /// What a server keeps of each session and when it deletes it, for anyone
@@ -214,7 +260,7 @@ pub struct ApiError {
 /// server cannot fill a party's memory. Each is far above what a partyline
 /// server sends for a session of [`crate::MAX_PARTIES`] parties.
 pub mod answer_limit {
-    /// [`super::ServerInfo`]: a version, a protocol name and a URL.
+    /// [`super::ServerInfo`]: a version, a protocol name and a few relays.
     pub const INFO: usize = 64 * 1024;
     /// [`super::SessionCreated`]: an id and a time.
     pub const CREATED: usize = 64 * 1024;
@@ -227,6 +273,9 @@ pub mod answer_limit {
     /// Every answer about a nameplate: at most a few attempts of a few short
     /// messages each.
     pub const CODE: usize = 64 * 1024;
+    /// [`super::RelayAdmitted`] and [`super::LiveSessions`]: ids a relay
+    /// asked about, at most one per connection it holds.
+    pub const RELAY: usize = 1024 * 1024;
 }
 
 /// The paths of the API: route patterns for the server (`{id}` and
@@ -243,6 +292,8 @@ pub mod path {
     pub const ANNOUNCEMENTS: &str = "/v1/sessions/{id}/announcements";
     pub const ANNOUNCEMENT: &str = "/v1/sessions/{id}/announcements/{endpoint}";
     pub const DONE: &str = "/v1/sessions/{id}/done";
+    pub const RELAY_ADMISSIONS: &str = "/v1/relay/admissions";
+    pub const RELAY_LIVE: &str = "/v1/relay/live";
     pub const NAMEPLATES: &str = "/v1/nameplates";
     pub const NAMEPLATE: &str = "/v1/nameplates/{nameplate}";
     pub const BURN: &str = "/v1/nameplates/{nameplate}/burn";

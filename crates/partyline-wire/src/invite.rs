@@ -106,6 +106,19 @@ impl FromStr for CertPin {
     }
 }
 
+impl serde::Serialize for CertPin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CertPin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The 128-bit invite secret. Only parties hold it; every announcement is
 /// authenticated with a key derived from it.
 #[derive(Clone, PartialEq, Eq)]

@@ -29,6 +29,7 @@
 //!   and secret BIP39 words.
 //! - [`code_exchange`]: the PAKE (SPAKE2) between host and joiner that turns
 //!   a code into the invite, sealed under the PAKE's key.
+//! - [`relay_token`]: the secret a relay of its own shows its coordinator.
 #![forbid(unsafe_code)]
 
 pub mod announce;
@@ -39,6 +40,7 @@ pub mod code_exchange;
 pub mod fingerprint;
 pub mod identity;
 pub mod invite;
+pub mod relay_token;
 pub mod roster;
 pub mod seat;
 pub mod url;
@@ -49,6 +51,7 @@ pub use code::{Code, CodeError, Nameplate};
 pub use fingerprint::Fingerprint;
 pub use identity::{Identity, IdentityKey, IdentityProof};
 pub use invite::{CertPin, Invite, InviteError, InviteSecret, SessionId};
+pub use relay_token::{RelayToken, RelayTokenHash, WeakRelayToken};
 pub use roster::{Member, Roster, RosterError};
 pub use url::{BadServerUrl, ServerUrl};
 pub use write_token::{WriteToken, WriteTokenHash};

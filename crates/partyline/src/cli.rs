@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use partyline_launch::mpyc;
 use partyline_proto::transport::PeerTimeout;
 use partyline_server::Quotas;
+use partyline_session::link::ServerLink;
 
 const LONG_ABOUT: &str = "\
 partyline connects the parties of an MPC computation (MPyC or any TCP-based framework) over
@@ -54,6 +55,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the session server: coordinator (HTTPS API) and relay in one process.
     Serve(ServeArgs),
+    /// Run a relay alone (no coordinator), e.g. in another region; `serve --relay` lists it.
+    Relay(RelayArgs),
     /// Create a session and print its invite (the last line of stdout), or a short code (--code).
     Create(CreateArgs),
     /// Join a session and run the MPC program once every party is connected.
@@ -133,8 +136,64 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// A relay of its own, e.g. in another region, as `partyline relay` prints its link:
+    /// https://HOST:PORT#sha256=PIN. Repeat for each; parties use the nearest relay. Needs
+    /// --relay-token.
+    #[arg(long = "relay", value_name = "LINK", requires = "relay_token")]
+    pub relays: Vec<ServerLink>,
+    /// The token relays of their own show to ask whom to admit: the same as their --token
+    /// (at least 16 random characters, e.g. from `openssl rand -hex 32`). Prefer the
+    /// environment variable: a command line is visible to every user of the machine.
+    #[arg(
+        long,
+        env = "PARTYLINE_RELAY_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub relay_token: Option<String>,
     #[command(flatten)]
     pub quotas: QuotaArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "A relay of its own serves the sessions of one coordinator, for parties nearer to it than to the coordinator's relay (each party measures every relay and uses the nearest). It has its own TLS certificate in --data-dir, made on first start: the link it prints carries its pin. List the link on the coordinator with `partyline serve --relay LINK --relay-token TOKEN`. The relay admits only the parties of the coordinator's live sessions: it asks the coordinator, showing the token, and remembers an admission for 10 s; it asks every 10 s which of its sessions are still live and drops the connections of the ended ones. Parties need to reach its port on TCP (relay) and UDP (address discovery)."
+)]
+pub struct RelayArgs {
+    /// Address for the relay: HTTPS on TCP, QUIC address discovery on UDP with the same port.
+    #[arg(long, default_value = "0.0.0.0:7702", env = "PARTYLINE_RELAY_LISTEN")]
+    pub listen: SocketAddr,
+    /// The URL parties use to reach the relay, e.g. https://relay-sg.example.org:7702.
+    #[arg(long, env = "PARTYLINE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Where the relay's TLS certificate is kept.
+    #[arg(
+        long,
+        default_value = "partyline-relay-data",
+        env = "PARTYLINE_DATA_DIR"
+    )]
+    pub data_dir: PathBuf,
+    /// The coordinator's link as `partyline serve` prints it: https://HOST:PORT#sha256=PIN.
+    #[arg(long, value_name = "LINK", env = "PARTYLINE_COORDINATOR")]
+    pub coordinator: ServerLink,
+    /// The coordinator's --relay-token. Prefer the environment variable: a command line is
+    /// visible to every user of the machine.
+    #[arg(
+        long,
+        env = "PARTYLINE_RELAY_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: String,
+    /// KiB a second one client may send through the relay (bursts of 4 s); 0: no limit.
+    #[arg(long, env = "PARTYLINE_RELAY_KIB_PER_SECOND", default_value_t = Quotas::default().relay_bytes_per_second / 1024)]
+    pub relay_kib_per_second: u32,
+    /// Serve this certificate (PEM, leaf first) instead of the self-signed one. Needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `partyline serve`'s quotas; "per IP" means per IPv4 address or IPv6 /64, 0 means no limit.

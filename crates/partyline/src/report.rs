@@ -1,4 +1,6 @@
 //! The JSON report of `partyline join --report FILE`.
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -8,6 +10,12 @@ pub struct Report {
     pub parties: usize,
     pub fingerprint: String,
     pub peers: Vec<PeerReport>,
+    /// The relay this party announced: the nearest of the server's relays
+    /// when it went online, as iroh's net report found.
+    pub home_relay: String,
+    /// The round trip to each of the server's relays, in milliseconds, as
+    /// iroh's latest net report measured it.
+    pub relay_rtt_ms: BTreeMap<String, f64>,
     /// Milliseconds from the moment the roster was complete to the mesh being ready.
     pub setup_ms: u64,
     pub exit_code: i32,

@@ -34,6 +34,7 @@ pub fn config(server: &RunningServer, pin: CertPin) -> MeshConfig {
         relay_url: server.relay_url().to_string(),
         relay_quic_port: None,
         pin,
+        more_relays: Vec::new(),
         relay_only: false,
         relay_token: None,
         peer_timeout: Default::default(),

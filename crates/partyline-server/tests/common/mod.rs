@@ -4,6 +4,7 @@
 
 pub mod postgres;
 pub mod process;
+pub mod relay_client;
 
 use std::path::Path;
 use std::time::Duration;

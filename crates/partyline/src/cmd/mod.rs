@@ -5,6 +5,7 @@ mod demo;
 mod id;
 mod join;
 pub mod lab;
+mod relay;
 mod serve;
 
 use crate::cli::{Cli, Command};
@@ -15,6 +16,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let config = Config::load(cli.config_dir.as_deref())?;
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Relay(args) => relay::run(args).await,
         Command::Create(args) => create::run(args, &config).await,
         Command::Join(args) => join::run(args, &config).await,
         Command::Id(args) => id::run(args, &config),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use partyline_server::{Quotas, ServerConfig};
+use partyline_server::{Quotas, RelayInfo, RelayToken, ServerConfig};
 
 use crate::cli::{QuotaArgs, ServeArgs};
 
@@ -25,6 +25,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
                  cargo build --release --features embed-web (README: Self-hosting)"
             .to_string(),
     };
+    let relays = args
+        .relays
+        .iter()
+        .map(|link| {
+            let pin = link.pin.with_context(|| {
+                format!(
+                    "--relay {link} needs the pin: give the whole link `partyline relay` prints"
+                )
+            })?;
+            Ok(RelayInfo {
+                url: link.url.to_string(),
+                // A relay of its own runs address discovery on its own port number.
+                quic_port: Some(link.url.port().unwrap_or(443)),
+                pin,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let relay_token = args
+        .relay_token
+        .as_deref()
+        .map(RelayToken::new)
+        .transpose()
+        .context("--relay-token")?;
     let config = ServerConfig {
         listen: args.listen,
         relay_listen: args.relay_listen,
@@ -38,6 +61,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         max_announcement_bytes: args.quotas.announcement_mb.saturating_mul(1 << 20),
         web_dir,
         tls_files: args.tls_cert.zip(args.tls_key),
+        relays,
+        relay_token,
         ..ServerConfig::default()
     };
     let server = partyline_server::start(config)
@@ -46,9 +71,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     // Scripts read the first line and may close the pipe: a failed write must
     // not take the server down.
     let link = server.server_link();
+    let more_relays: String = args
+        .relays
+        .iter()
+        .map(|relay| format!("  relay:       {}\n", relay.url))
+        .collect();
     let _ = writeln!(
         std::io::stdout(),
-        "partyline server ready: {link}\n  coordinator: {}\n  relay:       {}\n  \
+        "partyline server ready: {link}\n  coordinator: {}\n  relay:       {}\n{more_relays}  \
          browsers:    {browsers}\n  \
          create a session with: partyline create --parties N --server '{link}'",
         server.url(),

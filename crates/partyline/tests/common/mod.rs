@@ -84,6 +84,12 @@ impl Server {
         (self.child, self.link) = serve(&self.flags, self.data.path());
     }
 
+    /// Starts the server again with the same data directory and flags, and `more`.
+    pub fn start_again_with(&mut self, more: &[&str]) {
+        self.flags.extend(more.iter().map(|f| f.to_string()));
+        self.start_again();
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

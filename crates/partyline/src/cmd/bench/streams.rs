@@ -287,6 +287,7 @@ impl Pair {
             relay_url: info.relay_url,
             relay_quic_port: info.relay_quic_port,
             pin: server.pin(),
+            more_relays: info.relays,
             relay_only,
             relay_token: None,
             peer_timeout: Default::default(),

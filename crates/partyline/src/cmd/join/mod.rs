@@ -212,6 +212,9 @@ async fn drive(
     };
     let (forwarder, listener) = forward(&seat.links, &roster, rules, args, &seat.own.name).await?;
     print_roster_view(&roster, &standings, &seat.links);
+    if !has_one_relay(&seat.party) {
+        eprintln!("partyline: home relay {}", seat.party.relay_url());
+    }
     eprintln!(
         "partyline: mesh ready in {setup_ms} ms; starting {}",
         args.program.join(" ")
@@ -250,6 +253,7 @@ async fn drive(
         report: Some(build_report(
             &roster,
             &standings,
+            &seat.party,
             &seat.links,
             setup_ms,
             code,
@@ -272,15 +276,22 @@ async fn bind_endpoint(
     invite: &Invite,
     args: &JoinArgs,
 ) -> anyhow::Result<PartyEndpoint> {
-    Ok(PartyEndpoint::bind_offline(&MeshConfig {
+    let config = MeshConfig {
         relay_url: info.relay_url.clone(),
         relay_quic_port: info.relay_quic_port,
         pin: invite.pin,
+        more_relays: info.relays.clone(),
         relay_only: args.relay_only,
         relay_token: Some(invite.session.to_string()),
         peer_timeout: args.peer_timeout,
-    })
-    .await?)
+    };
+    // With several relays we announce the nearest, which iroh knows only
+    // once it is online; with one there is nothing to wait for.
+    let party = match info.relays.is_empty() {
+        true => PartyEndpoint::bind_offline(&config).await?,
+        false => PartyEndpoint::bind(&config).await?,
+    };
+    Ok(party)
 }
 
 async fn wait_for_roster(
@@ -559,9 +570,15 @@ fn print_roster_view(roster: &Roster, standings: &[Standing], links: &[PeerLink]
     }
 }
 
+/// Whether the server has only its own relay, so there was no choice.
+fn has_one_relay(party: &PartyEndpoint) -> bool {
+    party.relay_latencies().len() <= 1
+}
+
 fn build_report(
     roster: &Roster,
     standings: &[Standing],
+    party: &PartyEndpoint,
     links: &[PeerLink],
     setup_ms: u64,
     exit_code: i32,
@@ -590,6 +607,12 @@ fn build_report(
                     bytes_received: link.bytes_received.load(Ordering::Relaxed),
                 }
             })
+            .collect(),
+        home_relay: party.relay_url(),
+        relay_rtt_ms: party
+            .relay_latencies()
+            .into_iter()
+            .map(|(url, rtt)| (url, rtt.as_secs_f64() * 1000.0))
             .collect(),
         setup_ms,
         exit_code,
