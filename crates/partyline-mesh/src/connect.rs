@@ -57,14 +57,15 @@ impl PeerLink {
     }
 }
 
-/// Connects to every peer of the roster, within `timeout`, through our
-/// server's relay and the direct addresses they announced.
+/// Connects to every peer of the roster, within `timeout`, through the
+/// server's relay each announced (ours if it announced another) and the
+/// direct addresses they announced.
 pub async fn connect_all(
     party: &PartyEndpoint,
     roster: &Roster,
     timeout: Duration,
 ) -> Result<Vec<PeerLink>, MeshError> {
-    let dialing = Dialing::RelayAndDirect(party.relay_url.clone());
+    let dialing = Dialing::RelayAndDirect(party.relays());
     let links = partyline_proto::connect_all(&party.endpoint, roster, &dialing, timeout).await?;
     Ok(links
         .into_iter()

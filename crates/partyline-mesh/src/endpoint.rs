@@ -43,6 +43,8 @@ pub struct PartyEndpoint {
     pub(crate) endpoint: Endpoint,
     /// The relay we announce (see [`PartyEndpoint::relay_url`]).
     pub(crate) relay_url: RelayUrl,
+    /// Every relay of the server: those a peer may announce.
+    server_relays: Vec<RelayUrl>,
 }
 
 impl PartyEndpoint {
@@ -78,6 +80,7 @@ impl PartyEndpoint {
             .parse()
             .map_err(|_| MeshError::BadRelayUrl(config.relay_url.clone()))?;
         let relay_map = relay_map(config)?;
+        let server_relays = relay_map.urls();
         let pin = config.pin;
         let more_pins: Vec<CertPin> = config.more_relays.iter().map(|relay| relay.pin).collect();
         let ca = CaTlsConfig::custom_server_cert_verifier(Arc::new(move |provider| {
@@ -103,6 +106,7 @@ impl PartyEndpoint {
         Ok(Self {
             endpoint,
             relay_url,
+            server_relays,
         })
     }
 
@@ -140,6 +144,19 @@ impl PartyEndpoint {
     /// ([`PartyEndpoint::bind`]), else the server's own.
     pub fn relay_url(&self) -> String {
         self.relay_url.to_string()
+    }
+
+    /// The relays a peer may be reached through: ours first, then every
+    /// other relay of the server.
+    pub(crate) fn relays(&self) -> Vec<RelayUrl> {
+        std::iter::once(self.relay_url.clone())
+            .chain(
+                self.server_relays
+                    .iter()
+                    .filter(|relay| **relay != self.relay_url)
+                    .cloned(),
+            )
+            .collect()
     }
 
     /// The round trip to each relay as iroh's latest net report measured

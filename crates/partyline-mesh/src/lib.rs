@@ -5,14 +5,15 @@
 //!
 //! Peers are dialled by endpoint id (an Ed25519 public key) taken from the
 //! verified roster, so the QUIC handshake itself proves who is on the other
-//! end; connections from any other key are closed at once. The only relay used
-//! is the session server's own, trusted by certificate pin; no public relay or
+//! end; connections from any other key are closed at once. The only relays used
+//! are the session server's (its own, and those it lists for other regions,
+//! the nearest our home), trusted by certificate pin; no public relay or
 //! address lookup service is ever contacted.
 //!
 //! # Layout
 //! - [`addrs`]: every party's local address, the same on every machine where
 //!   the system allows it, and the sockets bound there.
-//! - [`endpoint`]: binding our iroh endpoint (our relay only, fresh key).
+//! - [`endpoint`]: binding our iroh endpoint (our server's relays only, fresh key).
 //! - [`connect`]: our links to the roster's peers, with byte counters and path; the ready barrier.
 //! - [`forward`]: local TCP listeners per peer, the seat rules on every stream,
 //!   and the byte pumps between TCP and QUIC.

@@ -26,14 +26,17 @@ const MAX_HANDSHAKES: usize = 64;
 
 /// How we reach a member of the roster.
 ///
-/// Never through a relay a member announces, only through the server's own:
-/// so no party can make the others connect to a relay of its choosing (one
-/// that logs who talks to whom, or stalls the handshake).
+/// Never through a relay a member announces unless the server lists it
+/// (the server's info, read from the pinned server): so no party can make
+/// the others connect to a relay of its choosing (one that logs who talks
+/// to whom, or stalls the handshake).
 #[derive(Clone, Debug)]
 pub enum Dialing {
-    /// Through the server's relay and the direct addresses the member
-    /// announced (native parties).
-    RelayAndDirect(RelayUrl),
+    /// Through one of the server's relays and the direct addresses the
+    /// member announced (native parties): the relay it announced if it is
+    /// one of these (a server may list relays in several regions, and each
+    /// party is at home at its nearest), else the first.
+    RelayAndDirect(Vec<RelayUrl>),
     /// Through this relay only, whatever the member announced: a browser may
     /// talk to its own origin only, where the session's relay is served, and
     /// every member is connected to that relay.
@@ -47,8 +50,16 @@ impl Dialing {
     fn addr(&self, member: &Member) -> Result<EndpointAddr, String> {
         let id = EndpointId::from_bytes(&member.endpoint.0)
             .map_err(|e| format!("its endpoint id is not a valid key: {e}"))?;
+        let announced = member
+            .relay_url
+            .as_deref()
+            .and_then(|url| url.parse::<RelayUrl>().ok());
         let relay = match self {
-            Dialing::ThroughRelay(relay) | Dialing::RelayAndDirect(relay) => Some(relay),
+            Dialing::ThroughRelay(relay) => Some(relay),
+            Dialing::RelayAndDirect(relays) => announced
+                .as_ref()
+                .and_then(|announced| relays.iter().find(|relay| *relay == announced))
+                .or(relays.first()),
             Dialing::Direct => None,
         };
         if let Some(announced) = &member.relay_url
@@ -225,7 +236,7 @@ mod tests {
     fn an_announced_foreign_relay_is_never_dialled() {
         let foreign = member(Some("https://relay.attacker.example"), &["192.0.2.7:4433"]);
         for dialing in [
-            Dialing::RelayAndDirect(server_relay()),
+            Dialing::RelayAndDirect(vec![server_relay()]),
             Dialing::ThroughRelay(server_relay()),
         ] {
             let addr = dialing.addr(&foreign).unwrap();
@@ -238,12 +249,29 @@ mod tests {
     }
 
     #[test]
+    fn a_member_is_dialled_at_the_servers_relay_it_announced() {
+        let regional: RelayUrl = "https://10.0.0.9:7702".parse().unwrap();
+        let relays = Dialing::RelayAndDirect(vec![server_relay(), regional.clone()]);
+        let there = relays
+            .addr(&member(Some("https://10.0.0.9:7702"), &[]))
+            .unwrap();
+        assert_eq!(there.relay_urls().collect::<Vec<_>>(), vec![&regional]);
+        let foreign = relays
+            .addr(&member(Some("https://relay.attacker.example"), &[]))
+            .unwrap();
+        assert_eq!(
+            foreign.relay_urls().collect::<Vec<_>>(),
+            vec![&server_relay()]
+        );
+    }
+
+    #[test]
     fn natives_also_dial_announced_direct_addresses_browsers_do_not() {
         let honest = member(
             Some("https://127.0.0.1:7701"),
             &["192.0.2.7:4433", "not an address"],
         );
-        let direct = Dialing::RelayAndDirect(server_relay())
+        let direct = Dialing::RelayAndDirect(vec![server_relay()])
             .addr(&honest)
             .unwrap();
         assert_eq!(
@@ -268,7 +296,7 @@ mod tests {
 
     #[test]
     fn a_member_without_a_relay_is_reached_through_the_servers() {
-        let addr = Dialing::RelayAndDirect(server_relay())
+        let addr = Dialing::RelayAndDirect(vec![server_relay()])
             .addr(&member(None, &[]))
             .unwrap();
         assert_eq!(addr.relay_urls().collect::<Vec<_>>(), vec![&server_relay()]);
