@@ -28,6 +28,10 @@ pub struct Scenario {
     /// One entry per pair of regions (in either order), including each
     /// region with itself.
     pub links: Vec<Link>,
+    /// A relay of its own (`partyline relay`) in every region but the
+    /// server's, which lists them: each party uses its nearest relay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relay_in_every_region: bool,
     /// Faults scripted into every run (`[[fault]]` tables; see [`crate::fault`]).
     #[serde(default, rename = "fault", skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
@@ -84,8 +88,23 @@ pub fn builtin() -> Vec<Scenario> {
         description: description.into(),
         regions: regions.iter().map(|r| r.to_string()).collect(),
         links,
+        relay_in_every_region: false,
         faults: Vec::new(),
         loopback: false,
+    };
+    // three-far's links; its relay scenarios put Singapore first: the
+    // server, and with it the one relay of `three-far-one-relay`, far from
+    // the parties in the other two regions.
+    let far_regions = ["sgp", "ams", "nyc"];
+    let far_links = || {
+        vec![
+            same("ams"),
+            same("nyc"),
+            same("sgp"),
+            Link::new("ams", "nyc", 75.0),
+            Link::new("ams", "sgp", 160.0),
+            Link::new("nyc", "sgp", 230.0),
+        ]
     };
     vec![
         scenario(
@@ -110,14 +129,23 @@ pub fn builtin() -> Vec<Scenario> {
             "three-far",
             "several distant regions: Amsterdam, New York, Singapore (RTT 75, 160, 230 ms)",
             &["ams", "nyc", "sgp"],
-            vec![
-                same("ams"),
-                same("nyc"),
-                same("sgp"),
-                Link::new("ams", "nyc", 75.0),
-                Link::new("ams", "sgp", 160.0),
-                Link::new("nyc", "sgp", 230.0),
-            ],
+            far_links(),
+        ),
+        Scenario {
+            relay_in_every_region: true,
+            ..scenario(
+                "three-far-relays",
+                "three-far's regions with the server in Singapore and a relay in every region: \
+                 each party uses its nearest",
+                &far_regions,
+                far_links(),
+            )
+        },
+        scenario(
+            "three-far-one-relay",
+            "three-far's regions with the server in Singapore and its relay the only one",
+            &far_regions,
+            far_links(),
         ),
         Scenario::loopback(),
     ]
@@ -138,6 +166,7 @@ impl Scenario {
                 .into(),
             regions: vec!["local".into()],
             links: vec![Link::new("local", "local", 0.0)],
+            relay_in_every_region: false,
             faults: Vec::new(),
             loopback: true,
         }
@@ -182,6 +211,7 @@ impl Scenario {
         }
         if self.loopback
             && (!self.faults.is_empty()
+                || self.relay_in_every_region
                 || self
                     .links
                     .iter()
@@ -189,8 +219,8 @@ impl Scenario {
         {
             return Err(LabError::invalid(
                 what,
-                "loopback emulates no delay, jitter, loss or fault (that needs namespaces and \
-                 root): drop --loss and --jitter, or pick another scenario",
+                "loopback emulates no delay, jitter, loss, fault or relay region (that needs \
+                 namespaces and root): drop --loss and --jitter, or pick another scenario",
             ));
         }
         for link in &self.links {

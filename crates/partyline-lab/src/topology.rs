@@ -10,7 +10,8 @@
 //! Each site (the server, a public host, or a party's outermost router) hangs
 //! off the "internet" namespace by its own veth pair: site k's link is
 //! 10.200.k.0/24, the internet side .1 and the site's public address .2
-//! (the server is site 0, party i site i+1). Behind a NAT the host is
+//! (the server is site 0, party i site i+1, the relay of its own in the
+//! scenario's region j site [`RELAY_SITE`] + j). Behind a NAT the host is
 //! 10.10.k.2 and the carrier's side of a CGNAT 100.64.k.0/24. A party that
 //! a scenario's `network-switch` fault moves has a second network: its own
 //! cone NAT router (site 100 + i), the host's `eth1` at 10.11.i.2, down
@@ -169,6 +170,8 @@ fn second_network(i: usize) -> (&'static str, Ipv4Addr, Ipv4Addr) {
 
 /// Second networks are sites from here on (parties are 1 to [`MAX_PARTIES`]).
 const SECOND_SITE: usize = 100;
+/// Relays of their own are sites from here on, one per region.
+const RELAY_SITE: usize = 200;
 
 /// A built topology. Dropping it removes every namespace (and with them
 /// their links and iptables rules) and every process in them.
@@ -179,6 +182,9 @@ pub struct Lab {
     pub inet: Option<String>,
     pub server: Host,
     pub parties: Vec<Host>,
+    /// Hosts of relays of their own (`partyline relay`), public, one per
+    /// region but the server's when the scenario asks for them.
+    pub relays: Vec<Host>,
     /// Logs of processes the lab itself runs (the delay stage).
     pub dir: PathBuf,
     namespaces: Vec<String>,
@@ -213,6 +219,7 @@ impl Lab {
                 region: spec.scenario.regions[0].clone(),
             },
             parties: Vec::new(),
+            relays: Vec::new(),
             dir: dir.to_path_buf(),
             namespaces: Vec::new(),
             delay_stage: None,
@@ -229,6 +236,21 @@ impl Lab {
             interrupt::check()?;
             let host = lab.add_party(i)?;
             lab.parties.push(host);
+        }
+        if lab.spec.scenario.relay_in_every_region {
+            let regions = lab.spec.scenario.regions.clone();
+            for (j, region) in regions.iter().enumerate().skip(1) {
+                let ns = format!("{}-rl{j}", lab.prefix);
+                lab.add_namespace(&ns, false)?;
+                let ip = lab.connect_site(RELAY_SITE + j, &ns, None, None)?;
+                lab.relays.push(Host {
+                    ns: Some(ns),
+                    ip,
+                    public_ip: ip,
+                    nat: NatKind::Public,
+                    region: region.clone(),
+                });
+            }
         }
         lab.start_delay_and_loss(&inet, exe)?;
         Ok(lab)
@@ -250,6 +272,7 @@ impl Lab {
             inet: None,
             server: host(&spec.scenario.regions[0]),
             parties: spec.parties.iter().map(|p| host(&p.region)).collect(),
+            relays: Vec::new(),
             dir: dir.to_path_buf(),
             namespaces: Vec::new(),
             delay_stage: None,
@@ -439,6 +462,7 @@ impl Lab {
     fn sites(&self) -> Vec<(Ipv4Addr, String)> {
         std::iter::once(&self.server)
             .chain(&self.parties)
+            .chain(&self.relays)
             .map(|h| (h.public_ip, h.region.clone()))
             .collect()
     }
@@ -533,7 +557,7 @@ impl Lab {
         Ok(())
     }
 
-    /// Every site's public address: the server's, then each party's.
+    /// Every site's public address: the server's, each party's, each relay's.
     pub fn site_addresses(&self) -> Vec<Ipv4Addr> {
         self.sites().into_iter().map(|(ip, _)| ip).collect()
     }

@@ -1,6 +1,8 @@
 //! partyline itself: `partyline serve` in the server namespace, and per run
 //! `partyline create` there and `partyline join` in every party namespace
 //! (on loopback: all on this machine), exactly the commands real parties type.
+//! A scenario with a relay in every region also gets `partyline relay` in
+//! each relay host, listed by the server (`serve --relay`).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -10,12 +12,14 @@ use super::{Context, Outcome, finish};
 use crate::error::{LabError, Result};
 use crate::process::NsProcess;
 use crate::shell;
-use crate::topology::Lab;
+use crate::topology::{Host, Lab};
 
 /// The coordinator's port on the server's public address (the relay takes
 /// the next). On loopback the server takes any free ports instead: 7700 may
 /// be in use on this machine.
 pub const PORT: u16 = 7700;
+/// The port of each relay of its own (TCP, and UDP for address discovery).
+pub const RELAY_PORT: u16 = 7702;
 /// How long `partyline serve` may take to start.
 const SERVE_START: Duration = Duration::from_secs(30);
 
@@ -28,6 +32,10 @@ pub struct Server {
     exe: PathBuf,
     dir: PathBuf,
     args: Vec<String>,
+    /// The relay token the server and its relays share, in their environment.
+    env: Vec<(String, String)>,
+    /// `partyline relay` in each relay host, and the link each printed.
+    pub relays: Vec<(NsProcess, String)>,
 }
 
 impl Server {
@@ -45,13 +53,36 @@ impl Server {
             // relay's throughput is measured: no quotas.
             "--no-quotas".into(),
         ];
-        let (process, link) = Self::spawn(lab, exe, dir, &args, "server")?;
+        let env = vec![(
+            "PARTYLINE_RELAY_TOKEN".to_string(),
+            format!("{:032x}", rand::random::<u128>()),
+        )];
+        let (mut process, link) = Self::spawn(lab, exe, dir, &args, &env, "server")?;
+        let mut args = args;
+        let mut starts = 1;
+        let mut relays = Vec::new();
+        // Each relay needs the server's link (its pin), and the server the
+        // relays' links: the server made its certificate on its first start.
+        for (j, host) in lab.relays.iter().enumerate() {
+            let relay = start_relay(j, host, &link, exe, dir, &env)?;
+            args.extend(["--relay".to_string(), relay.1.clone()]);
+            relays.push(relay);
+        }
+        if !relays.is_empty() {
+            process.kill();
+            let again;
+            (process, again) = Self::spawn(lab, exe, dir, &args, &env, "server-2")?;
+            starts = 2;
+            same_link(&again, &link)?;
+        }
         Ok(Self {
-            process: Mutex::new((process, 1)),
+            process: Mutex::new((process, starts)),
             link,
             exe: exe.to_path_buf(),
             dir: dir.to_path_buf(),
             args,
+            env,
+            relays,
         })
     }
 
@@ -60,9 +91,10 @@ impl Server {
         exe: &Path,
         dir: &Path,
         args: &[String],
+        env: &[(String, String)],
         name: &str,
     ) -> Result<(NsProcess, String)> {
-        let mut process = NsProcess::spawn(name, lab.server.ns.as_deref(), dir, exe, args, &[])?;
+        let mut process = NsProcess::spawn(name, lab.server.ns.as_deref(), dir, exe, args, env)?;
         let line = process.wait_for_line(Instant::now() + SERVE_START)?;
         let link = line
             .strip_prefix("partyline server ready: ")
@@ -99,15 +131,9 @@ impl Server {
             .map_err(|_| LabError::invalid("server", "a restart panicked"))?;
         guard.0.kill();
         let name = format!("server-{}", guard.1 + 1);
-        let (process, link) = Self::spawn(lab, &self.exe, &self.dir, &self.args, &name)?;
+        let (process, link) = Self::spawn(lab, &self.exe, &self.dir, &self.args, &self.env, &name)?;
         *guard = (process, guard.1 + 1);
-        if link != self.link {
-            return Err(LabError::invalid(
-                "restarted partyline serve",
-                format!("it has another link ({link}, was {})", self.link),
-            ));
-        }
-        Ok(())
+        same_link(&link, &self.link)
     }
 
     pub fn alive(&mut self) -> bool {
@@ -115,6 +141,56 @@ impl Server {
             .get_mut()
             .is_ok_and(|(p, _)| matches!(p.try_wait(), Ok(None)))
     }
+}
+
+/// A restarted server must show the certificate it had.
+fn same_link(link: &str, was: &str) -> Result<()> {
+    if link != was {
+        return Err(LabError::invalid(
+            "restarted partyline serve",
+            format!("it has another link ({link}, was {was})"),
+        ));
+    }
+    Ok(())
+}
+
+/// `partyline relay` number `j` on `host` for the server at `link`, and
+/// the relay's own link.
+fn start_relay(
+    j: usize,
+    host: &Host,
+    link: &str,
+    exe: &Path,
+    dir: &Path,
+    env: &[(String, String)],
+) -> Result<(NsProcess, String)> {
+    let data = dir.join(format!("relay{j}-data"));
+    let args = vec![
+        "relay".into(),
+        "--listen".into(),
+        format!("{}:{RELAY_PORT}", host.ip),
+        "--coordinator".into(),
+        link.to_string(),
+        "--data-dir".into(),
+        data.to_string_lossy().into_owned(),
+        // The relay's throughput is measured, as the server's is (--no-quotas).
+        "--relay-kib-per-second".into(),
+        "0".into(),
+    ];
+    let mut relay = NsProcess::spawn(
+        &format!("relay{j}"),
+        host.ns.as_deref(),
+        dir,
+        exe,
+        &args,
+        env,
+    )?;
+    let line = relay.wait_for_line(Instant::now() + SERVE_START)?;
+    let relay_link = line
+        .strip_prefix("partyline relay ready: ")
+        .ok_or_else(|| LabError::invalid("partyline relay output", line.clone()))?
+        .to_string();
+    Ok((relay, relay_link))
 }
 
 pub fn run(ctx: &Context, server: &Server, relay_only: bool) -> Result<Outcome> {

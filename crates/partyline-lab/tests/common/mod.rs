@@ -82,8 +82,18 @@ pub fn securesum(
     dir: &Path,
     run: impl FnOnce(&Context) -> partyline_lab::Result<Outcome>,
 ) -> Outcome {
+    run_demo(lab, dir, Demo::SecureSum, run)
+}
+
+/// Runs `demo` at its low size with `run` on `lab`; fails the test if the run failed.
+pub fn run_demo(
+    lab: &Lab,
+    dir: &Path,
+    demo: Demo,
+    run: impl FnOnce(&Context) -> partyline_lab::Result<Outcome>,
+) -> Outcome {
     let cache = dir.join("cache");
-    let workload = Workload::prepare(Demo::SecureSum, Size::Low, &sources(&cache)).unwrap();
+    let workload = Workload::prepare(demo, Size::Low, &sources(&cache)).unwrap();
     let ctx = Context {
         lab,
         exe: &exe(),
