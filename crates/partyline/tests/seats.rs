@@ -124,8 +124,31 @@ fn gate(dir: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// Writes the line the program waits for at its gate. A FIFO's writer
+/// waits for a reader, so this opens it without waiting and tries again
+/// while no program has it open: bounded, so a program that never got
+/// there (its party ended) fails the test instead of hanging it.
 fn open_gate(path: &str) {
-    std::fs::write(path, "go\n").unwrap();
+    use std::os::unix::fs::OpenOptionsExt;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut gate = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(gate) => break gate,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no program opened its gate {path} within 60 s"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot open the gate {path}: {e}"),
+        }
+    };
+    std::io::Write::write_all(&mut gate, b"go\n").unwrap();
 }
 
 /// The user id of a process that is not us: `nobody`. Needs root to start one.
