@@ -287,8 +287,7 @@ async function assertPageRefused(browser, native, says) {
   }
   assert.ok(!result.output.includes('MPyC'), `MPyC started in the page:\n${result.output}`);
   assert.ok(await browser.page.isHidden('#confirm-form'));
-  const code = await Promise.race([native.exited,
-    new Promise((_, reject) => setTimeout(() => reject(new Error('native party timed out')), SESSION_LIMIT_MS))]);
+  const code = await withinSessionLimit(native.exited, 'native party timed out');
   assert.notEqual(code, 0, `the native party exited 0:\n${native.stderr}`);
   assert.ok(native.stderr.includes('(browser0) ended the session: browser0 refused to start'),
     `the native party does not name the page's refusal:\n${native.stderr}`);
@@ -330,9 +329,19 @@ function assertDerangement(line) {
   perm.forEach((p, i) => assert.notEqual(p, i, `fixed point ${i}: ${line}`));
 }
 
+// What `promise` gives, or an error saying `message` (a string, or a function
+// giving it then) once SESSION_LIMIT_MS has passed.
+function withinSessionLimit(promise, message) {
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(typeof message === 'function' ? message() : message)),
+      SESSION_LIMIT_MS);
+  });
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
+
 async function nativeResult(party) {
-  const code = await Promise.race([party.exited,
-    new Promise((_, reject) => setTimeout(() => reject(new Error('native party timed out')), SESSION_LIMIT_MS))]);
+  const code = await withinSessionLimit(party.exited, 'native party timed out');
   assert.equal(code, 0, `native party failed:\n${party.stderr}`);
   return party.stdout;
 }
@@ -359,10 +368,10 @@ async function plainTcp(program, m, attempts = 3) {
   const outputs = [];
   for (const run of runs) {
     // MPyC retries a peer it cannot reach forever: bounded here.
-    const code = await Promise.race([run.exited, new Promise((resolve) => {
+    const code = await withinSessionLimit(Promise.race([run.exited, new Promise((resolve) => {
       const poll = setInterval(() => { if (taken()) { clearInterval(poll); resolve('taken'); } }, 100);
       run.exited.then(() => clearInterval(poll));
-    }), new Promise((_, reject) => setTimeout(() => reject(new Error(`plain MPyC timed out:\n${run.stderr}`)), SESSION_LIMIT_MS))]);
+    })]), () => `plain MPyC timed out:\n${run.stderr}`);
     if ((code === 'taken' || taken()) && attempts > 1) {
       runs.forEach((r) => { if (r.child.exitCode === null) r.child.kill('SIGKILL'); });
       log(`a port of the plain-TCP run was taken, trying new ports`);
