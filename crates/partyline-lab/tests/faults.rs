@@ -127,10 +127,15 @@ fn a_host_moving_to_another_address_keeps_its_session() {
     eprintln!("address change: longest round {stall:.2} s");
 }
 
+/// A switch to another network is what `--peer-timeout`'s help names a
+/// longer timeout for: the party must notice its old network is gone,
+/// reconnect to its relay from the new one and punch new holes. That took
+/// 1.0–1.7 s here in dozens of runs, but once, in CI with the other lab tests
+/// running beside it on two cores, more than the default 5 s.
 #[test]
 fn a_host_switching_to_another_network_keeps_its_session() {
     let switch = Fault::new(FaultKind::NetworkSwitch, Duration::ZERO);
-    let stall = party_behind_nat_through(switch, &[]);
+    let stall = party_behind_nat_through(switch, &["--peer-timeout", "15"]);
     eprintln!("network switch: longest round {stall:.2} s");
 }
 

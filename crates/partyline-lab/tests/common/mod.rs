@@ -268,11 +268,23 @@ pub fn finish_timed_rounds(parties: &mut [partyline_lab::process::NsProcess]) ->
     let n = parties.len();
     let expected = format!("sum: {}", n * (n - 1) / 2);
     let mut longest = 0.0f64;
+    let mut statuses = Vec::with_capacity(n);
     for party in parties.iter_mut() {
-        let status = party
-            .wait_until(Instant::now() + Duration::from_secs(120))
-            .unwrap();
-        assert!(status.success(), "{}: {}", party.name, party.stderr_text());
+        statuses.push(
+            party
+                .wait_until(Instant::now() + Duration::from_secs(120))
+                .unwrap(),
+        );
+    }
+    if statuses.iter().any(|s| !s.success()) {
+        let all: Vec<String> = parties
+            .iter()
+            .zip(&statuses)
+            .map(|(p, s)| format!("{} ({s}):\n{}", p.name, p.stderr_text()))
+            .collect();
+        panic!("a party failed\n{}", all.join("\n"));
+    }
+    for party in parties.iter_mut() {
         let stdout = party.stdout_text();
         assert!(
             stdout.lines().any(|l| l == expected),
