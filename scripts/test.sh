@@ -17,7 +17,8 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown ||
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: one failing test binary must not hide the others' results.
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 # The server's tests again with the sessions in PostgreSQL: each test binary
 # starts a throw-away PostgreSQL on loopback (about a minute in all).
 # shared_database runs on PostgreSQL anyway.
@@ -26,7 +27,7 @@ for file in crates/partyline-server/tests/*.rs; do
   name=$(basename "$file" .rs)
   [ "$name" = shared_database ] || server_tests+=(--test "$name")
 done
-PARTYLINE_TEST_DATABASE=postgres cargo test --workspace "${server_tests[@]}" 2>&1 |
+PARTYLINE_TEST_DATABASE=postgres cargo test --workspace --no-fail-fast "${server_tests[@]}" 2>&1 |
   tee -a "$log" || status=$?
 # The browser party: builds the wasm and web app (a few minutes on a fresh
 # machine), then mixed browser/native sessions in headless Chromium.
