@@ -27,6 +27,7 @@ too, but every party would have to pass it).
 """
 
 import asyncio
+import collections
 import logging
 import runpy
 import sys
@@ -78,6 +79,7 @@ class StreamTransport(asyncio.Transport):
         self._protocol = protocol
         self._stream = None
         self._early = []  # data that arrived before connection_made
+        self._unsent = []  # written since the last flush
         self._closing = False
         self._lost = False
         # JS keeps these callbacks after the call that hands them over returns.
@@ -97,7 +99,8 @@ class StreamTransport(asyncio.Transport):
         if self._early is not None:
             self._early.append(data)
         else:
-            # Called from inside the wasm reader: let MPyC run on its own turn.
+            # Called from python.js's message handler: MPyC takes it in the
+            # ready queue's next batch.
             self._loop.call_soon(self._protocol.data_received, data)
 
     def _on_end(self, error):
@@ -118,6 +121,7 @@ class StreamTransport(asyncio.Transport):
             return
         self._lost = True
         self._closing = True
+        self._unsent.clear()
         if self._stream is not None:
             self._stream.close()
         self.on_data.destroy()
@@ -128,8 +132,20 @@ class StreamTransport(asyncio.Transport):
             _fail(exc)
 
     def write(self, data):
-        if not self._closing:
-            self._stream.write(to_js(bytes(data)))
+        if self._closing:
+            return
+        if not self._unsent:
+            # Flushed once the callbacks ready now have run: what MPyC sends
+            # in one pass (a message per operation in flight) crosses to the
+            # network worker, and leaves in QUIC packets, together.
+            self._loop.call_soon(self._flush)
+        self._unsent.append(bytes(data))
+
+    def _flush(self):
+        if self._unsent:
+            data = b''.join(self._unsent)
+            self._unsent.clear()
+            self._stream.write(to_js(data))
 
     def writelines(self, list_of_data):
         self.write(b''.join(list_of_data))
@@ -138,12 +154,66 @@ class StreamTransport(asyncio.Transport):
         # Like TCP: our direction ends after the queued bytes (FIN), and the
         # protocol hears of it on the next turn.
         if not self._closing:
+            self._flush()
             self._closing = True
             self._stream.close()
             self._loop.call_soon(self._connection_lost, None)
 
     def is_closing(self):
         return self._closing
+
+
+class ReadyQueue:
+    """``call_soon`` as asyncio's own loops do it: a queue, run in batches.
+
+    Pyodide's WebLoop turns every ``call_soon`` into a browser task of its own
+    (a message on a MessageChannel, then a call from JavaScript into Python),
+    and MPyC schedules about ten callbacks per message it receives (futures
+    resolved, tasks stepped): thousands per second of a run, each paying that
+    hop.  Here the callbacks wait in a queue that one browser task runs, as
+    asyncio's ``_run_once`` runs its ready queue; after ``BATCH_SECS`` the
+    rest goes to the next task, so that messages from the network worker get
+    their turn in between, as asyncio polls its sockets between batches.
+    """
+
+    BATCH_SECS = 0.005
+
+    def __init__(self, loop):
+        self._loop = loop
+        # The WebLoop's own: one browser task per call.
+        self._schedule = loop.call_soon
+        self._ready = collections.deque()
+        self._scheduled = False
+
+    @classmethod
+    def install(cls, loop):
+        """Takes over ``loop.call_soon``, once."""
+        if not isinstance(getattr(loop.call_soon, '__self__', None), cls):
+            loop.call_soon = cls(loop).call_soon
+
+    def call_soon(self, callback, *args, context=None):
+        handle = asyncio.Handle(callback, args, self._loop, context=context)
+        self._ready.append(handle)
+        if not self._scheduled:
+            self._scheduled = True
+            self._schedule(self._run_batch)
+        return handle
+
+    def _run_batch(self):
+        deadline = time.monotonic() + self.BATCH_SECS
+        try:
+            while self._ready:
+                handle = self._ready.popleft()
+                if not handle.cancelled():
+                    handle._run()
+                if time.monotonic() > deadline:
+                    break
+        finally:
+            # Also after SystemExit, which the WebLoop passes on.
+            if self._ready:
+                self._schedule(self._run_batch)
+            else:
+                self._scheduled = False
 
 
 _main_task = None
@@ -212,6 +282,7 @@ def run(path, args, party):
     _party = party
     # MPyC reads its flags from sys.argv when mpyc.runtime is first imported.
     sys.argv = [path, *args, '-M', str(party.parties), '-I', str(party.index)]
+    ReadyQueue.install(asyncio.get_event_loop())
     from mpyc import asyncoro, runtime
     if not runtime.mpc.options.mix32_64bit:
         asyncoro._hop = _hop64
