@@ -31,6 +31,12 @@ const pyodideReady = (async () => {
   post({ type: 'pyodide', phase: `installing MPyC ${versions.mpyc}` });
   const wheel = await fetch(new URL(versions.mpyc_wheel, import.meta.url));
   pyodide.unpackArchive(await wheel.arrayBuffer(), 'wheel');
+  // MPyC's bytecode now, while the user reads the page: the import at Join
+  // would otherwise first compile its 15,000 lines, which takes about a
+  // second in Pyodide while the peers wait. (Only compiled: importing it
+  // here would read MPyC's flags from an argv that is not the program's.)
+  pyodide.runPython(`import compileall, importlib.util
+compileall.compile_dir(importlib.util.find_spec('mpyc').submodule_search_locations[0], quiet=1)`);
   const shim = await fetch(new URL('./partyline_shim.py', import.meta.url));
   pyodide.FS.writeFile('/home/pyodide/partyline_shim.py', await shim.text());
   pyodide.setStdout({ batched: (text) => post({ type: 'output', text }) });
