@@ -18,6 +18,7 @@ use partyline_proto::transport::{CLOSE_LIMIT, ONLINE_TIMEOUT, PeerTimeout};
 use partyline_wire::api::RelayInfo;
 use partyline_wire::{CertPin, EndpointKey};
 
+use crate::relay_batches::RelayBatches;
 use crate::{ALPN, MeshError};
 
 /// Where our session's relay is and how to trust it.
@@ -97,7 +98,10 @@ impl PartyEndpoint {
             .transport_config(config.peer_timeout.transport_config())
             .alpns(vec![ALPN.to_vec()]);
         if config.relay_only {
-            builder = builder.clear_ip_transports();
+            // Without UDP sockets iroh would relay every packet alone.
+            builder = builder
+                .clear_ip_transports()
+                .add_custom_transport(Arc::new(RelayBatches));
         }
         let endpoint = builder
             .bind()
