@@ -94,13 +94,8 @@ impl Server {
         env: &[(String, String)],
         name: &str,
     ) -> Result<(NsProcess, String)> {
-        let mut process = NsProcess::spawn(name, lab.server.ns.as_deref(), dir, exe, args, env)?;
-        let line = process.wait_for_line(Instant::now() + SERVE_START)?;
-        let link = line
-            .strip_prefix("partyline server ready: ")
-            .ok_or_else(|| LabError::invalid("partyline serve output", line.clone()))?
-            .to_string();
-        Ok((process, link))
+        let ns = lab.server.ns.as_deref();
+        spawn_until_ready(name, ns, dir, exe, args, env, "partyline server ready: ")
     }
 
     /// Kills the server (SIGKILL: nothing is closed gracefully), to be
@@ -177,20 +172,33 @@ fn start_relay(
         "--relay-kib-per-second".into(),
         "0".into(),
     ];
-    let mut relay = NsProcess::spawn(
-        &format!("relay{j}"),
-        host.ns.as_deref(),
-        dir,
-        exe,
-        &args,
-        env,
-    )?;
-    let line = relay.wait_for_line(Instant::now() + SERVE_START)?;
-    let relay_link = line
-        .strip_prefix("partyline relay ready: ")
-        .ok_or_else(|| LabError::invalid("partyline relay output", line.clone()))?
+    let name = format!("relay{j}");
+    let ns = host.ns.as_deref();
+    spawn_until_ready(&name, ns, dir, exe, &args, env, "partyline relay ready: ")
+}
+
+/// Starts `partyline args` as `name` in `ns` and waits for its first line,
+/// which must be `ready` followed by the link it serves: `partyline serve`
+/// and `partyline relay` both announce themselves so.
+fn spawn_until_ready(
+    name: &str,
+    ns: Option<&str>,
+    dir: &Path,
+    exe: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    ready: &str,
+) -> Result<(NsProcess, String)> {
+    let mut process = NsProcess::spawn(name, ns, dir, exe, args, env)?;
+    let line = process.wait_for_line(Instant::now() + SERVE_START)?;
+    let link = line
+        .strip_prefix(ready)
+        .ok_or_else(|| {
+            let command = args.first().map_or("", String::as_str);
+            LabError::invalid(format!("partyline {command} output"), line.clone())
+        })?
         .to_string();
-    Ok((relay, relay_link))
+    Ok((process, link))
 }
 
 pub fn run(ctx: &Context, server: &Server, relay_only: bool) -> Result<Outcome> {
