@@ -13,10 +13,11 @@
 //! A notification lost while the listening connection is down costs a wait,
 //! not a session: a long-poll ends after its hold and the client asks again.
 //! Once connected again, every bell rings, since anything may have changed.
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use partyline_wire::{EndpointKey, SessionId};
+use tokio::sync::watch;
 use tokio_postgres::AsyncMessage;
 
 use crate::api::App;
@@ -73,7 +74,7 @@ pub(crate) struct Cluster {
     /// Tells this process's notifications from the others'.
     instance: String,
     /// The listening connection, which also sends; none while it is down.
-    sender: Mutex<Option<Arc<tokio_postgres::Client>>>,
+    sender: watch::Sender<Option<Arc<tokio_postgres::Client>>>,
 }
 
 impl Cluster {
@@ -83,19 +84,31 @@ impl Cluster {
         Self {
             url,
             instance: format!("{:016x}", rand::random::<u64>()),
-            sender: Mutex::new(None),
+            sender: watch::Sender::new(None),
         }
     }
 
     fn sender(&self) -> Option<Arc<tokio_postgres::Client>> {
-        self.sender
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.sender.borrow().clone()
     }
 
     fn set_sender(&self, sender: Option<Arc<tokio_postgres::Client>>) {
-        *self.sender.lock().unwrap_or_else(PoisonError::into_inner) = sender;
+        self.sender.send_replace(sender);
+    }
+
+    /// Waits, at most `limit`, until this process listens (and so can also
+    /// tell the others); true at once with SQLite. A server that took
+    /// requests before would drop the events of its first changes, and miss
+    /// the others': long-polls on either side would wait out their hold.
+    pub(crate) async fn listening(&self, limit: Duration) -> bool {
+        if self.url.is_none() {
+            return true;
+        }
+        let mut listening = self.sender.subscribe();
+        matches!(
+            tokio::time::timeout(limit, listening.wait_for(Option::is_some)).await,
+            Ok(Ok(_))
+        )
     }
 }
 

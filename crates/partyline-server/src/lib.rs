@@ -90,6 +90,9 @@ const MAX_STREAMS_PER_CONNECTION: u32 = 32;
 /// The most hyper buffers per HTTP/1 connection, either way: a request head,
 /// or a chunk of a file (see `web`).
 const HTTP1_BUFFER_BYTES: usize = 16 * 1024;
+/// How long a server on PostgreSQL waits at start to listen to the others;
+/// it has just connected to the same database, so this takes milliseconds.
+const FIRST_LISTEN_WAIT: Duration = Duration::from_secs(10);
 /// The database file in the data directory.
 const DATABASE_FILE: &str = "partyline.sqlite3";
 
@@ -466,7 +469,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         }
     });
     let sweeper = tokio::spawn(expiry::sweep_until_stopped(app.clone()));
-    let listener = tokio::spawn(cluster::listen_until_stopped(app));
+    let listener = tokio::spawn(cluster::listen_until_stopped(app.clone()));
+    if !app.cluster.listening(FIRST_LISTEN_WAIT).await {
+        tracing::warn!(
+            "not listening for the other servers' notifications after {} s: until it is, \
+             long-polls that wait for changes made through another server wait out their hold",
+            FIRST_LISTEN_WAIT.as_secs()
+        );
+    }
 
     tracing::info!(
         %url,
