@@ -18,8 +18,8 @@ use partyline_proto::transport::{CLOSE_LIMIT, ONLINE_TIMEOUT, PeerTimeout};
 use partyline_wire::api::RelayInfo;
 use partyline_wire::{CertPin, EndpointKey};
 
-use crate::relay_batches::RelayBatches;
 use crate::{ALPN, MeshError};
+use partyline_proto::relay_batches::RelayBatches;
 
 /// Where our session's relay is and how to trust it.
 #[derive(Clone, Debug)]

@@ -18,7 +18,6 @@
 //! - [`forward`]: local TCP listeners per peer, the seat rules on every stream,
 //!   and the byte pumps between TCP and QUIC.
 //! - [`local_peer`]: which local user a connection to a tunnel end comes from.
-//! - `relay_batches`: relayed packets in batches for relay-only endpoints.
 //! - [`ending`]: watching how each peer's connection ends.
 #![forbid(unsafe_code)]
 
@@ -28,7 +27,6 @@ pub mod ending;
 pub mod endpoint;
 pub mod forward;
 pub mod local_peer;
-mod relay_batches;
 
 pub use addrs::{AddrsError, Fallback, LocalEnds};
 pub use connect::{PathKind, PeerLink, connect_all, ready_barrier};

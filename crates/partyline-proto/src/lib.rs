@@ -20,6 +20,8 @@
 //! - [`join`]: announcing ourselves and waiting for the verified roster, against any coordinator client.
 //! - [`code`]: a joiner's side of a short code: the PAKE exchange with the
 //!   host, through the coordinator, that gives the invite.
+//! - [`relay_batches`]: relayed packets in batches for endpoints without UDP
+//!   (browsers, and natives with `--relay-only`).
 //! - [`pin`]: trusting the self-hosted server's TLS certificate by its pin (native parties).
 #![forbid(unsafe_code)]
 
@@ -29,6 +31,7 @@ pub mod ending;
 pub mod join;
 pub mod pin;
 pub mod ready;
+pub mod relay_batches;
 pub mod stream;
 pub mod transport;
 

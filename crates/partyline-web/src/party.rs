@@ -11,11 +11,13 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use iroh::endpoint::{Connection, presets};
 use iroh::{Endpoint, RelayConfig, RelayMode, RelayUrl, SecretKey};
 use n0_future::task::JoinHandle;
+use partyline_proto::relay_batches::RelayBatches;
 use partyline_proto::transport::{CLOSE_LIMIT, DRAIN_LIMIT, ONLINE_TIMEOUT, transport_config};
 use partyline_proto::{ALPN, CloseCode, Dialing, ready_barrier};
 use partyline_wire::checks::{ExpectedNames, Refusal, check_typed};
@@ -57,6 +59,9 @@ impl PartyEndpoint {
             ))
             .transport_config(transport_config())
             .alpns(vec![ALPN.to_vec()])
+            // A browser has no UDP: every packet goes through the relay, in
+            // batches as a native relay-only party sends them.
+            .add_custom_transport(Arc::new(RelayBatches))
             .bind()
             .await
             .map_err(|e| WebError::Bind(e.to_string()))?;

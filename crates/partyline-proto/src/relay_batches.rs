@@ -1,4 +1,5 @@
-//! Lets a relay-only endpoint hand its QUIC packets to the relay in batches.
+//! Lets an endpoint without UDP hand its QUIC packets to the relay in
+//! batches: a browser party, and a native one with `--relay-only`.
 //!
 //! iroh lets noq build as many packets per send as its IP and custom
 //! transports can take at once (GSO); the relay transport is not counted. An
@@ -27,7 +28,7 @@ const SEGMENTS: NonZeroUsize = NonZeroUsize::new(10).expect("10 is not 0");
 
 /// The transport that only raises the batch size (see the module docs).
 #[derive(Debug)]
-pub(crate) struct RelayBatches;
+pub struct RelayBatches;
 
 impl CustomTransport for RelayBatches {
     fn bind(&self) -> io::Result<Box<dyn CustomEndpoint>> {
