@@ -6,6 +6,7 @@
 //! verifier checks every relay, so it accepts any of their pins: each came
 //! from the pinned coordinator.
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -186,6 +187,14 @@ impl PartyEndpoint {
             .ip_addrs()
             .map(|a| a.to_string())
             .collect()
+    }
+
+    /// Whether `ip` is one of our direct addresses: if the server saw our
+    /// requests come from it, no NAT is on the way to us. Until iroh's first
+    /// net report adds the public address it found, these are our
+    /// interfaces' own.
+    pub fn has_ip(&self, ip: IpAddr) -> bool {
+        self.endpoint.addr().ip_addrs().any(|addr| addr.ip() == ip)
     }
 
     /// Closes every connection and waits briefly for the closes to be sent.

@@ -82,8 +82,12 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn info(State(app): State<Arc<App>>) -> Json<ServerInfo> {
+async fn info(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Json<ServerInfo> {
     let mut info = app.info.clone();
+    info.client_ip = Some(peer.ip().to_canonical());
     match app.store.coordinators(app.url.clone(), unix_secs()).await {
         Ok(others) => info.coordinators = others,
         Err(e) => tracing::warn!("cannot list the other coordinators: {e}"),
@@ -539,6 +543,7 @@ mod tests {
                 relays: Vec::new(),
                 retention: None,
                 coordinators: Vec::new(),
+                client_ip: None,
             },
             url: "https://127.0.0.1:1".into(),
             relay_token: None,

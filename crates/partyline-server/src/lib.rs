@@ -403,6 +403,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             relays: config.relays,
             retention: Some(retention),
             coordinators: Vec::new(),
+            client_ip: None,
         },
         url: url.to_string(),
         relay_token: config.relay_token.as_ref().map(RelayToken::hash),

@@ -19,6 +19,9 @@ async fn parties_announce_until_full_then_finish() {
         common::get_json(&client, format!("{}{}", server.url(), path::INFO)).await;
     assert_eq!(info.relay_url, server.relay_url());
     assert_eq!(info.protocol, partyline_proto::PROTOCOL);
+    // What a party compares with its own addresses to tell whether a NAT is
+    // on the way: the test's client connects from loopback.
+    assert_eq!(info.client_ip, Some(std::net::Ipv4Addr::LOCALHOST.into()));
 
     let created = create(&client, &server, 2).await;
     let id = created.session;

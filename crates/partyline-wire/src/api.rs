@@ -69,6 +69,12 @@ pub struct ServerInfo {
     /// this one cannot be reached. Empty for a server on its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coordinators: Vec<String>,
+    /// The address this request came from, as the server saw it. A party
+    /// that has it among its own addresses has no NAT on the way, so its
+    /// peers can reach it directly before its relay connection is up; absent
+    /// from servers older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// A relay besides the coordinator's own, and how to trust it.

@@ -107,6 +107,7 @@ async fn info(State(hostile): State<Hostile>) -> Response {
             relays: Vec::new(),
             retention: None,
             coordinators: Vec::new(),
+            client_ip: None,
         })
         .into_response()
     })

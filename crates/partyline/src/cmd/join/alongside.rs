@@ -4,8 +4,10 @@
 //! A party far from the server would otherwise wait for both before
 //! announcing: the relay's probes and handshakes take about ten round trips,
 //! and finding Python runs Python once. Peers dial our announced addresses
-//! meanwhile, and through the relay once it is up; a relay-only party has no
-//! addresses to announce and waits for its relay first.
+//! meanwhile, and through the relay once it is up. A party that peers can
+//! reach only through its relay waits for it first: a relay-only party, and
+//! one behind a NAT (the server saw it come from an address not its own),
+//! whose announced addresses peers cannot dial until a hole is punched.
 use std::future::Future;
 use std::pin::Pin;
 
@@ -15,14 +17,21 @@ use super::python::PythonSearch;
 
 pub(super) struct Alongside {
     relay: RelayConnection,
+    /// Peers reach us only through the relay, so we announce once it is up.
+    relay_first: bool,
     /// Taken once its result is needed, after the ready barrier.
     pub(super) python: Option<PythonSearch>,
 }
 
 impl Alongside {
-    pub(super) fn start(party: &PartyEndpoint, python: Option<PythonSearch>) -> Self {
+    pub(super) fn start(
+        party: &PartyEndpoint,
+        relay_first: bool,
+        python: Option<PythonSearch>,
+    ) -> Self {
         Self {
             relay: RelayConnection::start(party),
+            relay_first,
             python,
         }
     }
@@ -53,10 +62,14 @@ impl Alongside {
         self.relay.alongside(searching).await
     }
 
-    /// Waits until the relay connection is made, while the search for Python
-    /// goes on: a relay-only party cannot be reached before, and peers that
-    /// dialled it would wait a second for QUIC to send their handshake again.
-    pub(super) async fn relay_online(&mut self) -> Result<(), MeshError> {
+    /// Waits until peers can reach us, while the search for Python goes on:
+    /// at once if they can dial our addresses, else until the relay
+    /// connection is made. Peers that dialled us before would wait for QUIC
+    /// to send their handshake again (0.3 s, 0.9 s, 2.1 s after the dial).
+    pub(super) async fn reachable(&mut self) -> Result<(), MeshError> {
+        if !self.relay_first {
+            return Ok(());
+        }
         searching_alongside(&mut self.python, self.relay.online()).await
     }
 

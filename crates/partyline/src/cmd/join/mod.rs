@@ -104,13 +104,17 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
         phase("server info read");
         let party = bind_endpoint(&info, &invite, &args).await?;
         phase("endpoint bound");
-        anyhow::Ok(party)
+        anyhow::Ok((party, info.client_ip))
     };
-    let party = match &mut python {
+    let (party, client_ip) = match &mut python {
         Some(search) => search.unless_failed(endpoint).await??,
         None => endpoint.await?,
     };
-    let mut alongside = Alongside::start(&party, python);
+    let relay_first = args.relay_only || behind_nat(&party, client_ip);
+    if relay_first && !args.relay_only {
+        phase("behind a NAT: announcing once the relay is up");
+    }
+    let mut alongside = Alongside::start(&party, relay_first, python);
     let mut shutdown = Shutdown::listen();
     let mut seat = Seat::take(
         &coordinator,
@@ -164,9 +168,7 @@ async fn drive(
         .coordinator
         .deadline()
         .map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
-    if args.relay_only
-        && let Err(unreachable) = alongside.relay_online().await
-    {
+    if let Err(unreachable) = alongside.reachable().await {
         return Err(End::with(Leave::Close, Err(unreachable.into())));
     }
     let waiting = wait_for_roster(seat, invite, left, shutdown);
@@ -269,6 +271,16 @@ fn party_name(flag: Option<&str>, config: &Config) -> anyhow::Result<String> {
         .or_else(|| config.name.clone())
         .unwrap_or_else(default_name);
     typed_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))
+}
+
+/// Whether the server saw our requests come from an address that is not
+/// ours: a NAT (or a proxy) is on the way, so peers cannot dial our addresses
+/// and reach us only through our relay until a hole is punched. Unknown
+/// (an older server, or one on this machine) counts as no NAT. Asked right
+/// after binding, before iroh adds the public address it found (with
+/// several relays we are online by then anyway).
+fn behind_nat(party: &PartyEndpoint, client_ip: Option<std::net::IpAddr>) -> bool {
+    client_ip.is_some_and(|ip| !ip.is_loopback() && !party.has_ip(ip))
 }
 
 async fn bind_endpoint(
@@ -637,4 +649,42 @@ fn default_name() -> String {
         .ok()
         .filter(|u| check_name(u).is_ok())
         .unwrap_or_else(|| "party".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use partyline_wire::CertPin;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn only_an_address_not_ours_means_a_nat() {
+        let config = MeshConfig {
+            // Never reached: the endpoint is bound without waiting for it.
+            relay_url: "https://127.0.0.1:1".into(),
+            relay_quic_port: None,
+            pin: CertPin([0; 32]),
+            more_relays: Vec::new(),
+            relay_only: false,
+            relay_token: None,
+            peer_timeout: Default::default(),
+        };
+        let party = PartyEndpoint::bind_offline(&config).await.unwrap();
+        let own: IpAddr = party
+            .direct_addrs()
+            .first()
+            .expect("a bound endpoint has an address")
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .ip();
+        assert!(!behind_nat(&party, Some(own)), "{own} is ours");
+        // TEST-NET-1: a NAT router's public address, as the server sees it.
+        assert!(behind_nat(&party, Some(Ipv4Addr::new(192, 0, 2, 1).into())));
+        // A server on this machine, or one that does not say, cannot tell.
+        assert!(!behind_nat(&party, Some(Ipv4Addr::LOCALHOST.into())));
+        assert!(!behind_nat(&party, None));
+        party.close().await;
+    }
 }
