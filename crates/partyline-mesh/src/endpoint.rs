@@ -15,12 +15,12 @@ use iroh::tls::CaTlsConfig;
 use iroh::{Endpoint, RelayConfig, RelayMap, RelayMode, RelayUrl, SecretKey, Watcher};
 use iroh_relay::RelayQuicConfig;
 use partyline_proto::pin::PinnedCertVerifier;
+use partyline_proto::relay_batches::RelayBatches;
 use partyline_proto::transport::{CLOSE_LIMIT, ONLINE_TIMEOUT, PeerTimeout};
 use partyline_wire::api::RelayInfo;
 use partyline_wire::{CertPin, EndpointKey};
 
 use crate::{ALPN, MeshError};
-use partyline_proto::relay_batches::RelayBatches;
 
 /// Where our session's relay is and how to trust it.
 #[derive(Clone, Debug)]
