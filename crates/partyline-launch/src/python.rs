@@ -10,12 +10,21 @@
 //! half-way never leaves something that looks usable. An environment that
 //! misses a pin (one built by an older partyline, say) is rebuilt the same
 //! way on its next use.
+//!
+//! Checking an environment means starting its Python and importing MPyC,
+//! gmpy2 and numpy: about 0.1 s of CPU per party, which on loopback held
+//! every party's program back by 0.1–0.9 s after its mesh was ready (50 ms
+//! after the start; three parties checking at once on two cores, quiet to
+//! busy). So a managed environment that passed records it
+//! ([`CHECKED_FILE`]) and is not checked again while the pins and its
+//! interpreter stay the same; only partyline installs into it.
 
 use std::ffi::OsString;
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::time::UNIX_EPOCH;
 
 use tokio::process::Command;
 
@@ -24,6 +33,9 @@ use crate::mpyc::{self, EXTRAS, Extra, VERSION as MPYC_VERSION};
 
 /// How many of a failed tool's last stderr lines an error quotes.
 const STDERR_TAIL_LINES: usize = 12;
+/// The file in a managed environment that says it passed the check, for
+/// which pins and which interpreter ([`checked_stamp`]).
+const CHECKED_FILE: &str = "partyline-checked";
 
 /// Where the Python that runs MPyC programs comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +100,8 @@ impl Python {
 /// Returns a Python that can `import mpyc` at [`mpyc::VERSION`].
 ///
 /// An explicit Python is only checked, and the extras it lacks are noted in
-/// the result. The managed one lives in `<home>/python-mpyc-VERSION`, where
+/// the result; one of a managed environment that passed the check is not
+/// checked again. The managed one lives in `<home>/python-mpyc-VERSION`, where
 /// home is `$PARTYLINE_HOME`, else `$XDG_CACHE_HOME/partyline`, else
 /// `~/.cache/partyline`; see [`ensure_managed_python`]. `progress` receives
 /// human-readable status lines while something slow happens.
@@ -105,6 +118,14 @@ pub async fn ensure_python(
             } else {
                 python
             };
+            // The lab and the bench name partyline's own Python explicitly.
+            if python
+                .parent()
+                .and_then(Path::parent)
+                .is_some_and(checked_before)
+            {
+                return Ok(Python::from(python));
+            }
             match installed(&python)
                 .await
                 .and_then(Installed::with_pinned_mpyc)
@@ -140,13 +161,18 @@ pub async fn ensure_managed_python(
     let name = format!("python-mpyc-{MPYC_VERSION}");
     let venv = home.join(&name);
     let python = venv_python(&venv);
+    if checked_before(&venv) {
+        return Ok(python);
+    }
     if managed_problem(&python).await.is_none() {
+        record_checked(&venv);
         return Ok(python);
     }
     fs::create_dir_all(&home).map_err(io_error("create", &home))?;
     let _lock = lock_exclusive(&home.join(format!("{name}.lock")), progress).await?;
     // Another process may have built it while this one waited for the lock.
     let Some(problem) = managed_problem(&python).await else {
+        record_checked(&venv);
         return Ok(python);
     };
     if venv.exists() {
@@ -178,6 +204,43 @@ fn home_from(var: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
 
 fn venv_python(venv: &Path) -> PathBuf {
     venv.join("bin").join("python")
+}
+
+/// What [`CHECKED_FILE`] holds once the environment of `python` passed the
+/// check: the pins, and the size and modification time of the interpreter
+/// its `bin/python` leads to, which an upgrade of the system's Python
+/// changes. `None` if the interpreter is missing.
+fn checked_stamp(python: &Path) -> Option<String> {
+    let interpreter = fs::metadata(python).ok()?;
+    let modified = interpreter
+        .modified()
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()?;
+    Some(format!(
+        "{}\ninterpreter of {} bytes modified at {} ns\n",
+        mpyc::managed_requirements().join(" "),
+        interpreter.len(),
+        modified.as_nanos()
+    ))
+}
+
+/// Whether the environment `venv` passed the check with today's pins and
+/// interpreter.
+fn checked_before(venv: &Path) -> bool {
+    let recorded = fs::read_to_string(venv.join(CHECKED_FILE));
+    match (recorded, checked_stamp(&venv_python(venv))) {
+        (Ok(recorded), Some(now)) => recorded == now,
+        _ => false,
+    }
+}
+
+/// Records that the environment `venv` passed the check. If that fails, the
+/// next use checks it again, as it would have anyway.
+fn record_checked(venv: &Path) {
+    if let Some(stamp) = checked_stamp(&venv_python(venv)) {
+        let _ = fs::write(venv.join(CHECKED_FILE), stamp);
+    }
 }
 
 /// What a Python has installed: its MPyC version and, for each of
@@ -371,6 +434,7 @@ async fn build_venv(
             reason,
         });
     }
+    record_checked(&staging);
 
     // Renaming is safe for a venv used only through bin/python, which finds
     // its environment via the pyvenv.cfg beside it; only the shebangs of
@@ -540,5 +604,26 @@ mod tests {
             home_from(env(&vars)),
             Some(PathBuf::from("/home/u/.cache/partyline"))
         );
+    }
+
+    #[test]
+    fn a_checked_environment_stays_checked_until_its_interpreter_changes() {
+        let venv = tempfile::tempdir().unwrap();
+        assert!(
+            !checked_before(venv.path()),
+            "no interpreter, nothing checked"
+        );
+        record_checked(venv.path());
+        assert!(!venv.path().join(CHECKED_FILE).exists());
+
+        let python = venv_python(venv.path());
+        fs::create_dir_all(python.parent().unwrap()).unwrap();
+        fs::write(&python, "interpreter 3.11.2").unwrap();
+        assert!(!checked_before(venv.path()), "never checked");
+        record_checked(venv.path());
+        assert!(checked_before(venv.path()));
+
+        fs::write(&python, "interpreter 3.11.14").unwrap();
+        assert!(!checked_before(venv.path()), "the interpreter was upgraded");
     }
 }
