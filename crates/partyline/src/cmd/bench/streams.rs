@@ -4,9 +4,11 @@
 //! Everything is real and on loopback, laid out as on a machine running two
 //! parties: a session server with its relay on a runtime of its own (as
 //! `partyline serve`), each party's endpoint on a single-threaded runtime of
-//! its own thread (as `partyline join`), and the programs on the bench's own
-//! runtime (as separate processes). Each party binds its endpoint as `join`
-//! does ([`PartyEndpoint::bind`], the same transport settings).
+//! its own thread (as `partyline join`), and the client and the far program
+//! each on a single-threaded runtime of its own thread (as separate
+//! processes, such as MPyC's, whose asyncio loop is one thread and reads up to
+//! [`READ_CHUNK`] at a time). Each party binds its endpoint as `join` does
+//! ([`PartyEndpoint::bind`], the same transport settings).
 //!
 //! Five ways from a client to a far end are measured, taking turns in every
 //! repetition: loopback TCP; a bare QUIC stream between the two endpoints
@@ -31,7 +33,7 @@ use partyline_server::{Quotas, RunningServer, ServerConfig};
 use partyline_session::Coordinator;
 use partyline_wire::seat::StreamRules;
 use partyline_wire::{Member, Roster, SessionId};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 
@@ -43,6 +45,10 @@ const PING_BYTES: usize = 1024;
 const BULK_BYTES: u64 = 64 * 1024 * 1024;
 /// How the client writes: as large as programs usually do.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// How the client and the far end read: as much as asyncio (MPyC's) reads at
+/// once. tokio's copy reads 8 KiB, which made the far program of the tunnel
+/// and of loopback TCP pay 132 reads per MiB.
+const READ_CHUNK: usize = 256 * 1024;
 /// How long the idle connections are watched.
 const IDLE: Duration = Duration::from_secs(15);
 
@@ -353,8 +359,8 @@ impl Pair {
 struct Route {
     name: &'static str,
     dialer: Dialer,
-    /// Where the client runs: the bench's runtime, or a party's.
-    client: Option<Handle>,
+    /// Where the client runs: party 0's runtime (bare iroh), or its own.
+    client: Handle,
     figures: Figures,
 }
 
@@ -362,10 +368,7 @@ impl Route {
     async fn measure(&mut self) -> anyhow::Result<()> {
         let dialer = self.dialer.clone();
         let run = async move { measure_once(&dialer).await };
-        let once = match &self.client {
-            Some(handle) => handle.spawn(run).await??,
-            None => run.await?,
-        };
+        let once = self.client.spawn(run).await??;
         self.figures.add(once);
         Ok(())
     }
@@ -422,7 +425,7 @@ async fn bulk(dialer: &Dialer, transfer: Transfer) -> anyhow::Result<(f64, f64)>
         anyhow::Ok(())
     };
     let receiver = async move {
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; READ_CHUNK];
         let mut received = 0u64;
         loop {
             let n = read.read(&mut buf).await?;
@@ -462,7 +465,8 @@ async fn send_bulk(write: &mut (impl AsyncWrite + Unpin)) -> std::io::Result<()>
 }
 
 /// The far end of one stream: reads the [`Transfer`] byte and does it.
-async fn serve_far(mut read: impl AsyncRead + Unpin, mut write: impl AsyncWrite + Unpin) {
+async fn serve_far(read: impl AsyncRead + Unpin, mut write: impl AsyncWrite + Unpin) {
+    let mut read = BufReader::with_capacity(READ_CHUNK, read);
     let mut first = [0u8; 1];
     if read.read_exact(&mut first).await.is_err() {
         return;
@@ -473,16 +477,18 @@ async fn serve_far(mut read: impl AsyncRead + Unpin, mut write: impl AsyncWrite 
     let _ = async {
         match transfer {
             Transfer::Echo => {
-                tokio::io::copy(&mut read, &mut write).await?;
+                tokio::io::copy_buf(&mut read, &mut write).await?;
             }
             Transfer::OneWay => {
-                let read_bytes = tokio::io::copy(&mut read, &mut tokio::io::sink()).await?;
+                let read_bytes = tokio::io::copy_buf(&mut read, &mut tokio::io::sink()).await?;
                 write.write_all(&read_bytes.to_le_bytes()).await?;
             }
             Transfer::BothWays => {
                 let mut sink = tokio::io::sink();
-                let (read_bytes, ()) =
-                    tokio::try_join!(tokio::io::copy(&mut read, &mut sink), send_bulk(&mut write))?;
+                let (read_bytes, ()) = tokio::try_join!(
+                    tokio::io::copy_buf(&mut read, &mut sink),
+                    send_bulk(&mut write)
+                )?;
                 write.write_all(&read_bytes.to_le_bytes()).await?;
             }
         }
@@ -491,12 +497,15 @@ async fn serve_far(mut read: impl AsyncRead + Unpin, mut write: impl AsyncWrite 
     .await;
 }
 
-/// A far program listening on TCP, on the bench's runtime.
-async fn spawn_far_tcp(listener: std::net::TcpListener) -> anyhow::Result<SocketAddr> {
+/// A far program listening on TCP, on `host`.
+fn spawn_far_tcp(host: &Host, listener: std::net::TcpListener) -> anyhow::Result<SocketAddr> {
     listener.set_nonblocking(true)?;
-    let listener = TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move {
+    host.handle.spawn(async move {
+        // Bound already: connections wait in its backlog until accepted.
+        let Ok(listener) = TcpListener::from_std(listener) else {
+            return;
+        };
         while let Ok((tcp, _)) = listener.accept().await {
             let _ = tcp.set_nodelay(true);
             tokio::spawn(async move {
@@ -518,15 +527,15 @@ fn spawn_far_quic(host: &Host, conn: Connection) {
 }
 
 /// The tunnel through `pair`: party 0's forwarder and tunnel end, party 1's
-/// forwarder in front of a far program. Returns the tunnel end and the
-/// forwarders (which must live as long as the measurements).
-async fn start_tunnel(pair: &Pair) -> anyhow::Result<(SocketAddr, [Forwarder; 2])> {
+/// forwarder in front of a far program on `far`. Returns the tunnel end and
+/// the forwarders (which must live as long as the measurements).
+async fn start_tunnel(pair: &Pair, far: &Host) -> anyhow::Result<(SocketAddr, [Forwarder; 2])> {
     let mut far_ends = LocalEnds::loopback(2)?;
     let far_program = far_ends
         .take(1)
         .pop()
         .context("no program socket for party 1")?;
-    spawn_far_tcp(far_program).await?;
+    spawn_far_tcp(far, far_program)?;
     let links0 = pair.links[0].clone();
     let near = pair.hosts[0]
         .run(async move {
@@ -602,7 +611,10 @@ async fn run_with(server: &RunningServer, repeat: usize, out: &Path) -> anyhow::
     let idle_direct = measure_idle(server, false).await?;
     let idle_relay = measure_idle(server, true).await?;
 
-    let far_tcp = spawn_far_tcp(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?).await?;
+    // The programs at both ends of the TCP routes, as processes of their own.
+    let client = Host::start("client", true)?;
+    let far = Host::start("far", true)?;
+    let far_tcp = spawn_far_tcp(&far, std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?)?;
     let bare_direct = Pair::connect(server, false, "iroh-direct").await?;
     let bare_relay = Pair::connect(server, true, "iroh-relay").await?;
     let tunnel_direct = Pair::connect(server, false, "tunnel-direct").await?;
@@ -610,18 +622,18 @@ async fn run_with(server: &RunningServer, repeat: usize, out: &Path) -> anyhow::
     for bare in [&bare_direct, &bare_relay] {
         spawn_far_quic(&bare.hosts[1], bare.conn(1));
     }
-    let (direct_end, _direct_forwarders) = start_tunnel(&tunnel_direct).await?;
-    let (relay_end, _relay_forwarders) = start_tunnel(&tunnel_relay).await?;
+    let (direct_end, _direct_forwarders) = start_tunnel(&tunnel_direct, &far).await?;
+    let (relay_end, _relay_forwarders) = start_tunnel(&tunnel_relay, &far).await?;
     let bare = |name, pair: &Pair| Route {
         name,
         dialer: Dialer::Quic(pair.conn(0)),
-        client: Some(pair.hosts[0].handle.clone()),
+        client: pair.hosts[0].handle.clone(),
         figures: Figures::default(),
     };
     let tcp = |name, addr| Route {
         name,
         dialer: Dialer::Tcp(addr),
-        client: None,
+        client: client.handle.clone(),
         figures: Figures::default(),
     };
     let mut paths = [
