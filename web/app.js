@@ -22,6 +22,76 @@ function missingFeatures() {
   return missing;
 }
 
+// WebRTC data channels to the native parties (the direct path; the relay
+// stays the fallback). Only the page has RTCPeerConnection, so it makes them
+// and hands each data channel to the network worker, which sends QUIC's
+// packets on it. One certificate and one set of ICE credentials serve every
+// peer connection; they are announced through the coordinator under the
+// invite's MAC, so the natives accept only this certificate, and the page
+// only the certificates the natives announced.
+const webrtc = { cert: null, ufrag: null, pwd: null, connections: [] };
+
+// ICE characters: letters and digits (RFC 8839 allows `+` and `/` too).
+function iceText(length) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const random = crypto.getRandomValues(new Uint8Array(length));
+  return Array.from(random, (b) => alphabet[b % alphabet.length]).join('');
+}
+
+// {fingerprint, ufrag, pwd} for our announcement, or null without WebRTC.
+async function webrtcOffer() {
+  if (typeof RTCPeerConnection === 'undefined') return null;
+  try {
+    webrtc.cert = await RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' });
+  } catch {
+    return null;
+  }
+  const sha256 = webrtc.cert.getFingerprints().find((f) => f.algorithm === 'sha-256');
+  if (!sha256) return null;
+  webrtc.ufrag = iceText(16);
+  webrtc.pwd = iceText(32);
+  return { fingerprint: `sha-256 ${sha256.value.toUpperCase()}`, ufrag: webrtc.ufrag, pwd: webrtc.pwd };
+}
+
+// A peer connection to one native party, from what it announced: we are
+// the ICE-controlling side and DTLS client, checking its candidates; it is
+// ICE-lite and learns our address from our checks. Our offer carries the
+// announced ICE credentials (not the random ones Chromium picked); its answer
+// is written from its announcement. Every field was checked by the wasm
+// party when it verified the roster. The data channel goes to the worker at once.
+async function connectPeer(peer) {
+  const pc = new RTCPeerConnection({ certificates: [webrtc.cert] });
+  webrtc.connections.push(pc);
+  const channel = pc.createDataChannel('partyline', { negotiated: true, id: 0, ordered: false, maxRetransmits: 0 });
+  worker.postMessage({ type: 'channel', peer: peer.index, channel }, [channel]);
+  const offer = await pc.createOffer();
+  const sdp = offer.sdp
+    .replace(/a=ice-ufrag:.*\r\n/, `a=ice-ufrag:${webrtc.ufrag}\r\n`)
+    .replace(/a=ice-pwd:.*\r\n/, `a=ice-pwd:${webrtc.pwd}\r\n`);
+  await pc.setLocalDescription({ type: 'offer', sdp });
+  const hosts = peer.candidates.map((c) => {
+    const colon = c.lastIndexOf(':');
+    return { ip: c.slice(0, colon), port: c.slice(colon + 1) };
+  });
+  const answer = [
+    'v=0', 'o=- 0 0 IN IP4 0.0.0.0', 's=-', 't=0 0', 'a=group:BUNDLE 0', 'a=ice-lite',
+    `m=application ${hosts[0].port} UDP/DTLS/SCTP webrtc-datachannel`, `c=IN IP4 ${hosts[0].ip}`,
+    'a=mid:0', `a=ice-ufrag:${peer.ufrag}`, `a=ice-pwd:${peer.pwd}`,
+    `a=fingerprint:${peer.fingerprint}`, 'a=setup:passive', 'a=sctp-port:5000',
+    ...hosts.map((h, i) => `a=candidate:${i + 1} 1 UDP ${2130706431 - i} ${h.ip} ${h.port} typ host`),
+    'a=end-of-candidates', '',
+  ].join('\r\n');
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+}
+
+function connectPeers(peers) {
+  for (const peer of peers) {
+    // A failure leaves this peer on the relay; the worker stops waiting for
+    // its channel after a few seconds.
+    connectPeer(peer).catch((e) => console.warn(`no WebRTC to party ${peer.index}: ${e.message || e}`));
+  }
+}
+
 let pythonReady = false;
 let joined = false;
 // From Join until the program has ended: closing or reloading the page would
@@ -107,6 +177,7 @@ function onMessage({ data }) {
           : ' — no identity';
         li.textContent = `${m.name}${m.you ? ' (you)' : ''}${identity}`;
         li.dataset.you = m.you;
+        li.dataset.index = m.index;
         return li;
       }));
       $('fingerprint').textContent = data.short;
@@ -129,10 +200,14 @@ function onMessage({ data }) {
       $('status').textContent = 'Your program did not start; the session has ended for every party.';
       document.body.dataset.finished = 'refused';
       break;
+    case 'webrtc':
+      connectPeers(data.peers);
+      break;
     case 'connected':
-      // A browser has no UDP: every path from it goes through the relay.
+      // Each peer's path: a direct WebRTC data channel, or the relay.
       for (const li of $('members').children) {
-        if (li.dataset.you !== 'true') li.textContent += ' · connected via relay';
+        const path = data.paths.find((p) => String(p.index) === li.dataset.index);
+        if (path) li.textContent += ` · connected via ${path.path}`;
       }
       $('status').textContent = pythonReady
         ? 'Every party accepted the roster. Running the program…'
@@ -143,6 +218,7 @@ function onMessage({ data }) {
       break;
     case 'finished':
       running = false;
+      for (const pc of webrtc.connections) pc.close();
       if (data.ok) {
         $('status').innerHTML = '';
         const done = document.createElement('span');
@@ -276,7 +352,8 @@ function start() {
     const args = $('args').value.split(/\s+/).filter(Boolean);
     const expected = $('expect').value;
     const confirm = $('confirm-fingerprint').checked;
-    worker.postMessage({ type: 'join', name, expected, confirm, program, args });
+    const webrtcData = await webrtcOffer();
+    worker.postMessage({ type: 'join', name, expected, confirm, program, args, webrtc: webrtcData });
   };
   $('confirm-form').onsubmit = (event) => {
     event.preventDefault();

@@ -9,15 +9,17 @@
 // Messages from the page: {type: 'port'} with a MessagePort to python.js,
 // {type: 'open', link, origin}, {type: 'open-code', code, origin},
 // {type: 'refresh'},
-// {type: 'join', name, expected, confirm, program: {name, source}, args},
-// {type: 'typed', fingerprint}.
+// {type: 'join', name, expected, confirm, program: {name, source}, args, webrtc},
+// {type: 'typed', fingerprint}, {type: 'channel', peer, channel} (a data
+// channel to a native party, transferred).
 // Messages to the page: {type: 'session', view},
 // {type: 'invite-error', message}, {type: 'code-error', message}, {type: 'code-accepted'},
 // {type: 'session-unavailable', message},
 // {type: 'input-error', message}, {type: 'joining', name},
 // {type: 'progress', joined, expected},
-// {type: 'roster', index, fingerprint, short, members}, {type: 'confirm'},
-// {type: 'refused', message}, {type: 'accepted'}, {type: 'connected', ms},
+// {type: 'roster', index, fingerprint, short, members},
+// {type: 'webrtc', peers} (the natives to make a data channel to), {type: 'confirm'},
+// {type: 'refused', message}, {type: 'accepted'}, {type: 'connected', ms, paths},
 // {type: 'finished', ok, seconds, error?}, {type: 'error', message}.
 // On the port to python.js: see there.
 import init, { Session, check_expected, party_name } from './pkg/partyline_web.js';
@@ -27,6 +29,8 @@ const errorText = (e) => (e && e.message) || String(e);
 const JOIN_TIMEOUT_SECS = 600;
 
 let session = null;
+// Our party once the roster is verified: the page's data channels go to it.
+let joinedParty = null;
 // The port to python.js, which runs the program.
 let python = null;
 // Resolves with what the person typed, while the confirm step waits for it.
@@ -85,7 +89,7 @@ async function accept(party, confirm) {
   await party.confirm(await typed);
 }
 
-async function join({ name, expected, confirm, program, args }) {
+async function join({ name, expected, confirm, program, args, webrtc }) {
   // Checked before anything is announced, by the rules every party applies;
   // the name in the normal form the others will see.
   try {
@@ -96,7 +100,9 @@ async function join({ name, expected, confirm, program, args }) {
     return;
   }
   post({ type: 'joining', name });
-  const party = await session.join(name, expected, (p) => post({ type: 'progress', ...p }), JOIN_TIMEOUT_SECS);
+  const party = await session.join(name, expected, (p) => post({ type: 'progress', ...p }),
+    JOIN_TIMEOUT_SECS, webrtc ?? null);
+  joinedParty = party;
   post({
     type: 'roster',
     index: party.index,
@@ -104,6 +110,8 @@ async function join({ name, expected, confirm, program, args }) {
     short: party.short_fingerprint,
     members: party.members(),
   });
+  const webrtcPeers = party.webrtc_peers();
+  if (webrtcPeers.length) post({ type: 'webrtc', peers: webrtcPeers });
   const connectStarted = performance.now();
   try {
     await party.connect(JOIN_TIMEOUT_SECS);
@@ -127,7 +135,7 @@ async function join({ name, expected, confirm, program, args }) {
     await party.abort('the browser party did not start its program');
     throw e;
   }
-  post({ type: 'connected', ms: Math.round(performance.now() - connectStarted) });
+  post({ type: 'connected', ms: Math.round(performance.now() - connectStarted), paths: party.paths() });
   await runInPython(party, program, args);
 }
 
@@ -186,6 +194,7 @@ self.onmessage = async ({ data, ports }) => {
     else if (data.type === 'refresh') await refresh();
     else if (data.type === 'join') await join(data);
     else if (data.type === 'typed' && typedFingerprint) typedFingerprint(data.fingerprint);
+    else if (data.type === 'channel') joinedParty?.add_channel(data.peer, data.channel);
   } catch (e) {
     post({ type: 'error', message: errorText(e) });
   }

@@ -465,8 +465,8 @@ const tests = {
     // The same page at a phone's width, for the README's "what a phone user sees".
     await s.pages[0].page.setViewportSize({ width: 390, height: 844 });
     await s.pages[0].page.screenshot({ path: join(OUT, 'screenshot-phone.png'), fullPage: true });
-    // The QUIC round-trip time a native party measured to the browser, through the relay.
-    const rtt = s.natives[0].stderr.match(/browser0 \([^)]*\), connected via relay, rtt ([0-9.]+) ms/);
+    // The QUIC round-trip time a native party measured to the browser, over WebRTC.
+    const rtt = s.natives[0].stderr.match(/browser0 \([^)]*\), connected via direct \(webrtc\), rtt ([0-9.]+) ms/);
     return { santa_1_browser_wall_s: s.wall, pyodide_startup_ms: s.pageResults[0].pyodideMs,
       browser_program_s: s.pageResults[0].seconds, native_to_browser_rtt_ms: rtt && Number(rtt[1]),
       santa_1_browser_mpyc_elapsed_s: Math.max(mpycElapsed(s.pageResults[0].output),
@@ -795,6 +795,43 @@ const tests = {
     assert.ok(native.stderr.includes('party 0: alice ('), native.stderr);
   },
 
+  async 'a browser talks to native parties over WebRTC, whichever side dials'(context) {
+    // Seats: native0 (dials the browser), browser0, native1 (dialled by
+    // the browser); each browser↔native pair goes over a data channel.
+    const server = await startServer();
+    const invite = await createInvite(server, 3);
+    const args = ['7', '-2', '30'];
+    const browser = await openPage(context, invite);
+    const first = joinNative(invite, 'native0', [SUM, ...args]);
+    await stderrSays(first, '1 of 3 parties joined');
+    await joinInPage(browser, 'browser0', 'securesum.py', args.join(' '));
+    await browser.page.waitForFunction(() => document.getElementById('status').textContent
+      .startsWith('Waiting for 1 more party'), null, { timeout: 30_000 });
+    const started = Date.now();
+    const second = joinNative(invite, 'native1', [SUM, ...args]);
+    const result = await pageResult(browser);
+    assert.equal(result.finished, 'ok', `the page did not run: ${result.error}\n${result.output}\n${first.stderr}\n${second.stderr}`);
+    const outputs = await Promise.all([first, second].map(nativeResult));
+    const wall = (Date.now() - started) / 1000;
+    const sums = resultLines(result.output, ['sum', 'product', 'max']);
+    assert.deepEqual(sums, ['sum: 35', 'product: -420', 'max: 30']);
+    for (const o of outputs) assert.deepEqual(resultLines(o, ['sum', 'product', 'max']), sums);
+    const members = await browser.page.$$eval('#members li', (items) => items.map((li) => li.textContent));
+    for (const name of ['native0', 'native1']) {
+      assert.ok(members.some((m) => m.startsWith(name) && m.endsWith('· connected via direct (webrtc)')),
+        members.join('\n'));
+    }
+    const rtts = [first, second].map((p) => {
+      const m = p.stderr.match(/browser0 \([^)]*\), connected via direct \(webrtc\), rtt ([0-9.]+) ms/);
+      assert.ok(m, `the native party does not report a WebRTC path to the browser:\n${p.stderr}`);
+      return Number(m[1]);
+    });
+    // The natives between themselves keep their own direct UDP path.
+    assert.match(first.stderr, /native1 \([^)]*\), connected via direct, rtt/);
+    return { webrtc_native_to_browser_rtt_ms: Math.max(...rtts), webrtc_sum_3_parties_wall_s: wall,
+      webrtc_sum_browser_mpyc_elapsed_s: mpycElapsed(result.output) };
+  },
+
   async 'a native party with an identity shows its words in the page, which keeps no address book'(context) {
     const config = mkdtempSync(join(tmpdir(), 'partyline-web-id-'));
     cleanups.push(() => rmSync(config, { recursive: true, force: true }));
@@ -811,9 +848,9 @@ const tests = {
     assert.equal(result.finished, 'ok', `the page did not run: ${result.error}\n${result.output}`);
     await nativeResult(native);
     const members = await browser.page.textContent('#members');
-    const shown = `bob — identity ${words.slice(0, 6).join(' ')}…, not remembered in the browser · connected via relay`;
+    const shown = `bob — identity ${words.slice(0, 6).join(' ')}…, not remembered in the browser · connected via direct (webrtc)`;
     assert.ok(members.includes(shown), members);
-    assert.match(native.stderr, /party \d: alice \(no identity\), connected via relay/);
+    assert.match(native.stderr, /party \d: alice \(no identity\), connected via direct \(webrtc\)/);
   },
 
   async 'a browser party whose tab is in the background for 30 s keeps its session'() {

@@ -18,8 +18,10 @@ use partyline_proto::pin::PinnedCertVerifier;
 use partyline_proto::relay_batches::RelayBatches;
 use partyline_proto::transport::{CLOSE_LIMIT, ONLINE_TIMEOUT, PeerTimeout};
 use partyline_wire::api::RelayInfo;
-use partyline_wire::{CertPin, EndpointKey};
+use partyline_wire::{CertPin, EndpointKey, WebRtcOffer};
+use tokio_util::task::AbortOnDropHandle;
 
+use crate::webrtc::WebRtcHost;
 use crate::{ALPN, MeshError};
 
 /// Where our session's relay is and how to trust it.
@@ -47,6 +49,15 @@ pub struct PartyEndpoint {
     pub(crate) relay_url: RelayUrl,
     /// Every relay of the server: those a peer may announce.
     server_relays: Vec<RelayUrl>,
+    /// Our end of browser parties' WebRTC data channels; `None` relay-only.
+    pub(crate) webrtc: Option<WebRtc>,
+}
+
+/// The WebRTC host and its driver task, which ends with the last clone.
+#[derive(Clone, Debug)]
+pub(crate) struct WebRtc {
+    pub(crate) host: WebRtcHost,
+    _driver: Arc<AbortOnDropHandle<()>>,
 }
 
 impl PartyEndpoint {
@@ -98,12 +109,23 @@ impl PartyEndpoint {
             .ca_tls_config(ca)
             .transport_config(config.peer_timeout.transport_config())
             .alpns(vec![ALPN.to_vec()]);
-        if config.relay_only {
+        let webrtc = if config.relay_only {
             // Without UDP sockets iroh would relay every packet alone.
             builder = builder
                 .clear_ip_transports()
                 .add_custom_transport(Arc::new(RelayBatches));
-        }
+            None
+        } else {
+            let host = WebRtcHost::bind().map_err(|e| {
+                MeshError::Bind(format!("cannot open the UDP socket for WebRTC: {e}"))
+            })?;
+            builder = builder.add_custom_transport(Arc::new(host.clone()));
+            let driver = Arc::new(AbortOnDropHandle::new(host.drive()));
+            Some(WebRtc {
+                host,
+                _driver: driver,
+            })
+        };
         let endpoint = builder
             .bind()
             .await
@@ -112,6 +134,7 @@ impl PartyEndpoint {
             endpoint,
             relay_url,
             server_relays,
+            webrtc,
         })
     }
 
@@ -187,6 +210,18 @@ impl PartyEndpoint {
             .ip_addrs()
             .map(|a| a.to_string())
             .collect()
+    }
+
+    /// What we announce so that browser parties can open a WebRTC data
+    /// channel to us: candidates on our direct addresses; `None` relay-only.
+    pub fn webrtc_offer(&self) -> Option<WebRtcOffer> {
+        let ips = self
+            .endpoint
+            .addr()
+            .ip_addrs()
+            .map(|a| a.ip())
+            .collect::<Vec<_>>();
+        Some(self.webrtc.as_ref()?.host.offer(ips))
     }
 
     /// Whether `ip` is one of our direct addresses: if the server saw our

@@ -19,6 +19,8 @@
 //!   and the byte pumps between TCP and QUIC.
 //! - [`local_peer`]: which local user a connection to a tunnel end comes from.
 //! - [`ending`]: watching how each peer's connection ends.
+//! - [`webrtc`]: our end of browser parties' WebRTC data channels, an iroh
+//!   custom transport (str0m, ICE-lite, one UDP socket per session).
 #![forbid(unsafe_code)]
 
 pub mod addrs;
@@ -27,6 +29,7 @@ pub mod ending;
 pub mod endpoint;
 pub mod forward;
 pub mod local_peer;
+pub mod webrtc;
 
 pub use addrs::{AddrsError, Fallback, LocalEnds};
 pub use connect::{PathKind, PeerLink, connect_all, ready_barrier};

@@ -81,6 +81,7 @@ async fn a_party_dialling_a_stranger_gets_no_connection() {
         relay_url: None,
         addrs: stranger.direct_addrs(),
         identity: None,
+        webrtc: None,
     };
     let alices = [member(0, "alice", &alice), bob_at_strangers_address];
     // The stranger expects Alice, so it would keep a connection from her.

@@ -8,17 +8,17 @@
 //!
 //! Nothing is spawned, so the same code runs on a multi-threaded runtime and
 //! in the browser's single thread.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use iroh::endpoint::Connection;
-use iroh::{Endpoint, EndpointAddr, EndpointId, RelayUrl};
+use iroh::{Endpoint, EndpointAddr, EndpointId, RelayUrl, TransportAddr};
 use n0_future::{FuturesUnordered, StreamExt};
 use partyline_wire::{EndpointKey, Member, Roster};
 
-use crate::{ALPN, CloseCode};
+use crate::{ALPN, CloseCode, webrtc};
 
 /// Incoming handshakes in progress at once: strangers dialling our endpoint
 /// can hold no more of our memory than this.
@@ -47,6 +47,18 @@ pub enum Dialing {
 }
 
 impl Dialing {
+    /// The member over its open WebRTC data channel only: were the relay
+    /// also given, iroh would send the first packet both ways and keep
+    /// whichever path answered first, often the relay.
+    fn webrtc_addr(member: &Member) -> Result<EndpointAddr, String> {
+        let id = EndpointId::from_bytes(&member.endpoint.0)
+            .map_err(|e| format!("its endpoint id is not a valid key: {e}"))?;
+        Ok(EndpointAddr::from_parts(
+            id,
+            [TransportAddr::Custom(webrtc::peer_addr(&member.endpoint))],
+        ))
+    }
+
     fn addr(&self, member: &Member) -> Result<EndpointAddr, String> {
         let id = EndpointId::from_bytes(&member.endpoint.0)
             .map_err(|e| format!("its endpoint id is not a valid key: {e}"))?;
@@ -104,7 +116,8 @@ pub enum ConnectError {
 }
 
 /// Connects to every peer of the roster within `timeout` and returns the
-/// connections in seat order.
+/// connections in seat order. Peers in `over_webrtc` (their data channel is
+/// open) are dialled over it, and through the relay if that fails.
 ///
 /// On failure the connections already made are closed with
 /// [`CloseCode::Aborted`] and the reason, so those peers learn at once why
@@ -113,6 +126,7 @@ pub async fn connect_all(
     endpoint: &Endpoint,
     roster: &Roster,
     dialing: &Dialing,
+    over_webrtc: &BTreeSet<EndpointKey>,
     timeout: Duration,
 ) -> Result<Vec<(Member, Connection)>, ConnectError> {
     let own = roster.own_index;
@@ -126,6 +140,23 @@ pub async fn connect_all(
         .peers()
         .filter(|m| m.index > own)
         .map(|member| async move {
+            if over_webrtc.contains(&member.endpoint) {
+                let direct = match Dialing::webrtc_addr(member) {
+                    Ok(addr) => endpoint
+                        .connect(addr, ALPN)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(reason) => Err(reason),
+                };
+                match direct {
+                    Ok(conn) => return (member, Ok(conn)),
+                    Err(reason) => tracing::warn!(
+                        "could not connect to party {} ({}) over WebRTC: {reason}; trying the relay",
+                        member.index,
+                        member.name
+                    ),
+                }
+            }
             let result = match dialing.addr(member) {
                 Ok(addr) => endpoint
                     .connect(addr, ALPN)
@@ -225,6 +256,7 @@ mod tests {
             relay_url: relay_url.map(str::to_string),
             addrs: addrs.iter().map(|a| a.to_string()).collect(),
             identity: None,
+            webrtc: None,
         }
     }
 

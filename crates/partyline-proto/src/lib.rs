@@ -22,6 +22,8 @@
 //!   host, through the coordinator, that gives the invite.
 //! - [`relay_batches`]: relayed packets in batches for endpoints without UDP
 //!   (browsers, and natives with `--relay-only`).
+//! - [`webrtc`]: what both ends of a WebRTC data channel (a browser's
+//!   direct path to a native party) agree on: addresses, channel, limits.
 //! - [`pin`]: trusting the self-hosted server's TLS certificate by its pin (native parties).
 #![forbid(unsafe_code)]
 
@@ -34,6 +36,7 @@ pub mod ready;
 pub mod relay_batches;
 pub mod stream;
 pub mod transport;
+pub mod webrtc;
 
 pub use code::{CodeFailure, CodeRelay, invite_from_code};
 pub use connect::{ConnectError, Dialing, connect_all};

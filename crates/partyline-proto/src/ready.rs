@@ -188,6 +188,8 @@ fn closed_by(error: iroh::endpoint::ConnectionError) -> Failure {
 #[cfg(test)]
 mod tests {
     //! Two real iroh endpoints on loopback, connected directly (no relay).
+    use std::collections::BTreeSet;
+
     use iroh::endpoint::presets;
     use iroh::{Endpoint, RelayMode, SecretKey};
     use partyline_wire::{EndpointKey, SessionId};
@@ -220,6 +222,7 @@ mod tests {
             relay_url: None,
             addrs: endpoint.addr().ip_addrs().map(|a| a.to_string()).collect(),
             identity: None,
+            webrtc: None,
         }
     }
 
@@ -242,9 +245,10 @@ mod tests {
             0,
         );
         let bob = roster(&[member(0, bob_sees[0], &a), member(1, bob_sees[1], &b)], 1);
+        let no_webrtc = BTreeSet::new();
         let (from_a, from_b) = tokio::join!(
-            connect_all(&a, &alice, &Dialing::Direct, TIMEOUT),
-            connect_all(&b, &bob, &Dialing::Direct, TIMEOUT),
+            connect_all(&a, &alice, &Dialing::Direct, &no_webrtc, TIMEOUT),
+            connect_all(&b, &bob, &Dialing::Direct, &no_webrtc, TIMEOUT),
         );
         let (_, a_to_b) = from_a.expect("alice connects").remove(0);
         let (_, b_to_a) = from_b.expect("bob connects").remove(0);

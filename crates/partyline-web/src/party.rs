@@ -9,7 +9,7 @@
 //! violation closes every connection with [`CloseCode::SeatViolation`] and a
 //! reason naming the peer.
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +19,10 @@ use iroh::{Endpoint, RelayConfig, RelayMode, RelayUrl, SecretKey};
 use n0_future::task::JoinHandle;
 use partyline_proto::relay_batches::RelayBatches;
 use partyline_proto::transport::{CLOSE_LIMIT, DRAIN_LIMIT, ONLINE_TIMEOUT, transport_config};
-use partyline_proto::{ALPN, CloseCode, Dialing, ready_barrier};
+use partyline_proto::{ALPN, CloseCode, Dialing, ready_barrier, webrtc};
 use partyline_wire::checks::{ExpectedNames, Refusal, check_typed};
 use partyline_wire::seat::SeatViolation;
-use partyline_wire::{EndpointKey, Invite, Member, Roster, ServerUrl};
+use partyline_wire::{EndpointKey, Invite, Member, Roster, ServerUrl, WebRtcOffer};
 use serde::Serialize;
 use tokio::sync::oneshot;
 use wasm_bindgen::prelude::*;
@@ -32,18 +32,22 @@ use crate::WebError;
 use crate::http::Coordinator;
 use crate::session::to_js;
 use crate::stream::{CheckedStream, PeerStream, Source, guard_incoming};
+use crate::webrtc::Channels;
 
-/// Our endpoint: a fresh key, and the relay on the page's own origin as its
-/// only path (a browser has no UDP, so there are no direct paths).
+/// Our endpoint: a fresh key, the relay on the page's own origin, and the
+/// WebRTC data channels to native parties the page hands us (a browser has
+/// no UDP sockets of its own).
 pub(crate) struct PartyEndpoint {
     endpoint: Endpoint,
     relay_url: RelayUrl,
+    channels: Channels,
 }
 
 impl PartyEndpoint {
     /// `session` is shown to the relay, which serves only the parties of live
     /// sessions on its server.
     pub(crate) async fn bind(server: &ServerUrl, session: &str) -> Result<Self, WebError> {
+        let channels = Channels::default();
         // The coordinator serves the relay at `/relay` on its own origin, the
         // path iroh's relay client dials, so the page talks to one origin only.
         let relay_url: RelayUrl = server
@@ -59,9 +63,10 @@ impl PartyEndpoint {
             ))
             .transport_config(transport_config())
             .alpns(vec![ALPN.to_vec()])
-            // A browser has no UDP: every packet goes through the relay, in
-            // batches as a native relay-only party sends them.
+            // A browser has no UDP: every packet not on a data channel goes
+            // through the relay, in batches as a native relay-only party sends them.
             .add_custom_transport(Arc::new(RelayBatches))
+            .add_custom_transport(Arc::new(channels.clone()))
             .bind()
             .await
             .map_err(|e| WebError::Bind(e.to_string()))?;
@@ -78,6 +83,7 @@ impl PartyEndpoint {
         Ok(Self {
             endpoint,
             relay_url,
+            channels,
         })
     }
 
@@ -91,6 +97,7 @@ impl PartyEndpoint {
 
     pub(crate) async fn close(&self) {
         let _ = n0_future::time::timeout(CLOSE_LIMIT, self.endpoint.close()).await;
+        self.channels.close();
     }
 }
 
@@ -104,6 +111,22 @@ struct MemberForPage {
     /// The 12 words of the party's identity, its signature verified; the
     /// page keeps no address book to compare them with earlier sessions.
     identity: Option<String>,
+}
+
+/// A native peer's WebRTC data, as the page makes its peer connection from it.
+#[derive(Serialize)]
+struct WebRtcPeerForPage {
+    index: usize,
+    #[serde(flatten)]
+    offer: WebRtcOffer,
+}
+
+/// The path QUIC uses to one peer, as the page shows it.
+#[derive(Serialize)]
+struct PathForPage {
+    index: usize,
+    path: &'static str,
+    rtt_ms: Option<f64>,
 }
 
 /// A joined party: the verified roster and, after [`Party::connect`], one
@@ -223,6 +246,72 @@ impl Party {
             })
             .collect();
         to_js(&members)
+    }
+
+    /// The native peers that offer a WebRTC data channel, for the page to
+    /// make a peer connection to each: `[{index, ufrag, pwd, fingerprint,
+    /// candidates}]`, every field checked when the roster was verified.
+    pub fn webrtc_peers(&self) -> Result<JsValue, JsValue> {
+        if self.inner.roster.own().webrtc.is_none() {
+            return to_js(&Vec::<WebRtcPeerForPage>::new());
+        }
+        let peers: Vec<WebRtcPeerForPage> = self
+            .inner
+            .roster
+            .peers()
+            .filter_map(|m| {
+                let offer = m.webrtc.as_ref().filter(|w| !w.candidates.is_empty())?;
+                Some(WebRtcPeerForPage {
+                    index: m.index,
+                    offer: offer.clone(),
+                })
+            })
+            .collect();
+        to_js(&peers)
+    }
+
+    /// Takes the page's data channel to party `peer` (see
+    /// [`Party::webrtc_peers`]), before [`Party::connect`].
+    pub fn add_channel(
+        &self,
+        peer: usize,
+        channel: web_sys::RtcDataChannel,
+    ) -> Result<(), JsError> {
+        let member = self
+            .inner
+            .roster
+            .members
+            .get(peer)
+            .ok_or(WebError::NoSuchPeer(peer))?;
+        self.inner.endpoint.channels.add(member.endpoint, channel);
+        Ok(())
+    }
+
+    /// The path to each peer QUIC sends on now: `[{index, path, rtt_ms}]`,
+    /// `path` being `direct (webrtc)` or `relay`.
+    pub fn paths(&self) -> Result<JsValue, JsValue> {
+        let paths: Vec<PathForPage> = self
+            .inner
+            .links
+            .borrow()
+            .iter()
+            .map(|(&index, conn)| {
+                let selected = conn.paths().iter().find(|p| p.is_selected()).map(|p| {
+                    let kind = if webrtc::is_webrtc(p.remote_addr()) {
+                        webrtc::PATH_NAME
+                    } else {
+                        "relay"
+                    };
+                    (kind, p.rtt())
+                });
+                PathForPage {
+                    index,
+                    path: selected.map_or("relay", |(kind, _)| kind),
+                    rtt_ms: selected.map(|(_, rtt)| rtt.as_secs_f64() * 1000.0),
+                }
+            })
+            .collect();
+        to_js(&paths)
     }
 
     /// Connects to every peer within `timeout_secs`. Nothing is sent on the
@@ -413,9 +502,31 @@ impl Inner {
         // same relay server the peer is connected to, whatever URL the peer
         // announced, and the page may talk to no other origin.
         let dialing = Dialing::ThroughRelay(self.endpoint.relay_url.clone());
-        let links =
-            partyline_proto::connect_all(&self.endpoint.endpoint, &self.roster, &dialing, timeout)
-                .await?;
+        // The native peers we dial over their data channel, if it opens in
+        // time (the page makes it from `webrtc_peers`); the others dial us.
+        let dialled: BTreeSet<EndpointKey> = self
+            .roster
+            .peers()
+            .filter(|m| m.index > self.roster.own_index)
+            .filter(|m| m.webrtc.as_ref().is_some_and(|w| !w.candidates.is_empty()))
+            .map(|m| m.endpoint)
+            .collect();
+        let over_webrtc = if dialled.is_empty() || self.roster.own().webrtc.is_none() {
+            BTreeSet::new()
+        } else {
+            self.endpoint
+                .channels
+                .wait_open(&dialled, webrtc::CHANNEL_LIMIT)
+                .await
+        };
+        let links = partyline_proto::connect_all(
+            &self.endpoint.endpoint,
+            &self.roster,
+            &dialing,
+            &over_webrtc,
+            timeout,
+        )
+        .await?;
         *self.links.borrow_mut() = links
             .into_iter()
             .map(|(member, conn)| (member.index, conn))

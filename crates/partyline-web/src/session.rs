@@ -8,7 +8,7 @@ use partyline_wire::announce::{AnnouncementKey, typed_name};
 use partyline_wire::api::SessionState;
 use partyline_wire::checks::ExpectedNames;
 use partyline_wire::roster::verify_all;
-use partyline_wire::{Announcement, Code, Invite, ServerUrl};
+use partyline_wire::{Announcement, Code, Invite, ServerUrl, WebRtcOffer};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -100,19 +100,26 @@ impl Session {
     /// `on_progress` is called with `{joined: [names], expected}` whenever
     /// that list changes. Both `name` and `expected` are checked (see
     /// [`party_name`], [`check_expected`]) before anything is announced.
+    /// `webrtc` is `{fingerprint, ufrag, pwd}` of the page's peer
+    /// connections (one certificate for all), announced so that native
+    /// parties accept our data channels; `null` if the page has none.
     pub fn join(
         &self,
         name: String,
         expected: String,
         on_progress: js_sys::Function,
         timeout_secs: u32,
+        webrtc: JsValue,
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let name = own_name(&name)?;
             let expected = expected_names(&expected)?;
+            let webrtc = webrtc_offer(webrtc)?;
             let timeout = Duration::from_secs(timeout_secs.into());
-            let party = inner.join(name, expected, on_progress, timeout).await?;
+            let party = inner
+                .join(name, expected, webrtc, on_progress, timeout)
+                .await?;
             Ok(party.into())
         })
     }
@@ -154,6 +161,17 @@ pub fn check_expected(list: &str) -> Result<(), JsError> {
     Ok(())
 }
 
+/// The page's WebRTC data, held to the rules every party checks it by.
+fn webrtc_offer(page: JsValue) -> Result<Option<WebRtcOffer>, WebError> {
+    if page.is_null() || page.is_undefined() {
+        return Ok(None);
+    }
+    let offer: WebRtcOffer =
+        serde_wasm_bindgen::from_value(page).map_err(|e| WebError::WebRtc(e.to_string()))?;
+    offer.check().map_err(|e| WebError::WebRtc(e.to_string()))?;
+    Ok(Some(offer))
+}
+
 fn own_name(typed: &str) -> Result<String, WebError> {
     typed_name(typed.trim()).map_err(|e| WebError::Name(e.to_string()))
 }
@@ -167,6 +185,7 @@ impl Inner {
         &self,
         name: String,
         expected: Option<ExpectedNames>,
+        webrtc: Option<WebRtcOffer>,
         on_progress: js_sys::Function,
         timeout: Duration,
     ) -> Result<Party, WebError> {
@@ -183,6 +202,7 @@ impl Inner {
             addrs: Vec::new(),
             joined_at_ms: now_ms(),
             identity: None,
+            webrtc,
         };
         let show_progress = |progress: &Progress| {
             let for_page = ProgressForPage {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use unicode_normalization::{UnicodeNormalization, is_nfc};
 
 use crate::identity::{BadProof, Identity, IdentityProof};
+use crate::webrtc::{BadWebRtc, WebRtcOffer};
 use crate::{EndpointKey, Invite, SessionId};
 
 /// The longest party name, in characters.
@@ -38,6 +39,12 @@ pub struct Announcement {
     /// fields) and still verify the MAC over the whole body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<IdentityProof>,
+    /// What a browser needs to open a WebRTC data channel to this party (or,
+    /// a browser's own, what its peers check its DTLS certificate against).
+    /// Absent from the JSON when `None`, like `identity`, so parties that
+    /// predate it read and verify the announcement as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webrtc: Option<WebRtcOffer>,
 }
 
 impl Announcement {
@@ -73,6 +80,8 @@ pub enum AnnounceError {
     BadName { name: String, problem: NameProblem },
     #[error("its party {name:?} claims an identity, but {problem}")]
     BadIdentity { name: String, problem: BadProof },
+    #[error("its party {name:?} announced WebRTC parameters, but {problem}")]
+    BadWebRtc { name: String, problem: BadWebRtc },
 }
 
 /// What is wrong with a party name; see [`check_name`] for the rules.
@@ -224,6 +233,12 @@ impl AnnouncementKey {
                     problem,
                 })?;
         }
+        if let Some(webrtc) = &announcement.webrtc {
+            webrtc.check().map_err(|problem| AnnounceError::BadWebRtc {
+                name: announcement.name.clone(),
+                problem,
+            })?;
+        }
         Ok(announcement)
     }
 }
@@ -254,6 +269,7 @@ mod tests {
             addrs: vec!["127.0.0.1:4000".into()],
             joined_at_ms: 17,
             identity: None,
+            webrtc: None,
         }
     }
 

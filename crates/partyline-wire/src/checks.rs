@@ -148,6 +148,7 @@ mod tests {
                 relay_url: None,
                 addrs: vec![],
                 identity: None,
+                webrtc: None,
             })
             .collect();
         Roster {

@@ -44,6 +44,7 @@ pub mod relay_token;
 pub mod roster;
 pub mod seat;
 pub mod url;
+pub mod webrtc;
 pub mod write_token;
 
 pub use announce::{Announcement, AnnouncementKey, SignedAnnouncement};
@@ -54,6 +55,7 @@ pub use invite::{CertPin, Invite, InviteError, InviteSecret, SessionId};
 pub use relay_token::{RelayToken, RelayTokenHash, WeakRelayToken};
 pub use roster::{Member, Roster, RosterError};
 pub use url::{BadServerUrl, ServerUrl};
+pub use webrtc::WebRtcOffer;
 pub use write_token::{WriteToken, WriteTokenHash};
 
 /// The largest session partyline accepts. MPyC itself slows down steeply past

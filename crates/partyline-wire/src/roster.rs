@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use crate::announce::{AnnounceError, Announcement, AnnouncementKey, SignedAnnouncement};
 use crate::fingerprint::Fingerprint;
-use crate::{EndpointKey, IdentityKey, Invite, SessionId};
+use crate::{EndpointKey, IdentityKey, Invite, SessionId, WebRtcOffer};
 
 /// One party in a verified roster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct Member {
     /// The party's long-term identity, its signature verified; `None` for a
     /// party without one.
     pub identity: Option<IdentityKey>,
+    /// Its WebRTC parameters (checked), if it offers a data channel.
+    pub webrtc: Option<WebRtcOffer>,
 }
 
 /// The verified list of all parties of a session, in seat order.
@@ -147,6 +149,7 @@ impl Roster {
                 relay_url: a.relay_url,
                 addrs: a.addrs,
                 identity: a.identity.map(|proof| proof.key),
+                webrtc: a.webrtc,
             })
             .collect();
         Ok(Some(Roster {
@@ -222,6 +225,7 @@ mod tests {
             addrs: vec![],
             joined_at_ms: at,
             identity: None,
+            webrtc: None,
         }
     }
 

@@ -370,6 +370,7 @@ async fn announce_and_wait_against(
         addrs: Vec::new(),
         joined_at_ms: 0,
         identity: None,
+        webrtc: None,
     };
     let error = announce_and_wait(&coordinator, &invite, &own, timeout, |_| {})
         .await

@@ -319,6 +319,7 @@ fn an_identity_its_party_cannot_prove_is_refused_by_every_party() {
         addrs: Vec::new(),
         joined_at_ms: 1,
         identity: None,
+        webrtc: None,
     };
 
     // Alice's identity key, signed by mallory's.

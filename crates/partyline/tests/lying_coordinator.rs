@@ -85,6 +85,7 @@ fn announcement(invite: &Invite, name: &str) -> Announcement {
         addrs: vec![],
         joined_at_ms: 0,
         identity: None,
+        webrtc: None,
     }
 }
 

@@ -65,6 +65,7 @@ fn an_invite_holder_announcing_a_zero_width_name_is_refused_by_every_honest_part
         addrs: Vec::new(),
         joined_at_ms: 1,
         identity: None,
+        webrtc: None,
     });
     tokio_runtime()
         .block_on(

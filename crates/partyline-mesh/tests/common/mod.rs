@@ -63,6 +63,7 @@ pub fn member(index: usize, name: &str, end: &PartyEndpoint) -> Member {
         relay_url: Some(end.relay_url()),
         addrs: end.direct_addrs(),
         identity: None,
+        webrtc: None,
     }
 }
 

@@ -84,6 +84,7 @@ pub fn announcement(session: SessionId, n: u8) -> SignedAnnouncement {
         addrs: vec![format!("127.0.0.1:{}", 4000 + u16::from(n))],
         joined_at_ms: u64::from(n),
         identity: None,
+        webrtc: None,
     })
 }
 

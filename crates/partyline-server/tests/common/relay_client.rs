@@ -69,5 +69,6 @@ pub fn announcement_of(
         addrs: vec![],
         joined_at_ms: 1,
         identity: None,
+        webrtc: None,
     })
 }

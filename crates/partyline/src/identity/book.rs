@@ -329,6 +329,7 @@ mod tests {
             relay_url: None,
             addrs: vec![],
             identity: identity.map(Identity::key),
+            webrtc: None,
         }
     }
 

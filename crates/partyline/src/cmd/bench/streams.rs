@@ -322,6 +322,7 @@ impl Pair {
                     end.direct_addrs()
                 },
                 identity: None,
+                webrtc: None,
             })
             .collect();
         let session = SessionId::random();

@@ -82,6 +82,7 @@ impl<'a> Seat<'a> {
             },
             joined_at_ms: unix_millis(),
             identity: None,
+            webrtc: party.webrtc_offer(),
         };
         let own = match identity {
             Some(identity) => own.with_identity(identity),

@@ -1,0 +1,421 @@
+//! The native end of a browser party's direct path: WebRTC data channels
+//! (`partyline_proto::webrtc`) as an iroh custom transport, with str0m.
+//!
+//! One UDP socket and one DTLS certificate per session serve every browser
+//! peer; we are ICE-lite and DTLS server, so we only answer: the browser
+//! sends its connectivity checks to the candidates we announced, and we learn
+//! its address from them (a peer-reflexive candidate). Each browser peer gets
+//! its own str0m [`Rtc`], created from its announcement in the verified
+//! roster: our announced ICE credentials and the browser's, whose STUN
+//! username tells the peers apart, and the browser's DTLS fingerprint, which
+//! str0m checks in the handshake. The announcements are MAC'd with the invite
+//! secret, so a coordinator cannot put its own certificate in the middle.
+//!
+//! The Rtcs live behind one mutex: a driver task feeds them what the socket
+//! receives and their timeouts, and iroh's sender writes QUIC packets into
+//! their data channels directly; whatever they have to send goes out at once.
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use iroh::endpoint::transports::{
+    CustomEndpoint, CustomSender, CustomTransport, RecvInfo, Transmit,
+};
+use iroh_base::CustomAddr;
+use n0_watcher::{Direct, Watchable};
+use noq_udp::{RecvMeta, UdpSocketState};
+use partyline_proto::webrtc::{CHANNEL_ID, CHANNEL_LABEL, Inbox, destination, packets, peer_key};
+use partyline_wire::{EndpointKey, Member, WebRtcOffer};
+use str0m::change::DirectApi;
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig};
+use tokio::io::Interest;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+/// The largest datagram we read: above any path MTU.
+const DATAGRAM_MAX: usize = 2048;
+
+/// Our WebRTC side for one session: the socket, the certificate, the
+/// browser peers. Cloning shares it.
+#[derive(Clone, Debug)]
+pub struct WebRtcHost {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    socket: tokio::net::UdpSocket,
+    udp: UdpSocketState,
+    port: u16,
+    creds: IceCreds,
+    cert: str0m::config::DtlsCert,
+    fingerprint: String,
+    state: Mutex<State>,
+    /// Tells the driver to look at the Rtcs' timeouts again.
+    wake_driver: Notify,
+    /// The browser peers whose data channel is open.
+    open: watch::Sender<BTreeSet<EndpointKey>>,
+}
+
+#[derive(Default)]
+struct State {
+    peers: HashMap<EndpointKey, Peer>,
+    inbox: Inbox,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("peers", &self.peers.len())
+            .field("inbox", &self.inbox)
+            .finish()
+    }
+}
+
+struct Peer {
+    rtc: Rtc,
+    channel: Option<ChannelId>,
+}
+
+impl WebRtcHost {
+    /// Binds the UDP socket on every IPv4 interface and makes the session's
+    /// certificate and ICE credentials; the driver runs until the returned
+    /// handle is dropped with the endpoint ([`WebRtcHost::stop`]).
+    pub fn bind() -> io::Result<Self> {
+        let std_socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        std_socket.set_nonblocking(true)?;
+        let udp = UdpSocketState::new((&std_socket).into())?;
+        let port = std_socket.local_addr()?.port();
+        let socket = tokio::net::UdpSocket::from_std(std_socket)?;
+        let provider = str0m::crypto::from_feature_flags();
+        let cert = provider
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| io::Error::other("cannot make a DTLS certificate"))?;
+        // The fingerprint as SDP writes it, taken from an Rtc with our
+        // certificate: str0m computes it, not we.
+        let mut probe = RtcConfig::new()
+            .set_dtls_cert(cert.clone())
+            .build(Instant::now());
+        let fingerprint = DirectApi::new(&mut probe)
+            .local_dtls_fingerprint()
+            .to_string();
+        let creds = IceCreds::new();
+        let (open, _) = watch::channel(BTreeSet::new());
+        let shared = Arc::new(Shared {
+            socket,
+            udp,
+            port,
+            creds,
+            cert,
+            fingerprint,
+            state: Mutex::default(),
+            wake_driver: Notify::new(),
+            open,
+        });
+        Ok(Self { shared })
+    }
+
+    /// Starts the task that reads the socket and keeps the Rtcs' timers; it
+    /// ends when the task handle is aborted ([`WebRtcHost`]'s owner does so
+    /// when the endpoint closes).
+    pub fn drive(&self) -> JoinHandle<()> {
+        let shared = self.shared.clone();
+        tokio::spawn(async move { shared.run().await })
+    }
+
+    /// What we announce: candidates on `ips` (our endpoint's direct
+    /// addresses; IPv4 only) at our WebRTC port.
+    pub fn offer(&self, ips: impl IntoIterator<Item = IpAddr>) -> WebRtcOffer {
+        let candidates: BTreeSet<SocketAddr> = ips
+            .into_iter()
+            .filter(IpAddr::is_ipv4)
+            .map(|ip| SocketAddr::new(ip, self.shared.port))
+            .collect();
+        WebRtcOffer {
+            fingerprint: self.shared.fingerprint.clone(),
+            ufrag: self.shared.creds.ufrag.clone(),
+            pwd: self.shared.creds.pass.clone(),
+            candidates: candidates
+                .into_iter()
+                .take(partyline_wire::webrtc::MAX_CANDIDATES)
+                .map(|c| c.to_string())
+                .collect(),
+        }
+    }
+
+    /// Gets ready for a data channel from every browser peer of the roster
+    /// (a member whose announcement has WebRTC data and no candidates);
+    /// returns their keys. `ours` is our own announced offer.
+    pub fn expect_browsers<'a>(
+        &self,
+        ours: &WebRtcOffer,
+        peers: impl IntoIterator<Item = &'a Member>,
+    ) -> BTreeSet<EndpointKey> {
+        let mut state = self.shared.lock();
+        let mut browsers = BTreeSet::new();
+        for member in peers {
+            let Some(theirs) = member.webrtc.as_ref().filter(|w| w.candidates.is_empty()) else {
+                continue;
+            };
+            let Ok(fingerprint) = theirs.fingerprint.parse() else {
+                continue;
+            };
+            let mut rtc = RtcConfig::new()
+                .set_ice_lite(true)
+                .set_dtls_cert(self.shared.cert.clone())
+                .set_local_ice_credentials(self.shared.creds.clone())
+                .build(Instant::now());
+            for candidate in ours.candidate_addrs() {
+                if let Ok(candidate) = Candidate::host(candidate, "udp") {
+                    rtc.add_local_candidate(candidate);
+                }
+            }
+            let mut api = DirectApi::new(&mut rtc);
+            api.set_remote_ice_credentials(IceCreds {
+                ufrag: theirs.ufrag.clone(),
+                pass: theirs.pwd.clone(),
+            });
+            api.set_remote_fingerprint(fingerprint);
+            api.set_ice_controlling(false);
+            if api.start_dtls(false).is_err() {
+                continue;
+            }
+            api.start_sctp(false);
+            api.create_data_channel(ChannelConfig {
+                label: CHANNEL_LABEL.to_string(),
+                ordered: false,
+                reliability: Reliability::MaxRetransmits { retransmits: 0 },
+                negotiated: Some(CHANNEL_ID),
+                protocol: String::new(),
+            });
+            state
+                .peers
+                .insert(member.endpoint, Peer { rtc, channel: None });
+            browsers.insert(member.endpoint);
+        }
+        self.shared.drain(&mut state);
+        drop(state);
+        self.shared.wake_driver.notify_one();
+        browsers
+    }
+
+    /// Waits until the data channel of every peer in `keys` is open, at most
+    /// `limit`; returns those that are.
+    pub async fn wait_open(
+        &self,
+        keys: &BTreeSet<EndpointKey>,
+        limit: Duration,
+    ) -> BTreeSet<EndpointKey> {
+        let mut open = self.shared.open.subscribe();
+        let _ = tokio::time::timeout(limit, open.wait_for(|open| keys.is_subset(open))).await;
+        open.borrow().intersection(keys).copied().collect()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn run(&self) {
+        let mut bufs = vec![[0u8; DATAGRAM_MAX]; noq_udp::BATCH_SIZE];
+        let mut metas = vec![RecvMeta::default(); noq_udp::BATCH_SIZE];
+        loop {
+            let next = {
+                let mut state = self.lock();
+                self.drain(&mut state)
+            };
+            let sleep = tokio::time::sleep_until(next.into());
+            tokio::select! {
+                readable = self.socket.readable() => {
+                    if readable.is_err() {
+                        return;
+                    }
+                    let mut slices: Vec<IoSliceMut> =
+                        bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+                    let received = self.socket.try_io(Interest::READABLE, || {
+                        self.udp.recv((&self.socket).into(), &mut slices, &mut metas)
+                    });
+                    if let Ok(count) = received {
+                        let mut state = self.lock();
+                        for (buf, meta) in bufs.iter().zip(&metas).take(count) {
+                            for datagram in buf[..meta.len].chunks(meta.stride.max(1)) {
+                                self.receive(&mut state, datagram, meta);
+                            }
+                        }
+                    }
+                }
+                _ = sleep => {
+                    let now = Instant::now();
+                    let mut state = self.lock();
+                    for peer in state.peers.values_mut() {
+                        let _ = peer.rtc.handle_input(Input::Timeout(now));
+                    }
+                }
+                _ = self.wake_driver.notified() => {}
+            }
+        }
+    }
+
+    /// One datagram from the socket, to the Rtc of the peer it belongs to.
+    fn receive(&self, state: &mut State, datagram: &[u8], meta: &RecvMeta) {
+        let Ok(contents) = datagram.try_into() else {
+            return;
+        };
+        let destination = SocketAddr::new(
+            meta.dst_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            self.port,
+        );
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source: meta.addr,
+                destination,
+                contents,
+            },
+        );
+        if let Some(peer) = state.peers.values_mut().find(|p| p.rtc.accepts(&input))
+            && let Err(e) = peer.rtc.handle_input(input)
+        {
+            tracing::debug!("WebRTC input refused: {e}");
+        }
+    }
+
+    /// Sends what every Rtc has to send, hands on their events, and returns
+    /// the earliest time one wants to be woken.
+    fn drain(&self, state: &mut State) -> Instant {
+        let mut next = Instant::now() + Duration::from_secs(1);
+        let mut opened = Vec::new();
+        let State { peers, inbox } = &mut *state;
+        peers.retain(|key, peer| {
+            loop {
+                match peer.rtc.poll_output() {
+                    Ok(Output::Timeout(at)) => {
+                        next = next.min(at);
+                        return true;
+                    }
+                    Ok(Output::Transmit(t)) => {
+                        let transmit = noq_udp::Transmit {
+                            destination: t.destination,
+                            ecn: None,
+                            contents: &t.contents,
+                            segment_size: None,
+                            src_ip: (!t.source.ip().is_unspecified()).then_some(t.source.ip()),
+                        };
+                        // Like a full socket buffer: the packet is lost, and
+                        // whoever sent it resends.
+                        let _ = self.udp.try_send((&self.socket).into(), &transmit);
+                    }
+                    Ok(Output::Event(Event::ChannelOpen(id, _))) => {
+                        peer.channel = Some(id);
+                        opened.push(*key);
+                    }
+                    Ok(Output::Event(Event::ChannelData(data))) => inbox.push(*key, data.data),
+                    Ok(Output::Event(Event::ChannelClose(_))) => peer.channel = None,
+                    Ok(Output::Event(_)) => {}
+                    Err(e) => {
+                        tracing::debug!("WebRTC session with {} ended: {e}", key.short());
+                        return false;
+                    }
+                }
+            }
+        });
+        if !opened.is_empty() {
+            self.open.send_modify(|open| open.extend(opened));
+        }
+        next
+    }
+}
+
+impl CustomTransport for WebRtcHost {
+    fn bind(&self) -> io::Result<Box<dyn CustomEndpoint>> {
+        Ok(Box::new(HostEndpoint {
+            shared: self.shared.clone(),
+            addrs: Watchable::new(Vec::new()),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct HostEndpoint {
+    shared: Arc<Shared>,
+    /// Empty: a peer learns our data channel from the roster, not from iroh.
+    addrs: Watchable<Vec<CustomAddr>>,
+}
+
+impl CustomEndpoint for HostEndpoint {
+    fn watch_local_addrs(&self) -> Direct<Vec<CustomAddr>> {
+        self.addrs.watch()
+    }
+
+    fn create_sender(&self) -> Arc<dyn CustomSender> {
+        Arc::new(HostSender {
+            shared: self.shared.clone(),
+        })
+    }
+
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context,
+        bufs: &mut [IoSliceMut<'_>],
+        metas: &mut [RecvMeta],
+        recv_infos: &mut [RecvInfo],
+    ) -> Poll<io::Result<usize>> {
+        self.shared
+            .lock()
+            .inbox
+            .poll_recv(cx, bufs, metas, recv_infos)
+    }
+}
+
+#[derive(Debug)]
+struct HostSender {
+    shared: Arc<Shared>,
+}
+
+impl CustomSender for HostSender {
+    fn is_valid_send_addr(&self, addr: &CustomAddr) -> bool {
+        peer_key(addr).is_some_and(|key| {
+            self.shared
+                .lock()
+                .peers
+                .get(&key)
+                .is_some_and(|p| p.channel.is_some())
+        })
+    }
+
+    fn poll_send(
+        &self,
+        _cx: &mut Context,
+        dst: &CustomAddr,
+        _src: Option<&CustomAddr>,
+        transmit: &Transmit<'_>,
+    ) -> Poll<io::Result<()>> {
+        let key = match destination(dst) {
+            Ok(key) => key,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let mut state = self.shared.lock();
+        if let Some(peer) = state.peers.get_mut(&key)
+            && let Some(id) = peer.channel
+            && let Some(mut channel) = peer.rtc.channel(id)
+        {
+            for packet in packets(transmit) {
+                // A packet the channel cannot take now is lost, as on a
+                // full socket; QUIC resends.
+                let _ = channel.write(true, packet);
+            }
+        }
+        self.shared.drain(&mut state);
+        drop(state);
+        self.shared.wake_driver.notify_one();
+        Poll::Ready(Ok(()))
+    }
+}
