@@ -5,7 +5,7 @@
 // Run by scripts/test-web.sh, which builds target/web and installs
 // playwright-core; env: PARTYLINE_BIN, PLAYWRIGHT_DIR, PARTYLINE_PYTHON (a
 // Python with mpyc 0.11, for the plain-TCP reference run), WEB_TEST_OUT.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { copyFileSync, existsSync, linkSync, mkdtempSync, rmSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -452,6 +452,29 @@ async function mixedSession(context, { browsers, natives, program, args, server,
   return { server, pages, pageResults, natives: parties, nativeOutputs, wall };
 }
 
+// A browser and a native party whose WebRTC port is `port` (blocked by the
+// caller): the session runs through the relay.
+async function relayedSession(context, port) {
+  const server = await startServer();
+  const invite = await createInvite(server, 2);
+  const browser = await openPage(context, invite);
+  await joinInPage(browser, 'browser0', 'securesum.py', '4 5');
+  await browser.page.waitForFunction(() => document.getElementById('status').textContent
+    .startsWith('Waiting for 1 more party'), null, { timeout: 30_000 });
+  const started = Date.now();
+  const native = joinNative(invite, 'native0', [SUM, '4', '5'], ['--webrtc-port', String(port)]);
+  const result = await pageResult(browser);
+  assert.equal(result.finished, 'ok', `the page did not run: ${result.error}\n${result.output}\n${native.stderr}`);
+  const output = await nativeResult(native);
+  const sums = ['sum: 9', 'product: 20', 'max: 5'];
+  assert.deepEqual(resultLines(result.output, ['sum', 'product', 'max']), sums);
+  assert.deepEqual(resultLines(output, ['sum', 'product', 'max']), sums);
+  const members = await browser.page.$$eval('#members li', (items) => items.map((li) => li.textContent));
+  assert.ok(members.some((m) => m.startsWith('native0') && m.endsWith('· connected via relay')), members.join('\n'));
+  assert.match(native.stderr, /browser0 \([^)]*\), connected via relay/);
+  return { webrtc_blocked_sum_2_parties_wall_s: (Date.now() - started) / 1000 };
+}
+
 const tests = {
   async 'one browser and two native parties draw the same Secret Santa'(context) {
     const s = await mixedSession(context,
@@ -830,6 +853,32 @@ const tests = {
     assert.match(first.stderr, /native1 \([^)]*\), connected via direct, rtt/);
     return { webrtc_native_to_browser_rtt_ms: Math.max(...rtts), webrtc_sum_3_parties_wall_s: wall,
       webrtc_sum_browser_mpyc_elapsed_s: mpycElapsed(result.output) };
+  },
+
+  async 'with WebRTC blocked a browser reaches a native party through the relay'(context) {
+    // The native's WebRTC port dropped by the firewall, as a closed port
+    // on a real network: the browser's checks never arrive, the data
+    // channel never opens, and after its wait the browser dials through
+    // the relay.
+    const port = await freePort();
+    const rule = ['INPUT', '-p', 'udp', '--dport', String(port), '-m', 'comment',
+      '--comment', `partyline-web-test-${process.pid}`, '-j', 'DROP'];
+    const iptables = (action) => {
+      const run = spawnSync('iptables', ['-w', '5', action, ...rule], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(run.status, 0, `iptables ${action}: ${run.stderr}`);
+    };
+    iptables('-I');
+    let blocked = true;
+    const unblock = () => {
+      if (blocked) iptables('-D');
+      blocked = false;
+    };
+    cleanups.push(unblock);
+    try {
+      return await relayedSession(context, port);
+    } finally {
+      unblock();
+    }
   },
 
   async 'a native party with an identity shows its words in the page, which keeps no address book'(context) {

@@ -34,6 +34,9 @@ pub struct MeshConfig {
     pub more_relays: Vec<RelayInfo>,
     /// No direct paths at all: every packet goes through the relay.
     pub relay_only: bool,
+    /// The UDP port browser parties reach us on over WebRTC; `None` for
+    /// any free one.
+    pub webrtc_port: Option<u16>,
     /// Shown to the relay, which serves only the parties of live sessions on
     /// its server: the session id, which only invite holders know.
     pub relay_token: Option<String>,
@@ -116,8 +119,11 @@ impl PartyEndpoint {
                 .add_custom_transport(Arc::new(RelayBatches));
             None
         } else {
-            let host = WebRtcHost::bind().map_err(|e| {
-                MeshError::Bind(format!("cannot open the UDP socket for WebRTC: {e}"))
+            let port = config.webrtc_port.unwrap_or(0);
+            let host = WebRtcHost::bind(port).map_err(|e| {
+                MeshError::Bind(format!(
+                    "cannot open UDP port {port} for browser parties' WebRTC: {e}"
+                ))
             })?;
             builder = builder.add_custom_transport(Arc::new(host.clone()));
             let driver = Arc::new(AbortOnDropHandle::new(host.drive()));

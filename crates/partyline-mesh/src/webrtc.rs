@@ -83,11 +83,10 @@ struct Peer {
 }
 
 impl WebRtcHost {
-    /// Binds the UDP socket on every IPv4 interface and makes the session's
-    /// certificate and ICE credentials; the driver runs until the returned
-    /// handle is dropped with the endpoint ([`WebRtcHost::stop`]).
-    pub fn bind() -> io::Result<Self> {
-        let std_socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    /// Binds the UDP socket at `port` (0: any free one) on every IPv4
+    /// interface and makes the session's certificate and ICE credentials.
+    pub fn bind(port: u16) -> io::Result<Self> {
+        let std_socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))?;
         std_socket.set_nonblocking(true)?;
         let udp = UdpSocketState::new((&std_socket).into())?;
         let port = std_socket.local_addr()?.port();

@@ -389,6 +389,10 @@ pub struct JoinArgs {
     /// Send everything through the relay, never directly.
     #[arg(long)]
     pub relay_only: bool,
+    /// The UDP port browser parties reach this party on over WebRTC (default: any free port).
+    /// Open it in a firewall to let them in directly; where it is closed they use the relay.
+    #[arg(long, value_name = "PORT", conflicts_with = "relay_only")]
+    pub webrtc_port: Option<u16>,
     #[arg(long, value_name = "SECS", default_value_t = PeerTimeout::default(), help = PEER_TIMEOUT_HELP)]
     pub peer_timeout: PeerTimeout,
     /// Write a JSON report (paths, round-trip times, bytes, set-up time) to FILE.

@@ -36,6 +36,7 @@ pub fn config(server: &RunningServer, pin: CertPin) -> MeshConfig {
         pin,
         more_relays: Vec::new(),
         relay_only: false,
+        webrtc_port: None,
         relay_token: None,
         peer_timeout: Default::default(),
     }

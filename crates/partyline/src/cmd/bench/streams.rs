@@ -295,6 +295,7 @@ impl Pair {
             pin: server.pin(),
             more_relays: info.relays,
             relay_only,
+            webrtc_port: None,
             relay_token: None,
             peer_timeout: Default::default(),
         };

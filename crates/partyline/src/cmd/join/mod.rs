@@ -294,6 +294,7 @@ async fn bind_endpoint(
         pin: invite.pin,
         more_relays: info.relays.clone(),
         relay_only: args.relay_only,
+        webrtc_port: args.webrtc_port,
         relay_token: Some(invite.session.to_string()),
         peer_timeout: args.peer_timeout,
     };
@@ -668,6 +669,7 @@ mod tests {
             pin: CertPin([0; 32]),
             more_relays: Vec::new(),
             relay_only: false,
+            webrtc_port: None,
             relay_token: None,
             peer_timeout: Default::default(),
         };
