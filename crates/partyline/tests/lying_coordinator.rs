@@ -137,3 +137,20 @@ async fn announcement_replayed_from_another_session_is_refused() {
     });
     every_party_refuses(tamper, "not from a holder of this invite").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn swapped_webrtc_fingerprint_is_refused() {
+    // The liar's own DTLS certificate in place of a party's, to sit in the
+    // middle of the data channels browsers open to it.
+    let tamper: Tamper = Arc::new(|view: &mut SessionView| {
+        let last = view.announcements.last_mut().unwrap();
+        let body: serde_json::Value = serde_json::from_str(&last.body).unwrap();
+        let real = body["webrtc"]["fingerprint"]
+            .as_str()
+            .expect("a native party announces its WebRTC fingerprint")
+            .to_string();
+        let liars = format!("sha-256 {}", vec!["5A"; 32].join(":"));
+        last.body = last.body.replace(&real, &liars);
+    });
+    every_party_refuses(tamper, "not from a holder of this invite").await;
+}
