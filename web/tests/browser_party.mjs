@@ -475,6 +475,36 @@ async function relayedSession(context, port) {
   return { webrtc_blocked_sum_2_parties_wall_s: (Date.now() - started) / 1000 };
 }
 
+// Stands in for a lying coordinator: every session answer the page gets
+// is rewritten by `alter` (once `expect` appears in one, if given) while a
+// native party waits; the page must refuse the session before joining.
+async function pageRefusesAltered(context, alter, expect) {
+  const server = await startServer();
+  const invite = await createInvite(server, 2);
+  const native = joinNative(invite, 'native0', [SANTA]);
+  const page = await context.newPage();
+  let altered = false;
+  await page.route('**/v1/sessions/**', async (route) => {
+    try {
+      const response = await route.fetch();
+      const body = alter(await response.text());
+      altered ||= expect === undefined || body.includes(expect);
+      await route.fulfill({ response, body });
+    } catch (e) {
+      log(`the lying coordinator failed: ${e.message}`);
+      await route.abort();
+    }
+  });
+  await stderrSays(native, '1 of 2 parties joined');
+  await page.goto(invite);
+  await page.waitForSelector('#error:not([hidden])', { timeout: 30_000 });
+  assert.ok(altered, 'the lying coordinator found nothing to alter');
+  assert.match(await page.textContent('#error'),
+    /announcement \(entry 0\) that is not from a holder of this invite/);
+  assert.ok(await page.isHidden('#join-form'), 'the join form must stay hidden');
+  native.child.kill('SIGKILL');
+}
+
 const tests = {
   async 'one browser and two native parties draw the same Secret Santa'(context) {
     const s = await mixedSession(context,
@@ -631,29 +661,16 @@ const tests = {
   },
 
   async 'a coordinator that alters an announcement is refused in the page'(context) {
-    const server = await startServer();
-    const invite = await createInvite(server, 2);
-    const native = joinNative(invite, 'native0', [SANTA]);
-    // Stand in for a lying coordinator: rename the native party in every
-    // session answer the page gets (the MAC covers the name).
-    const page = await context.newPage();
-    await page.route('**/v1/sessions/**', async (route) => {
-      try {
-        const response = await route.fetch();
-        const body = (await response.text()).replaceAll('native0', 'mallory');
-        await route.fulfill({ response, body });
-      } catch (e) {
-        log(`the lying coordinator failed: ${e.message}`);
-        await route.abort();
-      }
-    });
-    await stderrSays(native, '1 of 2 parties joined');
-    await page.goto(invite);
-    await page.waitForSelector('#error:not([hidden])', { timeout: 30_000 });
-    assert.match(await page.textContent('#error'),
-      /announcement \(entry 0\) that is not from a holder of this invite/);
-    assert.ok(await page.isHidden('#join-form'), 'the join form must stay hidden');
-    native.child.kill('SIGKILL');
+    // The MAC covers the name.
+    await pageRefusesAltered(context, (body) => body.replaceAll('native0', 'mallory'));
+  },
+
+  async 'a coordinator that swaps a DTLS fingerprint is refused in the page'(context) {
+    // Its own certificate's fingerprint for the native party's, to sit in
+    // the middle of the data channel: the MAC covers it too.
+    const liars = `sha-256 ${Array(32).fill('5A').join(':')}`;
+    await pageRefusesAltered(context,
+      (body) => body.replace(/sha-256 (?:[0-9A-F]{2}:){31}[0-9A-F]{2}/g, liars), liars);
   },
 
   async 'a pasted program runs in a one-party session'(context) {
