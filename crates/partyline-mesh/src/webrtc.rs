@@ -17,6 +17,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use iroh::endpoint::transports::{
 use iroh_base::CustomAddr;
 use n0_watcher::{Direct, Watchable};
 use noq_udp::{RecvMeta, UdpSocketState};
+use partyline_proto::transport::TRANSMIT_SEGMENTS;
 use partyline_proto::webrtc::{CHANNEL_ID, CHANNEL_LABEL, Inbox, destination, packets, peer_key};
 use partyline_wire::{EndpointKey, Member, WebRtcOffer};
 use str0m::change::DirectApi;
@@ -371,6 +373,11 @@ impl CustomEndpoint for HostEndpoint {
             .lock()
             .inbox
             .poll_recv(cx, bufs, metas, recv_infos)
+    }
+
+    // Not the default of 1: see TRANSMIT_SEGMENTS.
+    fn max_transmit_segments(&self) -> NonZeroUsize {
+        TRANSMIT_SEGMENTS
     }
 }
 

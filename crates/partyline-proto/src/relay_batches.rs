@@ -22,9 +22,7 @@ use iroh::endpoint::transports::{
 use iroh_base::CustomAddr;
 use n0_watcher::{Direct, Watchable};
 
-/// Packets per send: noq builds at most 10 (its `MAX_TRANSMIT_SEGMENTS`),
-/// which an IP transport with GSO also gets.
-const SEGMENTS: NonZeroUsize = NonZeroUsize::new(10).expect("10 is not 0");
+use crate::transport::TRANSMIT_SEGMENTS;
 
 /// The transport that only raises the batch size (see the module docs).
 #[derive(Debug)]
@@ -65,7 +63,7 @@ impl CustomEndpoint for NoPaths {
     }
 
     fn max_transmit_segments(&self) -> NonZeroUsize {
-        SEGMENTS
+        TRANSMIT_SEGMENTS
     }
 }
 

@@ -8,6 +8,7 @@
 //! are handed over before they open; whether one opens is seen here.
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, IoSliceMut};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use iroh::endpoint::transports::{
 };
 use iroh_base::CustomAddr;
 use n0_watcher::{Direct, Watchable};
+use partyline_proto::transport::TRANSMIT_SEGMENTS;
 use partyline_proto::webrtc::{Inbox, destination, packets, peer_key};
 use partyline_wire::EndpointKey;
 use send_wrapper::SendWrapper;
@@ -185,6 +187,11 @@ impl CustomEndpoint for ChannelsEndpoint {
             .lock()
             .inbox
             .poll_recv(cx, bufs, metas, recv_infos)
+    }
+
+    // Not the default of 1: see TRANSMIT_SEGMENTS.
+    fn max_transmit_segments(&self) -> NonZeroUsize {
+        TRANSMIT_SEGMENTS
     }
 }
 
