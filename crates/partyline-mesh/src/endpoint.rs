@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use iroh::endpoint::presets;
 use iroh::tls::CaTlsConfig;
@@ -29,6 +29,9 @@ use crate::{ALPN, MeshError};
 pub struct MeshConfig {
     pub relay_url: String,
     pub relay_quic_port: Option<u16>,
+    /// The UDP port of the server's STUN responder, on the relay's host: our
+    /// WebRTC socket asks it for its server-reflexive address.
+    pub stun_port: Option<u16>,
     pub pin: CertPin,
     /// More relays the server lists, each with its own pin.
     pub more_relays: Vec<RelayInfo>,
@@ -61,7 +64,13 @@ pub struct PartyEndpoint {
 pub(crate) struct WebRtc {
     pub(crate) host: WebRtcHost,
     _driver: Arc<AbortOnDropHandle<()>>,
+    /// Until when we wait for the STUN responder's answer before announcing.
+    reflexive_deadline: Instant,
 }
+
+/// How long after binding we wait for the server's STUN answer before we
+/// announce without it: a round trip to a server far away, with room.
+pub const REFLEXIVE_WAIT: Duration = Duration::from_millis(500);
 
 impl PartyEndpoint {
     /// Binds the endpoint and waits until it is connected to its relay, so that
@@ -127,9 +136,19 @@ impl PartyEndpoint {
             })?;
             builder = builder.add_custom_transport(Arc::new(host.clone()));
             let driver = Arc::new(AbortOnDropHandle::new(host.drive()));
+            let reflexive_deadline = Instant::now() + REFLEXIVE_WAIT;
+            if let Some(port) = config.stun_port {
+                tokio::spawn(ask_reflexive(
+                    host.clone(),
+                    relay_url.clone(),
+                    port,
+                    reflexive_deadline,
+                ));
+            }
             Some(WebRtc {
                 host,
                 _driver: driver,
+                reflexive_deadline,
             })
         };
         let endpoint = builder
@@ -219,15 +238,19 @@ impl PartyEndpoint {
     }
 
     /// What we announce so that browser parties can open a WebRTC data
-    /// channel to us: candidates on our direct addresses; `None` relay-only.
-    pub fn webrtc_offer(&self) -> Option<WebRtcOffer> {
+    /// channel to us: candidates on our direct addresses, and the address
+    /// the server's STUN responder saw our WebRTC socket come from (waited
+    /// for until [`REFLEXIVE_WAIT`] after binding at most); `None` relay-only.
+    pub async fn webrtc_offer(&self) -> Option<WebRtcOffer> {
+        let webrtc = self.webrtc.as_ref()?;
+        let reflexive = webrtc.host.reflexive_addr(webrtc.reflexive_deadline).await;
         let ips = self
             .endpoint
             .addr()
             .ip_addrs()
             .map(|a| a.ip())
             .collect::<Vec<_>>();
-        Some(self.webrtc.as_ref()?.host.offer(ips))
+        Some(webrtc.host.offer(ips, reflexive))
     }
 
     /// Whether `ip` is one of our direct addresses: if the server saw our
@@ -241,6 +264,28 @@ impl PartyEndpoint {
     /// Closes every connection and waits briefly for the closes to be sent.
     pub async fn close(&self) {
         let _ = tokio::time::timeout(CLOSE_LIMIT, self.endpoint.close()).await;
+    }
+}
+
+/// Finds the IPv4 address of the relay's host (where the server's STUN
+/// responder listens: our WebRTC socket is IPv4) and asks it, unless that
+/// takes past `deadline`.
+async fn ask_reflexive(host: WebRtcHost, relay: RelayUrl, port: u16, deadline: Instant) {
+    let Some(name) = relay.host_str() else {
+        return;
+    };
+    let name = name
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let lookup = tokio::net::lookup_host((name, port));
+    match tokio::time::timeout_at(deadline.into(), lookup).await {
+        Ok(Ok(mut addrs)) => match addrs.find(std::net::SocketAddr::is_ipv4) {
+            Some(server) => host.ask_reflexive(server).await,
+            None => tracing::debug!("the relay's host has no IPv4 address to ask STUN"),
+        },
+        Ok(Err(e)) => tracing::debug!("cannot find the STUN responder at {relay}: {e}"),
+        Err(_) => tracing::debug!("looking up the STUN responder at {relay} took too long"),
     }
 }
 

@@ -21,6 +21,8 @@
 //! - [`ending`]: watching how each peer's connection ends.
 //! - [`webrtc`]: our end of browser parties' WebRTC data channels, an iroh
 //!   custom transport (str0m, ICE-lite, one UDP socket per session).
+//! - `stun`: the Binding request that socket sends the server's STUN
+//!   responder, to learn its server-reflexive address.
 #![forbid(unsafe_code)]
 
 pub mod addrs;
@@ -29,6 +31,7 @@ pub mod ending;
 pub mod endpoint;
 pub mod forward;
 pub mod local_peer;
+mod stun;
 pub mod webrtc;
 
 pub use addrs::{AddrsError, Fallback, LocalEnds};

@@ -14,6 +14,15 @@
 //! The Rtcs live behind one mutex: a driver task feeds them what the socket
 //! receives and their timeouts, and iroh's sender writes QUIC packets into
 //! their data channels directly; whatever they have to send goes out at once.
+//!
+//! Before we announce, the socket asks the server's STUN responder once
+//! which address it is seen from (`crate::stun`), and we announce that too
+//! if it is new: behind a NAT that maps the socket to one public port for
+//! everyone, a browser outside reaches us there. The driver takes the
+//! answer out of the socket before any Rtc sees it; str0m never gets it (an
+//! ICE-lite agent takes host candidates only, so the Rtcs know just the
+//! socket's own addresses, which is where a browser's checks arrive after
+//! the NAT).
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -35,6 +44,7 @@ use str0m::change::DirectApi;
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig};
+use stun_codec::TransactionId;
 use tokio::io::Interest;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -62,12 +72,16 @@ struct Shared {
     wake_driver: Notify,
     /// The browser peers whose data channel is open.
     open: watch::Sender<BTreeSet<EndpointKey>>,
+    /// Our address as the server's STUN responder saw it, once it answered.
+    reflexive: watch::Sender<Option<SocketAddr>>,
 }
 
 #[derive(Default)]
 struct State {
     peers: HashMap<EndpointKey, Peer>,
     inbox: Inbox,
+    /// The STUN responder we asked, and our request's id, until it answers.
+    asked: Option<(SocketAddr, TransactionId)>,
 }
 
 impl std::fmt::Debug for State {
@@ -108,6 +122,7 @@ impl WebRtcHost {
             .to_string();
         let creds = IceCreds::new();
         let (open, _) = watch::channel(BTreeSet::new());
+        let (reflexive, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             socket,
             udp,
@@ -118,6 +133,7 @@ impl WebRtcHost {
             state: Mutex::default(),
             wake_driver: Notify::new(),
             open,
+            reflexive,
         });
         Ok(Self { shared })
     }
@@ -130,13 +146,40 @@ impl WebRtcHost {
         tokio::spawn(async move { shared.run().await })
     }
 
+    /// Asks the STUN responder at `server` (IPv4: our socket's family) from
+    /// which address our socket's packets come; see
+    /// [`WebRtcHost::reflexive_addr`]. Asked once: a lost request or answer
+    /// costs only that candidate.
+    pub async fn ask_reflexive(&self, server: SocketAddr) {
+        let (id, request) = crate::stun::binding_request();
+        self.shared.lock().asked = Some((server, id));
+        if let Err(e) = self.shared.socket.send_to(&request, server).await {
+            tracing::debug!("cannot ask the STUN responder at {server}: {e}");
+        }
+    }
+
+    /// Our address as the STUN responder saw it, waiting for its answer
+    /// until `deadline` at most.
+    pub async fn reflexive_addr(&self, deadline: Instant) -> Option<SocketAddr> {
+        let mut reflexive = self.shared.reflexive.subscribe();
+        let answered = reflexive.wait_for(Option::is_some);
+        let _ = tokio::time::timeout_at(deadline.into(), answered).await;
+        *reflexive.borrow()
+    }
+
     /// What we announce: candidates on `ips` (our endpoint's direct
-    /// addresses; IPv4 only) at our WebRTC port.
-    pub fn offer(&self, ips: impl IntoIterator<Item = IpAddr>) -> WebRtcOffer {
+    /// addresses; IPv4 only) at our WebRTC port, and `reflexive`, our
+    /// address as the STUN responder saw it, if it is not one of them.
+    pub fn offer(
+        &self,
+        ips: impl IntoIterator<Item = IpAddr>,
+        reflexive: Option<SocketAddr>,
+    ) -> WebRtcOffer {
         let candidates: BTreeSet<SocketAddr> = ips
             .into_iter()
             .filter(IpAddr::is_ipv4)
             .map(|ip| SocketAddr::new(ip, self.shared.port))
+            .chain(reflexive.filter(SocketAddr::is_ipv4))
             .collect();
         WebRtcOffer {
             fingerprint: self.shared.fingerprint.clone(),
@@ -264,8 +307,17 @@ impl Shared {
         }
     }
 
-    /// One datagram from the socket, to the Rtc of the peer it belongs to.
+    /// One datagram from the socket: the STUN responder's answer, or for the
+    /// Rtc of the peer it belongs to.
     fn receive(&self, state: &mut State, datagram: &[u8], meta: &RecvMeta) {
+        if let Some((server, id)) = state.asked
+            && meta.addr == server
+            && let Some(reflexive) = crate::stun::mapped_address(datagram, id)
+        {
+            state.asked = None;
+            self.reflexive.send_replace(Some(reflexive));
+            return;
+        }
         let Ok(contents) = datagram.try_into() else {
             return;
         };
@@ -294,7 +346,7 @@ impl Shared {
     fn drain(&self, state: &mut State) -> Instant {
         let mut next = Instant::now() + Duration::from_secs(1);
         let mut opened = Vec::new();
-        let State { peers, inbox } = &mut *state;
+        let State { peers, inbox, .. } = &mut *state;
         peers.retain(|key, peer| {
             loop {
                 match peer.rtc.poll_output() {

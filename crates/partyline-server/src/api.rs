@@ -540,6 +540,7 @@ mod tests {
                 protocol: partyline_proto::PROTOCOL.into(),
                 relay_url: "https://127.0.0.1:1".into(),
                 relay_quic_port: None,
+                stun_port: None,
                 relays: Vec::new(),
                 retention: None,
                 coordinators: Vec::new(),

@@ -40,6 +40,8 @@
 //! - `relay_only`: a relay of its own for another region (`start_relay`).
 //! - `upstream`: how such a relay asks its coordinator whom to admit.
 //! - `relay_api`: the coordinator's answers to those questions.
+//! - `stun`: STUN's Binding responder (UDP), which tells parties the address
+//!   their packets come from: browsers' ICE server, natives' reflexive address.
 //! - `web`: the browser party's web app (from disk, or built in with the
 //!   feature `embed-web`: `web/embedded`), and the relay on the coordinator's origin.
 #![forbid(unsafe_code)]
@@ -58,6 +60,7 @@ mod relay;
 mod relay_api;
 mod relay_only;
 mod store;
+mod stun;
 mod tls;
 mod upstream;
 mod web;
@@ -75,6 +78,7 @@ pub use partyline_wire::api::RelayInfo;
 use partyline_wire::api::ServerInfo;
 pub use partyline_wire::{RelayToken, WeakRelayToken};
 pub use relay_only::{LIVE_CHECK, RelayOnlyConfig, RunningRelay, start_relay};
+pub use stun::{STANDARD_PORT as STUN_STANDARD_PORT, StunPort};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 pub use web::EMBEDDED as WEB_APP_EMBEDDED;
@@ -111,6 +115,8 @@ pub struct ServerConfig {
     /// The relay's URL as parties reach it. By default the host of
     /// `public_url` with the relay's port.
     pub public_relay_url: Option<String>,
+    /// The UDP port of the STUN responder, on the relay's IP address.
+    pub stun_port: StunPort,
     /// Holds the database and the TLS certificate; created if missing.
     pub data_dir: PathBuf,
     /// A PostgreSQL database (`postgres://user@host/name`) to keep the
@@ -152,6 +158,7 @@ impl Default for ServerConfig {
             relay_listen: None,
             public_url: None,
             public_relay_url: None,
+            stun_port: StunPort::default(),
             data_dir: default_data_dir(),
             database_url: None,
             session_ttl: Duration::from_secs(6 * 60 * 60),
@@ -187,6 +194,12 @@ pub enum ServerError {
     ListenPortInUse { port: u16 },
     #[error("relay port {port} is in use: pass --relay-listen with another port")]
     RelayPortInUse { port: u16 },
+    #[error("STUN port {port} is in use (UDP): pass --stun-port with another port, or --no-stun")]
+    StunPortInUse { port: u16 },
+    #[error(
+        "STUN did not start on UDP port {port}: {reason}; pass --stun-port with another port, or --no-stun"
+    )]
+    Stun { port: u16, reason: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -234,6 +247,7 @@ pub struct RunningServer {
     sweeper: JoinHandle<()>,
     listener: JoinHandle<()>,
     relay: Relay,
+    stun: Option<stun::StunResponder>,
 }
 
 impl std::fmt::Debug for RunningServer {
@@ -257,6 +271,11 @@ impl RunningServer {
         &self.relay_url
     }
 
+    /// The UDP port of the STUN responder, if it runs.
+    pub fn stun_port(&self) -> Option<u16> {
+        self.stun.as_ref().map(|stun| stun.port)
+    }
+
     /// The SHA-256 of the certificate both the coordinator and the relay serve.
     pub fn pin(&self) -> CertPin {
         self.pin
@@ -276,9 +295,11 @@ impl RunningServer {
             sweeper,
             listener,
             relay,
+            stun,
             ..
         } = self;
         drop(stop);
+        drop(stun);
         match coordinator.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("coordinator stopped with an error: {e}"),
@@ -378,6 +399,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let relay_url = public_relay_url
         .unwrap_or_else(|| url.with_port(relay.https_addr.port()))
         .to_string();
+    let stun = stun::StunResponder::spawn(
+        relay_listen.ip(),
+        config.stun_port,
+        config.listen.port() == 0,
+    )
+    .await?;
+    let stun_port = stun.as_ref().map(|stun| stun.port);
 
     // Before the first client: other servers on the database name this one
     // from now on (the sweep says it again every round).
@@ -400,6 +428,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             protocol: partyline_proto::PROTOCOL.to_string(),
             relay_url: relay_url.clone(),
             relay_quic_port: relay.quic_port,
+            stun_port,
             relays: config.relays,
             retention: Some(retention),
             coordinators: Vec::new(),
@@ -483,6 +512,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         %url,
         %relay_url,
         relay_quic_port = ?relay.quic_port,
+        ?stun_port,
         pin = %identity.pin,
         "partyline server running"
     );
@@ -495,6 +525,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         sweeper,
         listener,
         relay,
+        stun,
     })
 }
 

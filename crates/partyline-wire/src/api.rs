@@ -55,6 +55,12 @@ pub struct ServerInfo {
     pub relay_url: String,
     /// UDP port of the relay's QUIC address discovery, if it runs.
     pub relay_quic_port: Option<u16>,
+    /// UDP port of the server's STUN responder (Binding only), on the
+    /// relay's host, if it runs: browser parties' ICE server, and where
+    /// native parties learn their server-reflexive address. Absent from
+    /// servers older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stun_port: Option<u16>,
     /// More relays, e.g. in other regions (`partyline relay`); a party
     /// measures them all and uses the nearest as its home relay. Absent from
     /// servers older than this field, and when the server has only its own.

@@ -76,7 +76,8 @@ pub enum Command {
     after_help = "The server keeps its sessions and its TLS certificate in --data-dir, \
 so a restart loses nothing and invites stay valid. Parties need to reach the coordinator port \
 (TCP) and the relay port (TCP, and UDP for address discovery): by default the relay uses the \
-next port. Browser parties need only the coordinator port: it serves the web app at /join and \
+next port. Parties and browsers also ask the STUN port (UDP 3478 by default, see --stun-port) \
+which address they are seen from: open it too, or they do without. Browser parties need only the coordinator port: it serves the web app at /join and \
 passes /relay through to the relay. Browsers trust only a CA-issued certificate: see --tls-cert.
 
 With --database postgres://…, the sessions live in PostgreSQL instead of SQLite: servers given \
@@ -108,6 +109,20 @@ pub struct ServeArgs {
     /// The URL parties use to reach the relay; default: the public URL's host with the relay port.
     #[arg(long, env = "PARTYLINE_PUBLIC_RELAY_URL")]
     pub public_relay_url: Option<String>,
+    /// UDP port of the STUN responder (Binding only), on the relay's IP address: browser parties'
+    /// ICE server, and where native parties learn the address a NAT maps them to. Default:
+    /// STUN's standard 3478 (any free port if it is taken, or if --listen asks for port 0);
+    /// 0: no STUN.
+    #[arg(
+        long,
+        value_name = "PORT",
+        env = "PARTYLINE_STUN_PORT",
+        conflicts_with = "no_stun"
+    )]
+    pub stun_port: Option<u16>,
+    /// Run no STUN responder (the same as --stun-port 0).
+    #[arg(long)]
+    pub no_stun: bool,
     /// Where sessions (SQLite) and the TLS certificate are kept.
     #[arg(long, default_value = "partyline-data", env = "PARTYLINE_DATA_DIR")]
     pub data_dir: PathBuf,

@@ -104,6 +104,7 @@ async fn info(State(hostile): State<Hostile>) -> Response {
             protocol: partyline_proto::PROTOCOL.into(),
             relay_url: "https://127.0.0.1:9".into(),
             relay_quic_port: None,
+            stun_port: None,
             relays: Vec::new(),
             retention: None,
             coordinators: Vec::new(),

@@ -33,6 +33,7 @@ pub fn config(server: &RunningServer, pin: CertPin) -> MeshConfig {
     MeshConfig {
         relay_url: server.relay_url().to_string(),
         relay_quic_port: None,
+        stun_port: server.stun_port(),
         pin,
         more_relays: Vec::new(),
         relay_only: false,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use partyline_server::{Quotas, RelayInfo, RelayToken, ServerConfig};
+use partyline_server::{Quotas, RelayInfo, RelayToken, ServerConfig, StunPort};
 
 use crate::cli::{QuotaArgs, ServeArgs};
 
@@ -53,6 +53,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         relay_listen: args.relay_listen,
         public_url: args.public_url,
         public_relay_url: args.public_relay_url,
+        stun_port: match (args.no_stun, args.stun_port) {
+            (true, _) | (false, Some(0)) => StunPort::Off,
+            (false, Some(port)) => StunPort::Port(port),
+            (false, None) => StunPort::Standard,
+        },
         data_dir: args.data_dir,
         database_url: args.database,
         session_ttl: Duration::from_secs(args.session_hours * 3600),
@@ -76,9 +81,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|relay| format!("  relay:       {}\n", relay.url))
         .collect();
+    let stun = match server.stun_port() {
+        Some(port) => format!("UDP port {port} (open it with the relay's ports)"),
+        None => "off".to_string(),
+    };
     let _ = writeln!(
         std::io::stdout(),
         "partyline server ready: {link}\n  coordinator: {}\n  relay:       {}\n{more_relays}  \
+         stun:        {stun}\n  \
          browsers:    {browsers}\n  \
          create a session with: partyline create --parties N --server '{link}'",
         server.url(),

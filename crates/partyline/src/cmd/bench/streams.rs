@@ -292,6 +292,8 @@ impl Pair {
         let config = MeshConfig {
             relay_url: info.relay_url,
             relay_quic_port: info.relay_quic_port,
+            // The bench's parties announce no WebRTC: nothing to ask STUN for.
+            stun_port: None,
             pin: server.pin(),
             more_relays: info.relays,
             relay_only,

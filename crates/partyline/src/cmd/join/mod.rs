@@ -123,7 +123,8 @@ pub async fn run(args: JoinArgs, config: &Config) -> anyhow::Result<i32> {
         party,
         args.relay_only,
         known.identity.as_ref(),
-    );
+    )
+    .await;
 
     let end = match drive(
         &mut seat,
@@ -291,6 +292,7 @@ async fn bind_endpoint(
     let config = MeshConfig {
         relay_url: info.relay_url.clone(),
         relay_quic_port: info.relay_quic_port,
+        stun_port: info.stun_port,
         pin: invite.pin,
         more_relays: info.relays.clone(),
         relay_only: args.relay_only,
@@ -666,6 +668,7 @@ mod tests {
             // Never reached: the endpoint is bound without waiting for it.
             relay_url: "https://127.0.0.1:1".into(),
             relay_quic_port: None,
+            stun_port: None,
             pin: CertPin([0; 32]),
             more_relays: Vec::new(),
             relay_only: false,

@@ -62,7 +62,9 @@ impl End {
 }
 
 impl<'a> Seat<'a> {
-    pub(super) fn take(
+    /// Our announcement, ready to post; it waits briefly for the server's
+    /// STUN answer (see `PartyEndpoint::webrtc_offer`).
+    pub(super) async fn take(
         coordinator: &'a Coordinator,
         invite: &Invite,
         name: String,
@@ -82,7 +84,7 @@ impl<'a> Seat<'a> {
             },
             joined_at_ms: unix_millis(),
             identity: None,
-            webrtc: party.webrtc_offer(),
+            webrtc: party.webrtc_offer().await,
         };
         let own = match identity {
             Some(identity) => own.with_identity(identity),
