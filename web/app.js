@@ -22,14 +22,28 @@ function missingFeatures() {
   return missing;
 }
 
-// WebRTC data channels to the native parties (the direct path; the relay
-// stays the fallback). Only the page has RTCPeerConnection, so it makes them
-// and hands each data channel to the network worker, which sends QUIC's
-// packets on it. One certificate and one set of ICE credentials serve every
-// peer connection; they are announced through the coordinator under the
-// invite's MAC, so the natives accept only this certificate, and the page
-// only the certificates the natives announced.
-const webrtc = { cert: null, ufrag: null, pwd: null, connections: [] };
+// WebRTC data channels to the peers (the direct path; the relay stays the
+// fallback). Only the page has RTCPeerConnection, so it makes them and hands
+// each data channel to the network worker, which sends QUIC's packets on
+// it. One certificate and one set of ICE credentials serve every peer
+// connection; they are announced through the coordinator under the invite's
+// MAC, so the peers accept only this certificate, and the page only the
+// certificates the peers announced.
+//
+// A native peer is ICE-lite and announces its socket's addresses, so the
+// page makes its connection to it after the roster. Two browsers are both
+// full ICE agents and neither learns the other's candidates after the
+// roster, so before it announces the page prepares one connection for each
+// other party of the session (`prepared`, in the order of
+// `partyline_wire::webrtc::peer_list_index`) and announces their
+// candidates; the worker says which one is for which browser peer, and the
+// rest are closed.
+const webrtc = { cert: null, ufrag: null, pwd: null, connections: [], prepared: [] };
+// How long a prepared connection gathers candidates before the page
+// announces them (on a LAN a few ms; a server-reflexive one a round trip).
+const GATHER_LIMIT_MS = 1000;
+// The number of parties of the session, from the session view.
+let sessionParties = 0;
 
 // ICE characters: letters and digits (RFC 8839 allows `+` and `/` too).
 function iceText(length) {
@@ -38,8 +52,9 @@ function iceText(length) {
   return Array.from(random, (b) => alphabet[b % alphabet.length]).join('');
 }
 
-// {fingerprint, ufrag, pwd} for our announcement, or null without WebRTC.
-async function webrtcOffer() {
+// {fingerprint, ufrag, pwd, peer_candidates} for our announcement, or null
+// without WebRTC.
+async function webrtcOffer(parties) {
   if (typeof RTCPeerConnection === 'undefined') return null;
   try {
     webrtc.cert = await RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' });
@@ -50,46 +65,124 @@ async function webrtcOffer() {
   if (!sha256) return null;
   webrtc.ufrag = iceText(16);
   webrtc.pwd = iceText(32);
-  return { fingerprint: `sha-256 ${sha256.value.toUpperCase()}`, ufrag: webrtc.ufrag, pwd: webrtc.pwd };
+  try {
+    webrtc.prepared = await Promise.all(Array.from({ length: Math.max(parties - 1, 0) }, prepareConnection));
+  } catch (e) {
+    // No direct path to browser peers; native peers still get theirs.
+    console.warn(`cannot prepare WebRTC connections for browser peers: ${e.message || e}`);
+    webrtc.prepared = [];
+  }
+  return {
+    fingerprint: `sha-256 ${sha256.value.toUpperCase()}`, ufrag: webrtc.ufrag, pwd: webrtc.pwd,
+    peer_candidates: webrtc.prepared.map((p) => p.candidates),
+  };
 }
 
-// A peer connection to one native party, from what it announced: we are
-// the ICE-controlling side and DTLS client, checking its candidates; it is
-// ICE-lite and learns our address from our checks. Our offer carries the
-// announced ICE credentials (not the random ones Chromium picked); its answer
-// is written from its announcement. Every field was checked by the wasm
-// party when it verified the roster. The data channel goes to the worker at once.
-async function connectPeer(peer) {
+// Our offer on `pc`, with the announced ICE credentials instead of the
+// random ones Chromium picked.
+async function announcedOffer(pc) {
+  const offer = await pc.createOffer();
+  return {
+    type: 'offer',
+    sdp: offer.sdp
+      .replace(/a=ice-ufrag:.*\r\n/, `a=ice-ufrag:${webrtc.ufrag}\r\n`)
+      .replace(/a=ice-pwd:.*\r\n/, `a=ice-pwd:${webrtc.pwd}\r\n`),
+  };
+}
+
+// A UDP candidate as announced: `ip:port`, `[ipv6]:port` or
+// `name.local:port` (the wasm party drops any the peers would refuse).
+function candidateAddress({ protocol, address, port }) {
+  if (protocol !== 'udp' || !address || !port) return null;
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+// A connection for a browser peer, made before we announce: our offer set,
+// and the candidates gathered within GATHER_LIMIT_MS. Its data channel is
+// made after the roster, because a data channel can be handed to the worker
+// only as it is made; the placeholder channel only puts the data channel
+// section into the offer.
+async function prepareConnection() {
   const pc = new RTCPeerConnection({ certificates: [webrtc.cert] });
   webrtc.connections.push(pc);
+  const placeholder = pc.createDataChannel('offer', { negotiated: true, id: 1 });
+  const candidates = [];
+  const gathered = new Promise((resolve) => {
+    const timer = setTimeout(resolve, GATHER_LIMIT_MS);
+    pc.onicecandidate = ({ candidate }) => {
+      if (!candidate) {
+        clearTimeout(timer);
+        resolve();
+        return;
+      }
+      const address = candidateAddress(candidate);
+      if (address) candidates.push(address);
+    };
+  });
+  await pc.setLocalDescription(await announcedOffer(pc));
+  await gathered;
+  pc.onicecandidate = null;
+  placeholder.close();
+  return { pc, candidates };
+}
+
+// The data channel to `peer` on `pc`, handed to the worker at once.
+function openChannel(pc, peer) {
   const channel = pc.createDataChannel('partyline', { negotiated: true, id: 0, ordered: false, maxRetransmits: 0 });
   worker.postMessage({ type: 'channel', peer: peer.index, channel }, [channel]);
-  const offer = await pc.createOffer();
-  const sdp = offer.sdp
-    .replace(/a=ice-ufrag:.*\r\n/, `a=ice-ufrag:${webrtc.ufrag}\r\n`)
-    .replace(/a=ice-pwd:.*\r\n/, `a=ice-pwd:${webrtc.pwd}\r\n`);
-  await pc.setLocalDescription({ type: 'offer', sdp });
+}
+
+// The peer's answer, written from its announcement (no SDP crosses the
+// network): its ICE credentials, certificate and candidates. Every field
+// was checked by the wasm party when it verified the roster. The DTLS
+// client is the side whose answer says `setup:passive`: we are, to a native
+// peer and to a browser at a higher seat. Both browsers of a pair are
+// ICE-controlling (each made an offer); ICE's role-conflict rule settles it.
+function answerFrom(peer, { iceLite }) {
   const hosts = peer.candidates.map((c) => {
     const colon = c.lastIndexOf(':');
-    return { ip: c.slice(0, colon), port: c.slice(colon + 1) };
+    return { host: c.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: c.slice(colon + 1) };
   });
-  const answer = [
-    'v=0', 'o=- 0 0 IN IP4 0.0.0.0', 's=-', 't=0 0', 'a=group:BUNDLE 0', 'a=ice-lite',
-    `m=application ${hosts[0].port} UDP/DTLS/SCTP webrtc-datachannel`, `c=IN IP4 ${hosts[0].ip}`,
+  return [
+    'v=0', 'o=- 0 0 IN IP4 0.0.0.0', 's=-', 't=0 0', 'a=group:BUNDLE 0', ...(iceLite ? ['a=ice-lite'] : []),
+    'm=application 9 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 0.0.0.0',
     'a=mid:0', `a=ice-ufrag:${peer.ufrag}`, `a=ice-pwd:${peer.pwd}`,
-    `a=fingerprint:${peer.fingerprint}`, 'a=setup:passive', 'a=sctp-port:5000',
-    ...hosts.map((h, i) => `a=candidate:${i + 1} 1 UDP ${2130706431 - i} ${h.ip} ${h.port} typ host`),
+    `a=fingerprint:${peer.fingerprint}`, `a=setup:${peer.dtls_client ? 'passive' : 'active'}`, 'a=sctp-port:5000',
+    ...hosts.map((h, i) => `a=candidate:${i + 1} 1 UDP ${2130706431 - i} ${h.host} ${h.port} typ host`),
     'a=end-of-candidates', '',
   ].join('\r\n');
-  await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+}
+
+// A peer connection to a native party: it is ICE-lite and learns our
+// address from our checks.
+async function connectNative(peer) {
+  const pc = new RTCPeerConnection({ certificates: [webrtc.cert] });
+  webrtc.connections.push(pc);
+  openChannel(pc, peer);
+  await pc.setLocalDescription(await announcedOffer(pc));
+  await pc.setRemoteDescription({ type: 'answer', sdp: answerFrom(peer, { iceLite: true }) });
+}
+
+// The prepared connection for a browser peer, completed with its answer.
+async function connectBrowser(peer) {
+  const { pc } = webrtc.prepared[peer.connection];
+  openChannel(pc, peer);
+  await pc.setRemoteDescription({ type: 'answer', sdp: answerFrom(peer, { iceLite: false }) });
 }
 
 function connectPeers(peers) {
+  const used = new Set();
   for (const peer of peers) {
+    const browser = peer.connection !== undefined;
+    if (browser && !webrtc.prepared[peer.connection]) continue;
+    if (browser) used.add(peer.connection);
     // A failure leaves this peer on the relay; the worker stops waiting for
     // its channel after a few seconds.
-    connectPeer(peer).catch((e) => console.warn(`no WebRTC to party ${peer.index}: ${e.message || e}`));
+    (browser ? connectBrowser(peer) : connectNative(peer))
+      .catch((e) => console.warn(`no WebRTC to party ${peer.index}: ${e.message || e}`));
   }
+  // Those prepared for native peers (or peers without WebRTC).
+  webrtc.prepared.forEach(({ pc }, i) => { if (!used.has(i)) pc.close(); });
 }
 
 let pythonReady = false;
@@ -137,6 +230,7 @@ function onMessage({ data }) {
       startRefreshing();
       break;
     case 'session':
+      sessionParties = data.view.parties;
       if (!joined) {
         $('session-info').textContent = sessionText(data.view);
         if (data.view.state === 'done') fail('This session has already finished.');
@@ -352,7 +446,7 @@ function start() {
     const args = $('args').value.split(/\s+/).filter(Boolean);
     const expected = $('expect').value;
     const confirm = $('confirm-fingerprint').checked;
-    const webrtcData = await webrtcOffer();
+    const webrtcData = await webrtcOffer(sessionParties);
     worker.postMessage({ type: 'join', name, expected, confirm, program, args, webrtc: webrtcData });
   };
   $('confirm-form').onsubmit = (event) => {

@@ -11,14 +11,15 @@
 // {type: 'refresh'},
 // {type: 'join', name, expected, confirm, program: {name, source}, args, webrtc},
 // {type: 'typed', fingerprint}, {type: 'channel', peer, channel} (a data
-// channel to a native party, transferred).
+// channel to a peer, transferred).
 // Messages to the page: {type: 'session', view},
 // {type: 'invite-error', message}, {type: 'code-error', message}, {type: 'code-accepted'},
 // {type: 'session-unavailable', message},
 // {type: 'input-error', message}, {type: 'joining', name},
 // {type: 'progress', joined, expected},
 // {type: 'roster', index, fingerprint, short, members},
-// {type: 'webrtc', peers} (the natives to make a data channel to), {type: 'confirm'},
+// {type: 'webrtc', peers} (the peers to make or complete a data channel
+// to: see Party::webrtc_peers), {type: 'confirm'},
 // {type: 'refused', message}, {type: 'accepted'}, {type: 'connected', ms, paths},
 // {type: 'finished', ok, seconds, error?}, {type: 'error', message}.
 // On the port to python.js: see there.
@@ -110,8 +111,8 @@ async function join({ name, expected, confirm, program, args, webrtc }) {
     short: party.short_fingerprint,
     members: party.members(),
   });
-  const webrtcPeers = party.webrtc_peers();
-  if (webrtcPeers.length) post({ type: 'webrtc', peers: webrtcPeers });
+  // Always, so that the page closes the connections it prepared for nobody.
+  post({ type: 'webrtc', peers: party.webrtc_peers() });
   const connectStarted = performance.now();
   try {
     await party.connect(JOIN_TIMEOUT_SECS);

@@ -475,6 +475,73 @@ async function relayedSession(context, port) {
   return { webrtc_blocked_sum_2_parties_wall_s: (Date.now() - started) / 1000 };
 }
 
+// Two pages and a native party (seat 2) draw a Secret Santa; every
+// browser↔peer path must report `path`, in the pages and in the native's
+// report. Figures under `prefix`: the session wall (from join, Python
+// ready) and MPyC's elapsed time per party.
+async function twoBrowsersAndNative(context, path, prefix) {
+  const s = await mixedSession(context,
+    { browsers: 2, natives: 1, program: 'secretsanta.py', args: ['8'], pythonFirst: true });
+  const lines = [...s.pageResults.map((r) => r.output), ...s.nativeOutputs]
+    .map((o) => resultLines(o, ['derangement'])[0]);
+  lines.forEach((l) => assert.equal(l, lines[0]));
+  assertDerangement(lines[0]);
+  for (const [b, { page }] of s.pages.entries()) {
+    const peers = await page.$$eval('#members li[data-you="false"]', (items) => items.map((li) => li.textContent));
+    assert.equal(peers.length, 2, `browser${b} shows ${peers.join('\n')}`);
+    for (const peer of peers) assert.ok(peer.endsWith(`· connected via ${path}`), `browser${b}: ${peer}`);
+  }
+  const said = path.replace(/[()]/g, '\\$&');
+  for (const b of [0, 1]) {
+    assert.match(s.natives[0].stderr, new RegExp(`browser${b} \\([^)]*\\), connected via ${said}(,|$)`, 'm'));
+  }
+  const elapsed = Object.fromEntries([
+    ...s.pageResults.map((r, b) => [`browser${b}`, mpycElapsed(r.output)]),
+    ['native0', mpycElapsed(s.natives[0].stdout)],
+  ]);
+  log(`${prefix}: wall ${s.wall.toFixed(2)} s, MPyC elapsed ${JSON.stringify(elapsed)}`);
+  return { [`${prefix}_wall_s`]: s.wall, [`${prefix}_mpyc_elapsed_s`]: elapsed };
+}
+
+// Drops every ICE connectivity check on loopback while `run` runs: UDP
+// whose payload has the STUN magic cookie at offset 4, over IPv4 (after a
+// header of any length) and IPv6 (after the fixed header). The rules are
+// removed when `run` ends, however; `run` is given a function that counts
+// the checks they dropped.
+async function withIceBlocked(run) {
+  const comment = ['-m', 'comment', '--comment', `partyline-web-test-ice-${process.pid}`];
+  const rules = [
+    ['iptables', ['INPUT', '-i', 'lo', '-p', 'udp', '-m', 'u32', '--u32', '0>>22&0x3C@12=0x2112A442', ...comment, '-j', 'DROP']],
+    ['ip6tables', ['INPUT', '-i', 'lo', '-p', 'udp', '-m', 'u32', '--u32', '52=0x2112A442', ...comment, '-j', 'DROP']],
+  ];
+  const tables = (tool, args) => spawnSync(tool, ['-w', '5', ...args], { encoding: 'utf8', timeout: 10_000 });
+  const dropped = () => rules.reduce((sum, [tool]) => {
+    const listed = tables(tool, ['-L', 'INPUT', '-v', '-n', '-x']).stdout.split('\n')
+      .find((l) => l.includes(comment[3]));
+    return sum + Number(listed?.trim().split(/\s+/)[0] ?? 0);
+  }, 0);
+  const added = [];
+  const unblock = () => {
+    while (added.length) {
+      const [tool, rule] = added.pop();
+      const run = tables(tool, ['-D', ...rule]);
+      assert.equal(run.status, 0, `${tool} -D: ${run.stderr}`);
+      assert.notEqual(tables(tool, ['-C', ...rule]).status, 0, `${tool}: the rule is still there`);
+    }
+  };
+  cleanups.push(unblock);
+  try {
+    for (const [tool, rule] of rules) {
+      const run = tables(tool, ['-I', ...rule]);
+      assert.equal(run.status, 0, `${tool} -I: ${run.stderr}`);
+      added.push([tool, rule]);
+    }
+    return await run(dropped);
+  } finally {
+    unblock();
+  }
+}
+
 // Stands in for a lying coordinator: every session answer the page gets
 // is rewritten by `alter` (once `expect` appears in one, if given) while a
 // native party waits; the page must refuse the session before joining.
@@ -896,6 +963,19 @@ const tests = {
     } finally {
       unblock();
     }
+  },
+
+  async 'two browsers and a native party: every browser↔peer path is direct (webrtc)'(context) {
+    return twoBrowsersAndNative(context, 'direct (webrtc)', 'webrtc_santa_2_browsers');
+  },
+
+  async 'with WebRTC blocked two browsers and a native party complete through the relay'(context) {
+    return withIceBlocked(async (dropped) => {
+      const figures = await twoBrowsersAndNative(context, 'relay', 'webrtc_blocked_santa_2_browsers');
+      // The rules were in the way: the pages' and their peers' checks were dropped.
+      assert.ok(dropped() > 0, 'no ICE check was dropped');
+      return figures;
+    });
   },
 
   async 'a native party with an identity shows its words in the page, which keeps no address book'(context) {

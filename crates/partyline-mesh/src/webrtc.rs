@@ -190,6 +190,7 @@ impl WebRtcHost {
                 .take(partyline_wire::webrtc::MAX_CANDIDATES)
                 .map(|c| c.to_string())
                 .collect(),
+            peer_candidates: Vec::new(),
         }
     }
 
@@ -204,7 +205,7 @@ impl WebRtcHost {
         let mut state = self.shared.lock();
         let mut browsers = BTreeSet::new();
         for member in peers {
-            let Some(theirs) = member.webrtc.as_ref().filter(|w| w.candidates.is_empty()) else {
+            let Some(theirs) = member.webrtc.as_ref().filter(|w| w.is_browser()) else {
                 continue;
             };
             let Ok(fingerprint) = theirs.fingerprint.parse() else {

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use partyline_wire::announce::MAX_ANNOUNCEMENT_BYTES;
 use partyline_wire::api::{
     ApiError, CreateSession, ServerInfo, SessionCreated, SessionState, SessionView, path,
 };
@@ -29,9 +30,6 @@ use crate::limits::{Limits, Refusal, client};
 use crate::relay::RelayGate;
 use crate::store::{NewSession, Store, StoreError};
 
-/// The longest announcement body the server keeps. Real ones are a few
-/// hundred bytes; the limit keeps a session from being used as storage.
-const MAX_ANNOUNCEMENT_BYTES: usize = 8 * 1024;
 /// The longest request body read at all: an announcement at the limit,
 /// JSON-escaped, fits.
 const MAX_REQUEST_BYTES: usize = 8 * MAX_ANNOUNCEMENT_BYTES;

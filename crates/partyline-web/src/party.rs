@@ -22,6 +22,7 @@ use partyline_proto::transport::{CLOSE_LIMIT, DRAIN_LIMIT, ONLINE_TIMEOUT, trans
 use partyline_proto::{ALPN, CloseCode, Dialing, ready_barrier, webrtc};
 use partyline_wire::checks::{ExpectedNames, Refusal, check_typed};
 use partyline_wire::seat::SeatViolation;
+use partyline_wire::webrtc::peer_list_index;
 use partyline_wire::{EndpointKey, Invite, Member, Roster, ServerUrl, WebRtcOffer};
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -113,12 +114,24 @@ struct MemberForPage {
     identity: Option<String>,
 }
 
-/// A native peer's WebRTC data, as the page makes its peer connection from it.
+/// A peer's WebRTC data, as the page makes (or, to a browser, completes)
+/// its peer connection from it.
 #[derive(Serialize)]
-struct WebRtcPeerForPage {
+struct WebRtcPeerForPage<'a> {
     index: usize,
-    #[serde(flatten)]
-    offer: WebRtcOffer,
+    fingerprint: &'a str,
+    ufrag: &'a str,
+    pwd: &'a str,
+    /// A native peer's socket addresses, or a browser peer's candidates for
+    /// its connection to us.
+    candidates: &'a [String],
+    /// A browser peer: which of the page's prepared peer connections is the
+    /// one for it. Absent for a native peer, to which the page makes one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection: Option<usize>,
+    /// Whether we are the DTLS client: to a native peer always (it answers),
+    /// to a browser peer when we hold the lower seat.
+    dtls_client: bool,
 }
 
 /// The path QUIC uses to one peer, as the page shows it.
@@ -248,23 +261,26 @@ impl Party {
         to_js(&members)
     }
 
-    /// The native peers that offer a WebRTC data channel, for the page to
-    /// make a peer connection to each: `[{index, ufrag, pwd, fingerprint,
-    /// candidates}]`, every field checked when the roster was verified.
+    /// The peers to open a WebRTC data channel to, for the page to make a
+    /// peer connection to each native one and complete its prepared one to
+    /// each browser: `[{index, fingerprint, ufrag, pwd, candidates,
+    /// connection?, dtls_client}]`, every field checked when the roster was
+    /// verified.
     pub fn webrtc_peers(&self) -> Result<JsValue, JsValue> {
-        if self.inner.roster.own().webrtc.is_none() {
-            return to_js(&Vec::<WebRtcPeerForPage>::new());
-        }
+        let own = self.inner.roster.own_index;
         let peers: Vec<WebRtcPeerForPage> = self
             .inner
-            .roster
-            .peers()
-            .filter_map(|m| {
-                let offer = m.webrtc.as_ref().filter(|w| !w.candidates.is_empty())?;
-                Some(WebRtcPeerForPage {
-                    index: m.index,
-                    offer: offer.clone(),
-                })
+            .channel_peers()
+            .map(|(member, offer, candidates)| WebRtcPeerForPage {
+                index: member.index,
+                fingerprint: &offer.fingerprint,
+                ufrag: &offer.ufrag,
+                pwd: &offer.pwd,
+                candidates,
+                connection: offer
+                    .is_browser()
+                    .then(|| peer_list_index(own, member.index)),
+                dtls_client: !offer.is_browser() || own < member.index,
             })
             .collect();
         to_js(&peers)
@@ -502,16 +518,14 @@ impl Inner {
         // same relay server the peer is connected to, whatever URL the peer
         // announced, and the page may talk to no other origin.
         let dialing = Dialing::ThroughRelay(self.endpoint.relay_url.clone());
-        // The native peers we dial over their data channel, if it opens in
-        // time (the page makes it from `webrtc_peers`); the others dial us.
+        // The peers we dial over their data channel, if it opens in time
+        // (the page makes it from `webrtc_peers`); the others dial us.
         let dialled: BTreeSet<EndpointKey> = self
-            .roster
-            .peers()
-            .filter(|m| m.index > self.roster.own_index)
-            .filter(|m| m.webrtc.as_ref().is_some_and(|w| !w.candidates.is_empty()))
-            .map(|m| m.endpoint)
+            .channel_peers()
+            .filter(|(m, _, _)| m.index > self.roster.own_index)
+            .map(|(m, _, _)| m.endpoint)
             .collect();
-        let over_webrtc = if dialled.is_empty() || self.roster.own().webrtc.is_none() {
+        let over_webrtc = if dialled.is_empty() {
             BTreeSet::new()
         } else {
             self.endpoint
@@ -532,6 +546,26 @@ impl Inner {
             .map(|(member, conn)| (member.index, conn))
             .collect();
         Ok(())
+    }
+
+    /// The peers a data channel may open to, with their offer and the
+    /// candidates to check: every native peer that announced its socket,
+    /// and every browser peer that prepared a peer connection for us while
+    /// we prepared one for it. None if we announced no WebRTC.
+    fn channel_peers(&self) -> impl Iterator<Item = (&Member, &WebRtcOffer, &[String])> {
+        let own = self.roster.own_index;
+        let ours = self.roster.own().webrtc.as_ref();
+        self.roster.peers().filter_map(move |member| {
+            let ours = ours?;
+            let theirs = member.webrtc.as_ref()?;
+            let candidates = if theirs.is_browser() {
+                ours.candidates_for(own, member.index)?;
+                theirs.candidates_for(member.index, own)?
+            } else {
+                &theirs.candidates[..]
+            };
+            Some((member, theirs, candidates))
+        })
     }
 
     /// The ready barrier over our connections; on failure it has closed them

@@ -100,9 +100,12 @@ impl Session {
     /// `on_progress` is called with `{joined: [names], expected}` whenever
     /// that list changes. Both `name` and `expected` are checked (see
     /// [`party_name`], [`check_expected`]) before anything is announced.
-    /// `webrtc` is `{fingerprint, ufrag, pwd}` of the page's peer
-    /// connections (one certificate for all), announced so that native
-    /// parties accept our data channels; `null` if the page has none.
+    /// `webrtc` is `{fingerprint, ufrag, pwd, peer_candidates}` of the
+    /// page's peer connections (one certificate and one set of ICE
+    /// credentials for all; the candidates of those it prepared for browser
+    /// peers, one list per other party), announced so that peers accept our
+    /// data channels and browsers can reach us; `null` if the page has none.
+    /// Candidates no party would accept are dropped first.
     pub fn join(
         &self,
         name: String,
@@ -166,8 +169,9 @@ fn webrtc_offer(page: JsValue) -> Result<Option<WebRtcOffer>, WebError> {
     if page.is_null() || page.is_undefined() {
         return Ok(None);
     }
-    let offer: WebRtcOffer =
+    let mut offer: WebRtcOffer =
         serde_wasm_bindgen::from_value(page).map_err(|e| WebError::WebRtc(e.to_string()))?;
+    offer.keep_valid_peer_candidates();
     offer.check().map_err(|e| WebError::WebRtc(e.to_string()))?;
     Ok(Some(offer))
 }

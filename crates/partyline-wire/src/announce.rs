@@ -16,6 +16,11 @@ use crate::{EndpointKey, Invite, SessionId};
 /// The longest party name, in characters.
 pub const MAX_NAME_CHARS: usize = 40;
 
+/// The longest announcement body the server keeps. Real ones are a few
+/// hundred bytes, a browser's up to a few KiB (its WebRTC candidates); the
+/// limit keeps a session from being used as storage.
+pub const MAX_ANNOUNCEMENT_BYTES: usize = 8 * 1024;
+
 /// What a party tells the others through the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Announcement {
