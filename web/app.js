@@ -66,7 +66,9 @@ async function webrtcOffer(parties) {
   webrtc.ufrag = iceText(16);
   webrtc.pwd = iceText(32);
   try {
-    webrtc.prepared = await Promise.all(Array.from({ length: Math.max(parties - 1, 0) }, prepareConnection));
+    const servers = await iceServers();
+    webrtc.prepared = await Promise.all(Array.from({ length: Math.max(parties - 1, 0) },
+      () => prepareConnection(servers)));
   } catch (e) {
     // No direct path to browser peers; native peers still get theirs.
     console.warn(`cannot prepare WebRTC connections for browser peers: ${e.message || e}`);
@@ -76,6 +78,21 @@ async function webrtcOffer(parties) {
     fingerprint: `sha-256 ${sha256.value.toUpperCase()}`, ufrag: webrtc.ufrag, pwd: webrtc.pwd,
     peer_candidates: webrtc.prepared.map((p) => p.candidates),
   };
+}
+
+// The partyline server's STUN responder (its port in /v1/info, on the
+// relay's host) as the ICE server of the connections for browser peers: a
+// browser behind a NAT then also announces the address the NAT maps it to.
+// None if the server runs none or does not say.
+async function iceServers() {
+  try {
+    const response = await fetch('/v1/info', { signal: AbortSignal.timeout(GATHER_LIMIT_MS) });
+    const info = await response.json();
+    if (!Number.isInteger(info.stun_port)) return [];
+    return [{ urls: `stun:${new URL(info.relay_url).hostname}:${info.stun_port}` }];
+  } catch {
+    return [];
+  }
 }
 
 // Our offer on `pc`, with the announced ICE credentials instead of the
@@ -98,12 +115,13 @@ function candidateAddress({ protocol, address, port }) {
 }
 
 // A connection for a browser peer, made before we announce: our offer set,
-// and the candidates gathered within GATHER_LIMIT_MS. Its data channel is
+// and the candidates gathered within GATHER_LIMIT_MS (host candidates, and
+// server-reflexive ones from the ICE `servers`). Its data channel is
 // made after the roster, because a data channel can be handed to the worker
 // only as it is made; the placeholder channel only puts the data channel
 // section into the offer.
-async function prepareConnection() {
-  const pc = new RTCPeerConnection({ certificates: [webrtc.cert] });
+async function prepareConnection(servers) {
+  const pc = new RTCPeerConnection({ certificates: [webrtc.cert], iceServers: servers });
   webrtc.connections.push(pc);
   const placeholder = pc.createDataChannel('offer', { negotiated: true, id: 1 });
   const candidates = [];
