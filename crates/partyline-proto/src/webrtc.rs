@@ -1,5 +1,5 @@
 //! WebRTC data channels as a direct path between a browser party and a
-//! native one: what both ends agree on.
+//! peer, native or browser: what both ends agree on.
 //!
 //! A data channel (unordered, no retransmissions: QUIC does its own) carries
 //! the QUIC packets of one connection as an iroh custom transport, whose

@@ -5,9 +5,9 @@
 //! parties and runs the very protocol code they run (`partyline_proto`: ALPN,
 //! connecting the roster, stream header, close codes, announce-and-wait) and
 //! the same roster check (`partyline_wire`). Only the transport differs: a
-//! browser has no UDP sockets, so iroh reaches a native peer over a WebRTC
-//! data channel when one opens, and every other peer through the session's
-//! relay, which the coordinator serves on its own origin at `/relay`. QUIC's TLS
+//! browser has no UDP sockets, so iroh reaches a peer (native or browser)
+//! over a WebRTC data channel when one opens, and otherwise through the
+//! session's relay, which the coordinator serves on its own origin at `/relay`. QUIC's TLS
 //! between the endpoints is still done here, end to end, with the keys from
 //! the verified roster: the relay and the coordinator see only ciphertext.
 //!
@@ -24,7 +24,7 @@
 //! - [`party`]: our iroh endpoint and the connections to the roster's peers.
 //! - [`stream`]: one MPyC byte stream to a peer, as JavaScript sees it, and
 //!   the seat rules on the streams peers open.
-//! - [`webrtc`]: the WebRTC data channels to native parties, which the page
+//! - [`webrtc`]: the WebRTC data channels to peers, which the page
 //!   makes and hands to this worker, as an iroh custom transport: the direct
 //!   path when UDP between them works, the relay otherwise.
 #![forbid(unsafe_code)]

@@ -1,6 +1,7 @@
 //! Our iroh endpoint and the connections to exactly the roster's peers
-//! (`partyline_proto::connect`), every peer reached through the relay on the
-//! page's own origin. The phases are those of `join`: connect; run the
+//! (`partyline_proto::connect`), each peer reached over its WebRTC data
+//! channel when one opened, else through the relay on the page's own
+//! origin. The phases are those of `join`: connect; run the
 //! checks the person asked for (`partyline_wire::checks`: the expected
 //! parties, the fingerprint typed back), where a refusal closes every
 //! connection with our reason; then the ready barrier (`partyline_proto::
@@ -36,8 +37,8 @@ use crate::stream::{CheckedStream, PeerStream, Source, guard_incoming};
 use crate::webrtc::Channels;
 
 /// Our endpoint: a fresh key, the relay on the page's own origin, and the
-/// WebRTC data channels to native parties the page hands us (a browser has
-/// no UDP sockets of its own).
+/// WebRTC data channels to peers the page hands us (a browser has no UDP
+/// sockets of its own).
 pub(crate) struct PartyEndpoint {
     endpoint: Endpoint,
     relay_url: RelayUrl,

@@ -1,9 +1,11 @@
-//! The browser's end of WebRTC data channels to native parties
+//! The browser's end of WebRTC data channels to its peers, native or browser
 //! (`partyline_proto::webrtc`), as an iroh custom transport.
 //!
 //! `RTCPeerConnection` exists only in the page, not in workers, so the page
-//! makes the peer connections (from the roster's announced WebRTC data) and
-//! transfers each one's data channel to this worker, where QUIC packets go
+//! makes the peer connections (to a native peer after the roster; to a
+//! browser peer before it announces: see `partyline_wire::webrtc`),
+//! completes them from the roster's announced WebRTC data, and transfers
+//! each one's data channel to this worker, where QUIC packets go
 //! into and out of it directly: no hop through the page per packet. Channels
 //! are handed over before they open; whether one opens is seen here.
 use std::collections::{BTreeSet, HashMap};
@@ -34,7 +36,7 @@ type Callback = Closure<dyn FnMut(JsValue)>;
 /// socket buffer would (QUIC resends and slows down).
 const BUFFERED_LIMIT: u32 = 1 << 20;
 
-/// The data channels the page handed us, one per native peer. Cloning shares them.
+/// The data channels the page handed us, one per peer. Cloning shares them.
 #[derive(Clone, Debug)]
 pub(crate) struct Channels {
     shared: Arc<Mutex<State>>,
