@@ -76,7 +76,8 @@ impl Session {
     }
 
     /// Resolves to `{session, parties, label, state, joined: [names]}`; every
-    /// name shown has been verified with the invite secret.
+    /// name shown has been verified with the invite secret, and `parties` is
+    /// the invite's (the page prepares a WebRTC connection per other party).
     pub fn view(&self) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -85,7 +86,7 @@ impl Session {
             let joined = verify_all(&key, &view.announcements).map_err(WebError::Roster)?;
             to_js(&ViewForPage {
                 session: view.session.to_string(),
-                parties: view.parties,
+                parties: inner.invite.parties,
                 label: view.label,
                 state: view.state,
                 joined: joined.into_iter().map(|a| a.name).collect(),
