@@ -240,11 +240,16 @@ async function openPage(context, invite) {
   page.on('request', (r) => requests.push(r.url()));
   page.on('websocket', (ws) => requests.push(ws.url()));
   page.on('worker', (w) => requests.push(w.url()));
+  // The announcements its worker posted (with WebRTC data), as sent.
+  const announcements = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.postData()?.includes('ufrag')) announcements.push(r.postData());
+  });
   const console = [];
   page.on('console', (m) => console.push(m.text()));
   page.on('pageerror', (e) => console.push(`page error: ${e.message}`));
   await page.goto(invite);
-  return { page, requests, console };
+  return { page, requests, announcements, console };
 }
 
 // `expect` and `confirm` are the page's "check before you share" fields,
@@ -419,7 +424,9 @@ const CONTENT_TYPES = {
 // With `pythonFirst`, the pages join once Python has started, as a person who
 // reads the page first would; `wall` then leaves out the page's start-up,
 // which is a figure of its own.
-async function mixedSession(context, { browsers, natives, program, args, server, pythonFirst = false }) {
+// `beforeNatives(pages)`, if given, runs once the pages have joined and
+// before the native parties join.
+async function mixedSession(context, { browsers, natives, program, args, server, pythonFirst = false, beforeNatives }) {
   server ??= await startServer();
   const invite = await createInvite(server, browsers + natives);
   const pages = [];
@@ -432,6 +439,7 @@ async function mixedSession(context, { browsers, natives, program, args, server,
   }
   const started = Date.now();
   for (let b = 0; b < browsers; b++) await joinInPage(pages[b], `browser${b}`, program, args.join(' '));
+  if (beforeNatives) await beforeNatives(pages);
   const parties = Array.from({ length: natives }, (_, n) =>
     joinNative(invite, `native${n}`, [join(repo, 'examples', program), ...args]));
   let pageResults;
@@ -475,13 +483,28 @@ async function relayedSession(context, port) {
   return { webrtc_blocked_sum_2_parties_wall_s: (Date.now() - started) / 1000 };
 }
 
+// The ICE username fragment a page announced, once it has.
+async function announcedUfrag({ announcements }) {
+  for (let tries = 0; tries < 300 && !announcements.length; tries++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(announcements.length, 'the page announced no WebRTC data');
+  return JSON.parse(JSON.parse(announcements[0]).body).webrtc.ufrag;
+}
+
 // Two pages and a native party (seat 2) draw a Secret Santa; every
 // browser↔peer path must report `path`, in the pages and in the native's
-// report. Figures under `prefix`: the session wall (from join, Python
-// ready) and MPyC's elapsed time per party.
-async function twoBrowsersAndNative(context, path, prefix) {
-  const s = await mixedSession(context,
-    { browsers: 2, natives: 1, program: 'secretsanta.py', args: ['8'], pythonFirst: true });
+// report. The native joins once both pages have announced; `beforeNative`
+// is given their ICE username fragments then. Figures under `prefix`: the
+// session wall (from join, Python ready) and MPyC's elapsed time per party.
+async function twoBrowsersAndNative(context, path, prefix, { beforeNative } = {}) {
+  const s = await mixedSession(context, {
+    browsers: 2, natives: 1, program: 'secretsanta.py', args: ['8'], pythonFirst: true,
+    beforeNatives: async (pages) => {
+      const ufrags = await Promise.all(pages.map(announcedUfrag));
+      if (beforeNative) beforeNative(ufrags);
+    },
+  });
   const lines = [...s.pageResults.map((r) => r.output), ...s.nativeOutputs]
     .map((o) => resultLines(o, ['derangement'])[0]);
   lines.forEach((l) => assert.equal(l, lines[0]));
@@ -503,25 +526,19 @@ async function twoBrowsersAndNative(context, path, prefix) {
   return { [`${prefix}_wall_s`]: s.wall, [`${prefix}_mpyc_elapsed_s`]: elapsed };
 }
 
-// Drops every ICE connectivity check on loopback while `run` runs: UDP
-// whose payload has the STUN magic cookie at offset 4, over IPv4 (after a
-// header of any length) and IPv6 (after the fixed header). The rules are
-// removed when `run` ends, however; `run` is given a function that counts
-// the checks they dropped.
-async function withIceBlocked(run) {
-  const comment = ['-m', 'comment', '--comment', `partyline-web-test-ice-${process.pid}`];
-  const rules = [
-    ['iptables', ['INPUT', '-i', 'lo', '-p', 'udp', '-m', 'u32', '--u32', '0>>22&0x3C@12=0x2112A442', ...comment, '-j', 'DROP']],
-    ['ip6tables', ['INPUT', '-i', 'lo', '-p', 'udp', '-m', 'u32', '--u32', '52=0x2112A442', ...comment, '-j', 'DROP']],
-  ];
+// Drops the ICE connectivity checks of the parties whose ICE username
+// fragments `block` is given, on loopback: UDP whose payload has the STUN
+// magic cookie at offset 4 (over IPv4 after a header of any length, over
+// IPv6 after the fixed header) and holds one of the fragments (a check's
+// USERNAME names both ends). Other tests' parties on this machine are not
+// touched. `dropped()` counts what the rules dropped; `remove()` removes
+// them and checks they are gone (also run at the end of the suite).
+function iceBlocker() {
+  const cookies = [['iptables', '0>>22&0x3C@12=0x2112A442'], ['ip6tables', '52=0x2112A442']];
+  const comment = `partyline-web-test-ice-${process.pid}`;
   const tables = (tool, args) => spawnSync(tool, ['-w', '5', ...args], { encoding: 'utf8', timeout: 10_000 });
-  const dropped = () => rules.reduce((sum, [tool]) => {
-    const listed = tables(tool, ['-L', 'INPUT', '-v', '-n', '-x']).stdout.split('\n')
-      .find((l) => l.includes(comment[3]));
-    return sum + Number(listed?.trim().split(/\s+/)[0] ?? 0);
-  }, 0);
   const added = [];
-  const unblock = () => {
+  const remove = () => {
     while (added.length) {
       const [tool, rule] = added.pop();
       const run = tables(tool, ['-D', ...rule]);
@@ -529,17 +546,24 @@ async function withIceBlocked(run) {
       assert.notEqual(tables(tool, ['-C', ...rule]).status, 0, `${tool}: the rule is still there`);
     }
   };
-  cleanups.push(unblock);
-  try {
-    for (const [tool, rule] of rules) {
-      const run = tables(tool, ['-I', ...rule]);
-      assert.equal(run.status, 0, `${tool} -I: ${run.stderr}`);
-      added.push([tool, rule]);
-    }
-    return await run(dropped);
-  } finally {
-    unblock();
-  }
+  cleanups.push(remove);
+  return {
+    block(ufrags) {
+      for (const ufrag of ufrags) {
+        for (const [tool, cookie] of cookies) {
+          const rule = ['INPUT', '-i', 'lo', '-p', 'udp', '-m', 'u32', '--u32', cookie,
+            '-m', 'string', '--algo', 'bm', '--string', ufrag, '-m', 'comment', '--comment', comment, '-j', 'DROP'];
+          const run = tables(tool, ['-I', ...rule]);
+          assert.equal(run.status, 0, `${tool} -I: ${run.stderr}`);
+          added.push([tool, rule]);
+        }
+      }
+    },
+    dropped: () => cookies.reduce((sum, [tool]) => sum + tables(tool, ['-L', 'INPUT', '-v', '-n', '-x'])
+      .stdout.split('\n').filter((l) => l.includes(comment))
+      .reduce((n, l) => n + Number(l.trim().split(/\s+/)[0]), 0), 0),
+    remove,
+  };
 }
 
 // Stands in for a lying coordinator: every session answer the page gets
@@ -970,12 +994,16 @@ const tests = {
   },
 
   async 'with WebRTC blocked two browsers and a native party complete through the relay'(context) {
-    return withIceBlocked(async (dropped) => {
-      const figures = await twoBrowsersAndNative(context, 'relay', 'webrtc_blocked_santa_2_browsers');
+    const ice = iceBlocker();
+    try {
+      const figures = await twoBrowsersAndNative(context, 'relay', 'webrtc_blocked_santa_2_browsers',
+        { beforeNative: ice.block });
       // The rules were in the way: the pages' and their peers' checks were dropped.
-      assert.ok(dropped() > 0, 'no ICE check was dropped');
+      assert.ok(ice.dropped() > 0, 'no ICE check was dropped');
       return figures;
-    });
+    } finally {
+      ice.remove();
+    }
   },
 
   async 'a native party with an identity shows its words in the page, which keeps no address book'(context) {
