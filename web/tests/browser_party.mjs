@@ -234,8 +234,23 @@ class PlainChromium {
 }
 
 // A browser party: opens the invite, records every request, joins, runs.
+// Keeps what the page asks of every RTCPeerConnection it makes (its ICE
+// servers) in `window.peerConnectionConfigs`, for the tests to read.
+function recordPeerConnections() {
+  const Original = window.RTCPeerConnection;
+  if (!Original) return;
+  window.peerConnectionConfigs = [];
+  window.RTCPeerConnection = class extends Original {
+    constructor(config) {
+      super(config);
+      window.peerConnectionConfigs.push({ iceServers: config?.iceServers });
+    }
+  };
+}
+
 async function openPage(context, invite) {
   const page = await context.newPage();
+  await page.addInitScript(recordPeerConnections);
   const requests = [];
   page.on('request', (r) => requests.push(r.url()));
   page.on('websocket', (ws) => requests.push(ws.url()));
@@ -959,6 +974,17 @@ const tests = {
     });
     // The natives between themselves keep their own direct UDP path.
     assert.match(first.stderr, /native1 \([^)]*\), connected via direct, rtt/);
+    // The connections prepared for browser peers (one per other party,
+    // before announcing) name the server's own STUN responder as their only
+    // ICE server; those to the ICE-lite natives need none.
+    const stunPort = server.ready.match(/stun: +UDP port (\d+)/)?.[1];
+    assert.ok(stunPort, `serve names no STUN port:\n${server.ready}`);
+    const configs = await browser.page.evaluate(() => window.peerConnectionConfigs);
+    const named = configs.filter((c) => c.iceServers?.length);
+    assert.equal(named.length, 2, JSON.stringify(configs));
+    for (const config of named) {
+      assert.deepEqual(config.iceServers, [{ urls: `stun:127.0.0.1:${stunPort}` }]);
+    }
     return { webrtc_native_to_browser_rtt_ms: Math.max(...rtts), webrtc_sum_3_parties_wall_s: wall,
       webrtc_sum_browser_mpyc_elapsed_s: mpycElapsed(result.output) };
   },

@@ -47,6 +47,43 @@ fn two_cone_nats_reach_a_direct_path_and_match_plain_tcp() {
     assert_nothing_left(&prefix);
 }
 
+/// Behind a NAT that gives every destination another public port, a party
+/// still announces the address the server's STUN responder saw its WebRTC
+/// socket come from: the NAT's public address, with a port other than the
+/// socket's own. Only STUN can have told it that port; iroh's own address
+/// discovery tells the address of a different socket.
+#[test]
+fn a_party_behind_a_nat_announces_the_address_stun_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab("one-region", &[NatKind::Symmetric], dir.path());
+    let prefix = lab.prefix.clone();
+    let host = lab.parties[0].clone();
+    let server = partyline::Server::start(&lab, &exe(), dir.path()).unwrap();
+    securesum(&lab, dir.path(), |ctx| partyline::run(ctx, &server, false));
+    let report = dir.path().join("run/party0/report.json");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let candidates: Vec<std::net::SocketAddrV4> = report["webrtc_candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().parse().unwrap())
+        .collect();
+    let own = candidates
+        .iter()
+        .find(|c| *c.ip() == host.ip)
+        .unwrap_or_else(|| panic!("no candidate at its own address: {candidates:?}"));
+    assert!(
+        candidates
+            .iter()
+            .any(|c| *c.ip() == host.public_ip && c.port() != own.port()),
+        "no candidate at the NAT's address with the port the NAT chose: {candidates:?}"
+    );
+    drop(server);
+    lab.teardown();
+    assert_nothing_left(&prefix);
+}
+
 #[test]
 fn a_symmetric_nat_completes_via_the_relay() {
     let dir = tempfile::tempdir().unwrap();

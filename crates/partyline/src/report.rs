@@ -16,6 +16,11 @@ pub struct Report {
     /// The round trip to each of the server's relays, in milliseconds, as
     /// iroh's latest net report measured it.
     pub relay_rtt_ms: BTreeMap<String, f64>,
+    /// The `ip:port` candidates this party announced for browser parties'
+    /// WebRTC data channels: its own addresses at its WebRTC port, and the
+    /// address the server's STUN responder saw that port come from; empty
+    /// relay-only.
+    pub webrtc_candidates: Vec<String>,
     /// Milliseconds from the moment the roster was complete to the mesh being ready.
     pub setup_ms: u64,
     pub exit_code: i32,

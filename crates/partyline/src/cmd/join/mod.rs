@@ -629,6 +629,12 @@ fn build_report(
             .into_iter()
             .map(|(url, rtt)| (url, rtt.as_secs_f64() * 1000.0))
             .collect(),
+        webrtc_candidates: roster
+            .own()
+            .webrtc
+            .as_ref()
+            .map(|offer| offer.candidates.clone())
+            .unwrap_or_default(),
         setup_ms,
         exit_code,
         partyline_cpu_s: cpu.own.as_secs_f64(),
