@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iroh::endpoint::presets;
 use iroh::tls::CaTlsConfig;
@@ -64,13 +64,16 @@ pub struct PartyEndpoint {
 pub(crate) struct WebRtc {
     pub(crate) host: WebRtcHost,
     _driver: Arc<AbortOnDropHandle<()>>,
-    /// Until when we wait for the STUN responder's answer before announcing.
-    reflexive_deadline: Instant,
 }
 
-/// How long after binding we wait for the server's STUN answer before we
-/// announce without it: a round trip to a server far away, with room.
+/// How long we wait for the server's STUN answer, if it has not come by the
+/// time we announce, before we announce without it: a round trip to a
+/// server far away, with room. The question went out when we bound.
 pub const REFLEXIVE_WAIT: Duration = Duration::from_millis(500);
+
+/// How long finding the STUN responder's address (the relay's host name)
+/// may take before we give up asking it.
+const STUN_LOOKUP_LIMIT: Duration = Duration::from_secs(5);
 
 impl PartyEndpoint {
     /// Binds the endpoint and waits until it is connected to its relay, so that
@@ -136,19 +139,12 @@ impl PartyEndpoint {
             })?;
             builder = builder.add_custom_transport(Arc::new(host.clone()));
             let driver = Arc::new(AbortOnDropHandle::new(host.drive()));
-            let reflexive_deadline = Instant::now() + REFLEXIVE_WAIT;
             if let Some(port) = config.stun_port {
-                tokio::spawn(ask_reflexive(
-                    host.clone(),
-                    relay_url.clone(),
-                    port,
-                    reflexive_deadline,
-                ));
+                host.ask_reflexive(stun_responder(relay_url.clone(), port));
             }
             Some(WebRtc {
                 host,
                 _driver: driver,
-                reflexive_deadline,
             })
         };
         let endpoint = builder
@@ -239,11 +235,12 @@ impl PartyEndpoint {
 
     /// What we announce so that browser parties can open a WebRTC data
     /// channel to us: candidates on our direct addresses, and the address
-    /// the server's STUN responder saw our WebRTC socket come from (waited
-    /// for until [`REFLEXIVE_WAIT`] after binding at most); `None` relay-only.
+    /// the server's STUN responder saw our WebRTC socket come from (if its
+    /// answer is not there yet, waited for [`REFLEXIVE_WAIT`] at most);
+    /// `None` relay-only.
     pub async fn webrtc_offer(&self) -> Option<WebRtcOffer> {
         let webrtc = self.webrtc.as_ref()?;
-        let reflexive = webrtc.host.reflexive_addr(webrtc.reflexive_deadline).await;
+        let reflexive = webrtc.host.reflexive_addr(REFLEXIVE_WAIT).await;
         let ips = self
             .endpoint
             .addr()
@@ -267,26 +264,30 @@ impl PartyEndpoint {
     }
 }
 
-/// Finds the IPv4 address of the relay's host (where the server's STUN
-/// responder listens: our WebRTC socket is IPv4) and asks it, unless that
-/// takes past `deadline`.
-async fn ask_reflexive(host: WebRtcHost, relay: RelayUrl, port: u16, deadline: Instant) {
-    let Some(name) = relay.host_str() else {
-        return;
-    };
+/// The server's STUN responder: `port` at the IPv4 address of the relay's
+/// host (where it listens; our WebRTC socket is IPv4), if it can be found.
+async fn stun_responder(relay: RelayUrl, port: u16) -> Option<std::net::SocketAddr> {
+    let name = relay.host_str()?;
     let name = name
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
     let lookup = tokio::net::lookup_host((name, port));
-    match tokio::time::timeout_at(deadline.into(), lookup).await {
-        Ok(Ok(mut addrs)) => match addrs.find(std::net::SocketAddr::is_ipv4) {
-            Some(server) => host.ask_reflexive(server).await,
-            None => tracing::debug!("the relay's host has no IPv4 address to ask STUN"),
-        },
-        Ok(Err(e)) => tracing::debug!("cannot find the STUN responder at {relay}: {e}"),
-        Err(_) => tracing::debug!("looking up the STUN responder at {relay} took too long"),
+    let found = match tokio::time::timeout(STUN_LOOKUP_LIMIT, lookup).await {
+        Ok(Ok(mut addrs)) => addrs.find(std::net::SocketAddr::is_ipv4),
+        Ok(Err(e)) => {
+            tracing::debug!("cannot find the STUN responder at {relay}: {e}");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!("looking up the STUN responder at {relay} took too long");
+            return None;
+        }
+    };
+    if found.is_none() {
+        tracing::debug!("the relay's host has no IPv4 address to ask STUN");
     }
+    found
 }
 
 /// The server's relay and the further relays it lists; every one of them is

@@ -72,8 +72,19 @@ struct Shared {
     wake_driver: Notify,
     /// The browser peers whose data channel is open.
     open: watch::Sender<BTreeSet<EndpointKey>>,
-    /// Our address as the server's STUN responder saw it, once it answered.
-    reflexive: watch::Sender<Option<SocketAddr>>,
+    /// Our address as the server's STUN responder sees it.
+    reflexive: watch::Sender<Reflexive>,
+}
+
+/// What we know of our address as the server's STUN responder sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reflexive {
+    /// No responder was asked, or the question could not be sent.
+    Unknown,
+    /// A question is on its way; its answer is awaited.
+    Asking,
+    /// The responder's answer.
+    Known(SocketAddr),
 }
 
 #[derive(Default)]
@@ -122,7 +133,7 @@ impl WebRtcHost {
             .to_string();
         let creds = IceCreds::new();
         let (open, _) = watch::channel(BTreeSet::new());
-        let (reflexive, _) = watch::channel(None);
+        let (reflexive, _) = watch::channel(Reflexive::Unknown);
         let shared = Arc::new(Shared {
             socket,
             udp,
@@ -146,25 +157,38 @@ impl WebRtcHost {
         tokio::spawn(async move { shared.run().await })
     }
 
-    /// Asks the STUN responder at `server` (IPv4: our socket's family) from
-    /// which address our socket's packets come; see
+    /// Asks the STUN responder at the address `server` finds (IPv4, our
+    /// socket's family; `None`: there is none to ask) from which address our
+    /// socket's packets come, in a task of its own; see
     /// [`WebRtcHost::reflexive_addr`]. Asked once: a lost request or answer
     /// costs only that candidate.
-    pub async fn ask_reflexive(&self, server: SocketAddr) {
-        let (id, request) = crate::stun::binding_request();
-        self.shared.lock().asked = Some((server, id));
-        if let Err(e) = self.shared.socket.send_to(&request, server).await {
-            tracing::debug!("cannot ask the STUN responder at {server}: {e}");
-        }
+    pub fn ask_reflexive(&self, server: impl Future<Output = Option<SocketAddr>> + Send + 'static) {
+        self.shared.reflexive.send_replace(Reflexive::Asking);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let Some(server) = server.await else {
+                shared.reflexive.send_replace(Reflexive::Unknown);
+                return;
+            };
+            let (id, request) = crate::stun::binding_request();
+            shared.lock().asked = Some((server, id));
+            if let Err(e) = shared.socket.send_to(&request, server).await {
+                tracing::debug!("cannot ask the STUN responder at {server}: {e}");
+                shared.reflexive.send_replace(Reflexive::Unknown);
+            }
+        });
     }
 
-    /// Our address as the STUN responder saw it, waiting for its answer
-    /// until `deadline` at most.
-    pub async fn reflexive_addr(&self, deadline: Instant) -> Option<SocketAddr> {
+    /// Our address as the STUN responder saw it; while a question is on
+    /// its way, waits for the answer `limit` at most.
+    pub async fn reflexive_addr(&self, limit: Duration) -> Option<SocketAddr> {
         let mut reflexive = self.shared.reflexive.subscribe();
-        let answered = reflexive.wait_for(Option::is_some);
-        let _ = tokio::time::timeout_at(deadline.into(), answered).await;
-        *reflexive.borrow()
+        let answered = reflexive.wait_for(|r| *r != Reflexive::Asking);
+        let _ = tokio::time::timeout(limit, answered).await;
+        match *reflexive.borrow() {
+            Reflexive::Known(addr) => Some(addr),
+            Reflexive::Unknown | Reflexive::Asking => None,
+        }
     }
 
     /// What we announce: candidates on `ips` (our endpoint's direct
@@ -316,7 +340,7 @@ impl Shared {
             && let Some(reflexive) = crate::stun::mapped_address(datagram, id)
         {
             state.asked = None;
-            self.reflexive.send_replace(Some(reflexive));
+            self.reflexive.send_replace(Reflexive::Known(reflexive));
             return;
         }
         let Ok(contents) = datagram.try_into() else {

@@ -118,8 +118,9 @@ async fn answer_until_stopped(socket: UdpSocket) {
         };
         if let Some(response) = binding_response(&request[..len], from) {
             tracing::trace!(%from, "STUN: told a client its address");
-            // Lost like any datagram when the socket is full; the client asks again.
-            let _ = socket.try_send_to(&response, from);
+            if let Err(e) = socket.send_to(&response, from).await {
+                tracing::debug!("STUN answer to {from} not sent: {e}");
+            }
         }
     }
 }
