@@ -22,6 +22,8 @@ const repo = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const BIN = process.env.PARTYLINE_BIN || join(repo, 'target/debug/partyline');
 const PYTHON = process.env.PARTYLINE_PYTHON;
 const OUT = process.env.WEB_TEST_OUT || join(repo, 'target/web-test');
+// Debian's Chromium without mDNS host candidates (see the script).
+const CHROMIUM = join(repo, 'web/tests/chromium.sh');
 const SANTA = join(repo, 'examples/secretsanta.py');
 const SUM = join(repo, 'examples/securesum.py');
 const ROUNDS = join(repo, 'web/tests/programs/rounds.py');
@@ -136,7 +138,7 @@ async function launchBrowser() {
   rmSync(NET_LOG, { force: true });
   netLogs.push(NET_LOG);
   const context = await chromium.launchPersistentContext(userData, {
-    executablePath: '/usr/bin/chromium',
+    executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--ignore-certificate-errors',
@@ -162,7 +164,7 @@ class PlainChromium {
     cleanups.push(() => rmSync(userData, { recursive: true, force: true }));
     rmSync(PLAIN_NET_LOG, { force: true });
     netLogs.push(PLAIN_NET_LOG);
-    const child = track(spawn('/usr/bin/chromium', ['--headless', '--no-sandbox', '--disable-gpu',
+    const child = track(spawn(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--ignore-certificate-errors', '--remote-debugging-pipe', `--user-data-dir=${userData}`,
       `--log-net-log=${PLAIN_NET_LOG}`, 'about:blank'],
