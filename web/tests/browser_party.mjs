@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { copyFileSync, existsSync, linkSync, mkdtempSync, rmSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 
@@ -27,6 +27,10 @@ const CHROMIUM = join(repo, 'web/tests/chromium.sh');
 const SANTA = join(repo, 'examples/secretsanta.py');
 const SUM = join(repo, 'examples/securesum.py');
 const ROUNDS = join(repo, 'web/tests/programs/rounds.py');
+const DRAWS = join(repo, 'web/tests/programs/santa_draws.py');
+// Secret Santa's draw a fixed number of times, among 8 people: the
+// figures' browser/native ratio for the same amount of work.
+const DRAWS_ARGS = ['6', '8'];
 // The background-tab test: how long the tab stays behind another one (with
 // the default --peer-timeout of 5 s), and rounds enough (one a second) to
 // outlast it.
@@ -271,10 +275,16 @@ async function openPage(context, invite) {
 
 // `expect` and `confirm` are the page's "check before you share" fields,
 // left as they are when not given.
+// `program`: a bundled program's name, or the path of one to paste.
 async function joinInPage({ page }, name, program, args = '', { expect, confirm } = {}) {
   await page.waitForSelector('#join-form:not([hidden])', { timeout: 30_000 });
   await page.fill('#name', name);
-  await page.check(`input[name=program][value="${program}"]`);
+  if (isAbsolute(program)) {
+    await page.check('input[name=program][value=paste]');
+    await page.fill('#source', readFileSync(program, 'utf8'));
+  } else {
+    await page.check(`input[name=program][value="${program}"]`);
+  }
   await page.fill('#args', args);
   if (expect !== undefined) await page.fill('#expect', expect);
   if (confirm) await page.check('#confirm-fingerprint');
@@ -458,7 +468,7 @@ async function mixedSession(context, { browsers, natives, program, args, server,
   for (let b = 0; b < browsers; b++) await joinInPage(pages[b], `browser${b}`, program, args.join(' '));
   if (beforeNatives) await beforeNatives(pages);
   const parties = Array.from({ length: natives }, (_, n) =>
-    joinNative(invite, `native${n}`, [join(repo, 'examples', program), ...args]));
+    joinNative(invite, `native${n}`, [isAbsolute(program) ? program : join(repo, 'examples', program), ...args]));
   let pageResults;
   try {
     pageResults = await Promise.all(pages.map(pageResult));
@@ -1112,6 +1122,31 @@ const tests = {
     assert.match(await page.textContent('#error'),
       /This browser cannot run a partyline party: it lacks WebAssembly JavaScript Promise Integration/);
     assert.ok(await page.isHidden('#join-form'));
+  },
+
+  async 'a fixed number of Secret Santa draws: one browser and two native parties against all native'(context) {
+    const drawMs = (text) => Number(resultLines(text, ['draw ms'])[0]?.replace('draw ms:', ''));
+    const server = await startServer();
+    const invite = await createInvite(server, 3);
+    const parties = [0, 1, 2].map((n) => joinNative(invite, `native${n}`, [DRAWS, ...DRAWS_ARGS]));
+    const native = await Promise.all(parties.map(nativeResult));
+    const mixed = await mixedSession(context,
+      { browsers: 1, natives: 2, program: DRAWS, args: DRAWS_ARGS, server, pythonFirst: true });
+    const outputs = [...native, mixed.pageResults[0].output, ...mixed.nativeOutputs];
+    for (const o of outputs) assert.ok(drawMs(o) > 0, `no draw time in:\n${o}`);
+    const counts = (os) => new Set(os.map((o) => resultLines(o, ['derangements'])[0]));
+    assert.equal(counts(native).size, 1, 'the native parties disagree');
+    assert.equal(counts(outputs.slice(3)).size, 1, 'the mixed session\'s parties disagree');
+    const slowest = (os) => Math.max(...os.map(drawMs));
+    const roundMs = (os) => Math.max(...os.map((o) => Number(resultLines(o, ['round ms'])[0]?.replace('round ms:', ''))));
+    const figures = {
+      santa_draw_all_native_ms: slowest(native), santa_draw_1_browser_ms: slowest(outputs.slice(3)),
+      round_all_native_ms: roundMs(native), round_1_browser_ms: roundMs(outputs.slice(3)),
+    };
+    figures.santa_draw_1_browser_ratio = figures.santa_draw_1_browser_ms / figures.santa_draw_all_native_ms;
+    log(`a draw: ${figures.santa_draw_1_browser_ms} ms with the page, ${figures.santa_draw_all_native_ms} ms all native;`
+      + ` a round: ${figures.round_1_browser_ms} ms, ${figures.round_all_native_ms} ms`);
+    return figures;
   },
 
   async 'all native parties run Secret Santa (the baseline for the figures)'() {
