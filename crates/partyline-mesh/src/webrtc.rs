@@ -11,6 +11,28 @@
 //! str0m checks in the handshake. The announcements are MAC'd with the invite
 //! secret, so a coordinator cannot put its own certificate in the middle.
 //!
+//! The socket is open to anyone who learns its address, and the coordinator
+//! sees the announcements (MAC'd, not encrypted): both sides' ICE
+//! credentials and our candidates. Whoever knows them passes ICE's checks,
+//! and an ICE-lite agent follows any nomination a check carries; only the
+//! DTLS handshake tells the browser apart, by its certificate. So:
+//! - our DTLS and SCTP packets go where the Rtc's last DTLS datagram came
+//!   from, not to the nominated pair, which a stranger's checks can point
+//!   at itself;
+//! - once the DTLS handshake has ended (only the holder of the announced
+//!   certificate's key gets that far), the Rtc takes datagrams from the
+//!   browser's address alone: a stranger's nominations, DTLS records and
+//!   garbage no longer reach it;
+//! - an Rtc that ends before that (a stranger's handshake with another
+//!   certificate ends it) is made afresh, so that a stranger cannot shut the
+//!   browser out for good.
+//!
+//! What is left: a stranger with the credentials who keeps sending DTLS
+//! records while the browser's handshake is under way can keep it from
+//! completing, a stall (the browser goes through the relay); and a browser
+//! whose address changes after the handshake loses its data channel.
+//! `tests/hostile_webrtc.rs` attacks the socket so.
+//!
 //! The Rtcs live behind one mutex: a driver task feeds them what the socket
 //! receives and their timeouts, and iroh's sender writes QUIC packets into
 //! their data channels directly; whatever they have to send goes out at once.
@@ -42,6 +64,7 @@ use partyline_proto::webrtc::{CHANNEL_ID, CHANNEL_LABEL, Inbox, destination, pac
 use partyline_wire::{EndpointKey, Member, WebRtcOffer};
 use str0m::change::DirectApi;
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::config::{DtlsCert, Fingerprint};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig};
 use stun_codec::TransactionId;
@@ -51,6 +74,36 @@ use tokio::task::JoinHandle;
 
 /// The largest datagram we read: above any path MTU.
 const DATAGRAM_MAX: usize = 2048;
+
+/// The data channel every pair opens (see `web/app.js`): negotiated, with
+/// no DCEP exchange; unordered and without retransmissions, as QUIC does
+/// its own.
+pub fn channel_config() -> ChannelConfig {
+    ChannelConfig {
+        label: CHANNEL_LABEL.to_string(),
+        ordered: false,
+        reliability: Reliability::MaxRetransmits { retransmits: 0 },
+        negotiated: Some(CHANNEL_ID),
+        protocol: String::new(),
+    }
+}
+
+/// A fresh DTLS certificate and its fingerprint as SDP writes it (and the
+/// announcement carries it).
+pub fn dtls_certificate() -> io::Result<(DtlsCert, String)> {
+    let cert = str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate()
+        .ok_or_else(|| io::Error::other("cannot make a DTLS certificate"))?;
+    // Taken from an Rtc with the certificate: str0m computes it, not we.
+    let mut probe = RtcConfig::new()
+        .set_dtls_cert(cert.clone())
+        .build(Instant::now());
+    let fingerprint = DirectApi::new(&mut probe)
+        .local_dtls_fingerprint()
+        .to_string();
+    Ok((cert, fingerprint))
+}
 
 /// Our WebRTC side for one session: the socket, the certificate, the
 /// browser peers. Cloning shares it.
@@ -65,7 +118,7 @@ struct Shared {
     udp: UdpSocketState,
     port: u16,
     creds: IceCreds,
-    cert: str0m::config::DtlsCert,
+    cert: DtlsCert,
     fingerprint: String,
     state: Mutex<State>,
     /// Tells the driver to look at the Rtcs' timeouts again.
@@ -106,7 +159,59 @@ impl std::fmt::Debug for State {
 
 struct Peer {
     rtc: Rtc,
+    /// What the Rtc is made from, to make it afresh.
+    expected: Expected,
     channel: Option<ChannelId>,
+    /// Where our DTLS and SCTP packets go: the source of the last DTLS
+    /// datagram the Rtc took, not the pair the ICE checks nominated, which
+    /// anyone who knows the ICE credentials can nominate.
+    dtls_peer: Option<SocketAddr>,
+    /// Whether the DTLS handshake has ended: `dtls_peer` is then the
+    /// browser's address (only the holder of the announced certificate's key
+    /// gets that far), and the Rtc takes nothing from any other.
+    pinned: bool,
+}
+
+/// A browser peer's announced ICE credentials and DTLS fingerprint, and the
+/// candidates we announced.
+struct Expected {
+    creds: IceCreds,
+    fingerprint: Fingerprint,
+    ours: Vec<SocketAddr>,
+}
+
+impl Peer {
+    fn new(shared: &Shared, expected: Expected) -> Option<Self> {
+        let mut rtc = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_dtls_cert(shared.cert.clone())
+            .set_local_ice_credentials(shared.creds.clone())
+            .build(Instant::now());
+        for candidate in &expected.ours {
+            if let Ok(candidate) = Candidate::host(*candidate, "udp") {
+                rtc.add_local_candidate(candidate);
+            }
+        }
+        let mut api = DirectApi::new(&mut rtc);
+        api.set_remote_ice_credentials(expected.creds.clone());
+        api.set_remote_fingerprint(expected.fingerprint.clone());
+        api.set_ice_controlling(false);
+        api.start_dtls(false).ok()?;
+        api.start_sctp(false);
+        api.create_data_channel(channel_config());
+        Some(Self {
+            rtc,
+            expected,
+            channel: None,
+            dtls_peer: None,
+            pinned: false,
+        })
+    }
+
+    /// Whether the Rtc may see a datagram from `source`.
+    fn hears(&self, source: SocketAddr) -> bool {
+        !self.pinned || self.dtls_peer == Some(source)
+    }
 }
 
 impl WebRtcHost {
@@ -118,19 +223,7 @@ impl WebRtcHost {
         let udp = UdpSocketState::new((&std_socket).into())?;
         let port = std_socket.local_addr()?.port();
         let socket = tokio::net::UdpSocket::from_std(std_socket)?;
-        let provider = str0m::crypto::from_feature_flags();
-        let cert = provider
-            .dtls_provider
-            .generate_certificate()
-            .ok_or_else(|| io::Error::other("cannot make a DTLS certificate"))?;
-        // The fingerprint as SDP writes it, taken from an Rtc with our
-        // certificate: str0m computes it, not we.
-        let mut probe = RtcConfig::new()
-            .set_dtls_cert(cert.clone())
-            .build(Instant::now());
-        let fingerprint = DirectApi::new(&mut probe)
-            .local_dtls_fingerprint()
-            .to_string();
+        let (cert, fingerprint) = dtls_certificate()?;
         let creds = IceCreds::new();
         let (open, _) = watch::channel(BTreeSet::new());
         let (reflexive, _) = watch::channel(Reflexive::Unknown);
@@ -235,43 +328,31 @@ impl WebRtcHost {
             let Ok(fingerprint) = theirs.fingerprint.parse() else {
                 continue;
             };
-            let mut rtc = RtcConfig::new()
-                .set_ice_lite(true)
-                .set_dtls_cert(self.shared.cert.clone())
-                .set_local_ice_credentials(self.shared.creds.clone())
-                .build(Instant::now());
-            for candidate in ours.candidate_addrs() {
-                if let Ok(candidate) = Candidate::host(candidate, "udp") {
-                    rtc.add_local_candidate(candidate);
-                }
-            }
-            let mut api = DirectApi::new(&mut rtc);
-            api.set_remote_ice_credentials(IceCreds {
-                ufrag: theirs.ufrag.clone(),
-                pass: theirs.pwd.clone(),
-            });
-            api.set_remote_fingerprint(fingerprint);
-            api.set_ice_controlling(false);
-            if api.start_dtls(false).is_err() {
+            let expected = Expected {
+                creds: IceCreds {
+                    ufrag: theirs.ufrag.clone(),
+                    pass: theirs.pwd.clone(),
+                },
+                fingerprint,
+                ours: ours.candidate_addrs().collect(),
+            };
+            let Some(peer) = Peer::new(&self.shared, expected) else {
                 continue;
-            }
-            api.start_sctp(false);
-            api.create_data_channel(ChannelConfig {
-                label: CHANNEL_LABEL.to_string(),
-                ordered: false,
-                reliability: Reliability::MaxRetransmits { retransmits: 0 },
-                negotiated: Some(CHANNEL_ID),
-                protocol: String::new(),
-            });
-            state
-                .peers
-                .insert(member.endpoint, Peer { rtc, channel: None });
+            };
+            state.peers.insert(member.endpoint, peer);
             browsers.insert(member.endpoint);
         }
         self.shared.drain(&mut state);
         drop(state);
         self.shared.wake_driver.notify_one();
         browsers
+    }
+
+    /// Writes `packets` into the data channel to the browser `to`, each one
+    /// message, if that channel is open (what iroh's sender does with QUIC's
+    /// packets); else they are lost.
+    pub fn send<'a>(&self, to: &EndpointKey, packets: impl IntoIterator<Item = &'a [u8]>) {
+        self.shared.send(to, packets);
     }
 
     /// Waits until the data channel of every peer in `keys` is open, at most
@@ -288,6 +369,25 @@ impl WebRtcHost {
 }
 
 impl Shared {
+    /// Writes `packets` into the data channel to the browser `to`, if it is
+    /// open, and sends what that makes the Rtc send.
+    fn send<'a>(&self, to: &EndpointKey, packets: impl IntoIterator<Item = &'a [u8]>) {
+        let mut state = self.lock();
+        if let Some(peer) = state.peers.get_mut(to)
+            && let Some(id) = peer.channel
+            && let Some(mut channel) = peer.rtc.channel(id)
+        {
+            for packet in packets {
+                // A packet the channel cannot take now is lost, as on a
+                // full socket; QUIC resends.
+                let _ = channel.write(true, packet);
+            }
+        }
+        self.drain(&mut state);
+        drop(state);
+        self.wake_driver.notify_one();
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -333,7 +433,8 @@ impl Shared {
     }
 
     /// One datagram from the socket: the STUN responder's answer, or for the
-    /// Rtc of the peer it belongs to.
+    /// Rtc of the peer it belongs to (see the module docs on who may reach
+    /// which Rtc).
     fn receive(&self, state: &mut State, datagram: &[u8], meta: &RecvMeta) {
         if let Some((server, id)) = state.asked
             && meta.addr == server
@@ -359,10 +460,46 @@ impl Shared {
                 contents,
             },
         );
-        if let Some(peer) = state.peers.values_mut().find(|p| p.rtc.accepts(&input))
-            && let Err(e) = peer.rtc.handle_input(input)
-        {
+        let State { peers, inbox, .. } = state;
+        let Some((key, peer)) = peers
+            .iter_mut()
+            .find(|(_, p)| p.hears(meta.addr) && p.rtc.accepts(&input))
+        else {
+            return;
+        };
+        if let Err(e) = peer.rtc.handle_input(input) {
             tracing::debug!("WebRTC input refused: {e}");
+        }
+        // 0 to 3: STUN (RFC 7983); anything else the Rtc takes is DTLS.
+        if datagram.first().is_some_and(|b| *b > 3) && !peer.pinned {
+            peer.dtls_peer = Some(meta.addr);
+        }
+        // At once, so that the DTLS handshake's end is seen with the
+        // datagram that ended it. The driver asks every Rtc for its timeout
+        // again before it waits.
+        let mut next = Instant::now();
+        if !self.poll(key, peer, inbox, &mut next) {
+            let key = *key;
+            self.end(state, key);
+        }
+    }
+
+    /// What to do with a peer whose Rtc ended: before its DTLS handshake
+    /// ended (a stranger's handshake with the wrong certificate, a datagram
+    /// its DTLS could not take), a fresh Rtc waits for the browser, so that
+    /// a stranger cannot shut the browser out for good; after it, the
+    /// browser ended it, and the peer is gone.
+    fn end(&self, state: &mut State, key: EndpointKey) {
+        let Some(peer) = state.peers.remove(&key) else {
+            return;
+        };
+        if peer.pinned {
+            tracing::debug!("WebRTC session with {} ended", key.short());
+            return;
+        }
+        tracing::debug!("WebRTC session with {} starts afresh", key.short());
+        if let Some(fresh) = Peer::new(self, peer.expected) {
+            state.peers.insert(key, fresh);
         }
     }
 
@@ -370,45 +507,68 @@ impl Shared {
     /// the earliest time one wants to be woken.
     fn drain(&self, state: &mut State) -> Instant {
         let mut next = Instant::now() + Duration::from_secs(1);
-        let mut opened = Vec::new();
         let State { peers, inbox, .. } = &mut *state;
-        peers.retain(|key, peer| {
-            loop {
-                match peer.rtc.poll_output() {
-                    Ok(Output::Timeout(at)) => {
-                        next = next.min(at);
-                        return true;
-                    }
-                    Ok(Output::Transmit(t)) => {
-                        let transmit = noq_udp::Transmit {
-                            destination: t.destination,
-                            ecn: None,
-                            contents: &t.contents,
-                            segment_size: None,
-                            src_ip: (!t.source.ip().is_unspecified()).then_some(t.source.ip()),
-                        };
-                        // Like a full socket buffer: the packet is lost, and
-                        // whoever sent it resends.
-                        let _ = self.udp.try_send((&self.socket).into(), &transmit);
-                    }
-                    Ok(Output::Event(Event::ChannelOpen(id, _))) => {
-                        peer.channel = Some(id);
-                        opened.push(*key);
-                    }
-                    Ok(Output::Event(Event::ChannelData(data))) => inbox.push(*key, data.data),
-                    Ok(Output::Event(Event::ChannelClose(_))) => peer.channel = None,
-                    Ok(Output::Event(_)) => {}
-                    Err(e) => {
-                        tracing::debug!("WebRTC session with {} ended: {e}", key.short());
-                        return false;
-                    }
-                }
-            }
-        });
-        if !opened.is_empty() {
-            self.open.send_modify(|open| open.extend(opened));
+        let ended: Vec<EndpointKey> = peers
+            .iter_mut()
+            .filter_map(|(key, peer)| (!self.poll(key, peer, inbox, &mut next)).then_some(*key))
+            .collect();
+        for key in ended {
+            self.end(state, key);
         }
         next
+    }
+
+    /// Sends what one Rtc has to send and hands on its events; `next`
+    /// becomes the earlier of itself and when the Rtc wants to be woken.
+    /// Returns whether the Rtc is still alive.
+    fn poll(
+        &self,
+        key: &EndpointKey,
+        peer: &mut Peer,
+        inbox: &mut Inbox,
+        next: &mut Instant,
+    ) -> bool {
+        loop {
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    *next = (*next).min(at);
+                    return peer.rtc.is_alive();
+                }
+                Ok(Output::Transmit(t)) => {
+                    // STUN answers go to whoever asked; the rest to our
+                    // DTLS peer (see `Peer::dtls_peer`).
+                    let stun = t.contents.first().is_some_and(|b| *b <= 3);
+                    let destination = match peer.dtls_peer {
+                        Some(dtls_peer) if !stun => dtls_peer,
+                        _ => t.destination,
+                    };
+                    let transmit = noq_udp::Transmit {
+                        destination,
+                        ecn: None,
+                        contents: &t.contents,
+                        segment_size: None,
+                        src_ip: (!t.source.ip().is_unspecified()).then_some(t.source.ip()),
+                    };
+                    // Like a full socket buffer: the packet is lost, and
+                    // whoever sent it resends.
+                    let _ = self.udp.try_send((&self.socket).into(), &transmit);
+                }
+                Ok(Output::Event(Event::Connected)) => peer.pinned = peer.dtls_peer.is_some(),
+                Ok(Output::Event(Event::ChannelOpen(id, _))) => {
+                    peer.channel = Some(id);
+                    self.open.send_modify(|open| {
+                        open.insert(*key);
+                    });
+                }
+                Ok(Output::Event(Event::ChannelData(data))) => inbox.push(*key, data.data),
+                Ok(Output::Event(Event::ChannelClose(_))) => peer.channel = None,
+                Ok(Output::Event(_)) => {}
+                Err(e) => {
+                    tracing::debug!("WebRTC session with {}: {e}", key.short());
+                    return false;
+                }
+            }
+        }
     }
 }
 
@@ -485,20 +645,7 @@ impl CustomSender for HostSender {
             Ok(key) => key,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        let mut state = self.shared.lock();
-        if let Some(peer) = state.peers.get_mut(&key)
-            && let Some(id) = peer.channel
-            && let Some(mut channel) = peer.rtc.channel(id)
-        {
-            for packet in packets(transmit) {
-                // A packet the channel cannot take now is lost, as on a
-                // full socket; QUIC resends.
-                let _ = channel.write(true, packet);
-            }
-        }
-        self.shared.drain(&mut state);
-        drop(state);
-        self.shared.wake_driver.notify_one();
+        self.shared.send(&key, packets(transmit));
         Poll::Ready(Ok(()))
     }
 }
