@@ -40,12 +40,15 @@ fn ping(lab: &Lab, from: usize, to: usize, count: u32) -> (f64, f64) {
         .find(|p| p.ends_with("packet loss"))
         .and_then(|p| p.trim_end_matches("% packet loss").parse().ok())
         .unwrap_or_else(|| panic!("no loss figure in {text}"));
-    // rtt min/avg/max/mdev = 0.1/0.2/0.3/0.05 ms; none when every reply was lost.
+    // rtt min/avg/max/mdev = 0.1/0.2/0.3/0.05 ms, and ", pipe N" after it when
+    // replies overtook the next pings (as jitter makes them); none when every
+    // reply was lost.
     let mdev = text
         .lines()
         .find_map(|l| l.split(" = ").nth(1))
         .and_then(|v| v.split('/').nth(3))
-        .and_then(|v| v.trim_end_matches(" ms").parse().ok())
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN);
     (loss, mdev)
 }
